@@ -1,0 +1,32 @@
+# The two set-up commands are `make up` and `make test`; each installs what is missing first.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+BENCH ?=
+
+.PHONY: deps configure build test up bench clean format
+
+deps:
+	@./scripts/deps.sh
+
+configure: deps
+	@if [ ! -f $(BUILD_DIR)/build.ninja ]; then \
+	  cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null; fi
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	@./scripts/test-peers.sh
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+up: build
+	@$(BUILD_DIR)/meridian up --example examples/jobs/hello.yaml
+
+bench: build
+	@./scripts/bench.sh $(BENCH)
+
+format:
+	@clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,51 @@
+// HttpClient: a blocking HTTP(S) client over libcurl. curl stays inside http_client.cc.
+//
+// One HttpClient keeps its connections open and reuses them; it is NOT thread-safe: use
+// one per thread (they are cheap). TLS peers are verified against `ca_file` when given,
+// else against the system trust store.
+//
+// Errors: a connection that cannot be made (refused, DNS, reset) is kUnavailable; a
+// timeout is kDeadlineExceeded; a certificate the CA does not vouch for is
+// kFailedPrecondition naming the CA file. Any HTTP status, 4xx and 5xx included, is a
+// successful Result carrying that status: interpreting it is the caller's job.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "net/http_types.h"
+
+namespace meridian::net {
+
+struct HttpClientOptions {
+  std::string ca_file;  // PEM CA bundle to trust; empty: system store
+  int connect_timeout_ms = 5'000;
+  int timeout_ms = 60'000;  // whole request; a request may override it
+  int64_t max_response_bytes = int64_t{512} << 20;
+};
+
+struct HttpClientRequest {
+  std::string method = "GET";
+  std::string url;
+  HeaderList headers;
+  std::string body;
+  int timeout_ms = 0;  // 0: the client's default
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(HttpClientOptions options);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  Result<HttpResponse> Send(const HttpClientRequest& request);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meridian::net

@@ -1,0 +1,130 @@
+// The formats users already have (Anyscale cloud_resource.yaml, operator Helm values,
+// job.yaml), parsed and validated.
+//
+// Every parser reads YAML into a JSON tree (so the API and the CLI share one validator)
+// and reports the first error as "<source>:<line>:<column>: <field.path>: <what is wrong>"
+// when the input came from a file, or "<field.path>: <what is wrong>" when it came as JSON
+// through the API. Unknown fields are errors with a "did you mean" suggestion. Errors are
+// kInvalidArgument.
+//
+// JSON conversion (ToJson/FromJson) lives in spec/spec_json.h so that this header stays
+// light.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace meridian::spec {
+
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+// The process environment.
+EnvLookup ProcessEnv();
+
+// ---- Instance types (Helm values: workloads.instanceTypes.additional.<name>.resources) ----
+
+struct InstanceType {
+  std::string name;
+  double cpu = 0;
+  int gpu = 0;
+  int64_t memory_bytes = 0;               // "92Gi", "512Mi", "1G" or a plain byte count
+  std::vector<std::string> accelerators;  // e.g. {"T4"}, {"A100-40G"}
+};
+
+// Parses the Helm values shape. Other top-level Helm keys are ignored (they configure the
+// Anyscale operator itself, not shapes); inside `resources` unknown keys are errors.
+Result<std::vector<InstanceType>> ParseInstanceTypes(std::string_view yaml,
+                                                     std::string_view source_name);
+
+// ---- Cloud resource (Anyscale cloud_resource.yaml) ----
+
+enum class Provider { kAzure, kAws, kGcp, kGeneric, kLocal };
+enum class ComputeStack { kK8s, kVm, kLocal };
+
+std::string_view ProviderName(Provider provider);          // "AZURE", ...
+std::string_view ComputeStackName(ComputeStack stack);     // "K8S", ...
+
+struct CloudResourceSpec {
+  std::string name;      // ^[a-zA-Z0-9_-]+$, at most 256 characters
+  Provider provider = Provider::kLocal;
+  ComputeStack compute_stack = ComputeStack::kLocal;
+  std::string region;    // ^[a-z0-9]+(-[a-z0-9]+)*$, at most 35 characters
+  std::string object_storage_bucket;         // object_storage.bucket_name
+  std::string file_storage_pvc;              // file_storage.persistent_volume_claim
+  std::string azure_tenant_id;               // azure_config.tenant_id
+  std::string operator_identity;             // kubernetes_config.anyscale_operator_iam_identity
+                                             // (or the older anyscale_operator_iam_id)
+};
+
+// `$VAR` and `${VAR}` expand from `env` in every string value; an unset variable is an
+// error naming it and where it is used. `$$` is a literal '$'.
+Result<CloudResourceSpec> ParseCloudResourceYaml(std::string_view yaml,
+                                                 std::string_view source_name,
+                                                 const EnvLookup& env);
+
+// ---- Job config (Anyscale job.yaml) ----
+
+enum class MarketType { kOnDemand, kSpot, kPreferSpot };
+
+struct WorkerNodeGroup {
+  std::string instance_type;
+  std::string name;  // defaults to instance_type
+  int min_nodes = 0;
+  int max_nodes = 0;  // defaults to min_nodes when absent... see ParseJobConfig
+  MarketType market_type = MarketType::kOnDemand;
+};
+
+struct ComputeTarget {
+  std::string cloud_resource;            // empty: any
+  std::string head_instance_type;        // empty: chosen automatically
+  std::vector<WorkerNodeGroup> worker_nodes;
+};
+
+struct ComputeConfig {
+  // The single-resource form (compute_config.cloud_resource / head_node / worker_nodes).
+  ComputeTarget target;
+  // The multi-resource fallback form compute_config.configs[...]; empty when not used.
+  std::vector<ComputeTarget> configs;
+  std::string cloud_resource_strategy;   // flags.cloud_resource_strategy, e.g. "input_order"
+  int cloud_resource_starting_timeout_s = 0;  // flags.cloud_resource_starting_timeout
+  std::map<std::string, double> min_resources;  // e.g. {"CPU": 8, "GPU": 1}
+  std::map<std::string, double> max_resources;
+  bool auto_select_worker_config = false;
+  // compute_config given as a string (a named compute config such as "my-config:1").
+  std::string named;
+};
+
+struct JobConfig {
+  std::string name;
+  std::string entrypoint;  // required
+  std::string image_uri;
+  ComputeConfig compute_config;
+  std::string working_dir;  // a local directory (the CLI packs it) or a package reference
+  std::vector<std::string> excludes;
+  std::vector<std::string> requirements;  // list form; a file path is read by the CLI
+  std::map<std::string, std::string> env_vars;
+  std::vector<std::string> py_modules;
+  std::string cloud;
+  std::string project;
+  int max_retries = 1;
+  int64_t timeout_s = 0;  // 0: none
+  std::map<std::string, std::string> tags;
+};
+
+Result<JobConfig> ParseJobConfigYaml(std::string_view yaml, std::string_view source_name);
+
+// Names of fields that were given but that meridian does not act on yet (e.g. "image_uri",
+// "requirements", "py_modules"), for the one-line notice.
+std::vector<std::string> IgnoredJobFields(const JobConfig& config);
+
+// Edit distance suggestion: the closest of `candidates` to `word`, or "" when none is close.
+std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace meridian::spec
