@@ -1,1 +1,454 @@
+// LocalStack runs real processes: this binary is also the shim (see main at the bottom), as
+// the meridian binary is in production.
+#include "operator/stacks/local/local_stack.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "base/archive.h"
+#include "base/files.h"
 #include "gtest/gtest.h"
+#include "operator/stacks/local/attempt_dir.h"
+
+namespace meridian::op {
+namespace {
+
+constexpr auto kPatience = std::chrono::seconds(30);  // only so a broken test cannot hang
+
+std::string SelfPath() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
+
+std::string MakeTempDir() {
+  std::string pattern = ::testing::TempDir() + "local_stack_test.XXXXXX";
+  char* made = ::mkdtemp(pattern.data());
+  EXPECT_NE(made, nullptr);
+  return pattern;
+}
+
+AttemptLaunch Launch(const std::string& key, const std::string& entrypoint) {
+  AttemptLaunch launch;
+  launch.key = key;
+  launch.entrypoint = entrypoint;
+  return launch;
+}
+
+std::optional<AttemptStatus> Find(ComputeStack& stack, const std::string& key) {
+  for (AttemptStatus& status : stack.List()) {
+    if (status.key == key) return status;
+  }
+  return std::nullopt;
+}
+
+AttemptStatus WaitFor(ComputeStack& stack, const std::string& key,
+                      const std::function<bool(const AttemptStatus&)>& done) {
+  auto give_up = std::chrono::steady_clock::now() + kPatience;
+  std::optional<AttemptStatus> status;
+  while (std::chrono::steady_clock::now() < give_up) {
+    status = Find(stack, key);
+    if (status && done(*status)) return *status;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ADD_FAILURE() << "attempt " << key << " never reached the expected state; last phase "
+                << (status ? AttemptPhaseName(status->phase) : "(absent)");
+  return status.value_or(AttemptStatus{});
+}
+
+AttemptStatus WaitFinal(ComputeStack& stack, const std::string& key) {
+  return WaitFor(stack, key, [](const AttemptStatus& s) { return IsFinal(s.phase); });
+}
+
+AttemptStatus WaitRunning(ComputeStack& stack, const std::string& key) {
+  return WaitFor(stack, key,
+                 [](const AttemptStatus& s) { return s.phase == AttemptPhase::kRunning; });
+}
+
+std::string ReadWholeLog(ComputeStack& stack, const std::string& key) {
+  std::string all;
+  int64_t offset = 0;
+  while (true) {
+    Result<LogChunk> chunk = stack.ReadLog(key, offset, 4096);
+    EXPECT_TRUE(chunk.ok()) << chunk.status();
+    if (!chunk.ok() || chunk->data.empty()) return all;
+    all += chunk->data;
+    offset = chunk->next_offset;
+  }
+}
+
+void WaitForLog(ComputeStack& stack, const std::string& key, const std::string& text) {
+  WaitFor(stack, key, [&](const AttemptStatus&) {
+    return ReadWholeLog(stack, key).find(text) != std::string::npos;
+  });
+}
+
+bool WaitUntil(const std::function<bool()>& condition) {
+  auto give_up = std::chrono::steady_clock::now() + kPatience;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// Gone, or a zombie nobody has reaped yet: either way it no longer runs.
+bool ProcessRuns(pid_t pid) {
+  Result<std::string> stat = base::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return false;
+  size_t close = stat->rfind(')');
+  return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z';
+}
+
+void Touch(const std::string& path) { std::ofstream(path) << "go\n"; }
+
+class LocalStackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    temp_ = MakeTempDir();
+    root_ = temp_ + "/attempts";
+    stack_ = Open();
+  }
+
+  void TearDown() override {
+    // A failed test may leave attempts running: stop them so nothing outlives the test.
+    if (stack_ == nullptr) stack_ = Open();
+    for (const AttemptStatus& status : stack_->List()) {
+      if (!IsFinal(status.phase)) {
+        stack_->Terminate(status.key, 0).IgnoreError();
+        WaitFinal(*stack_, status.key);
+      }
+    }
+    stack_.reset();
+    base::RemoveAll(temp_).IgnoreError();
+  }
+
+  std::unique_ptr<ComputeStack> Open(int64_t max_log_bytes = int64_t{64} << 20) {
+    LocalStackOptions options;
+    options.root = root_;
+    options.shim_binary = SelfPath();
+    options.max_log_bytes = max_log_bytes;
+    Result<std::unique_ptr<ComputeStack>> stack = OpenLocalStack(options);
+    EXPECT_TRUE(stack.ok()) << stack.status();
+    return stack.ok() ? std::move(*stack) : nullptr;
+  }
+
+  // An entrypoint that prints `before`, waits until the test creates the gate file, then
+  // runs `after`.
+  std::string Gated(const std::string& before, const std::string& after) {
+    gate_ = temp_ + "/gate";
+    return "echo " + before + "; while [ ! -f '" + gate_ + "' ]; do sleep 0.05; done; " + after;
+  }
+
+  std::string AttemptFile(const std::string& key, const std::string& name) const {
+    return root_ + "/" + key + "/" + name;
+  }
+
+  std::string temp_;
+  std::string root_;
+  std::string gate_;
+  std::unique_ptr<ComputeStack> stack_;
+};
+
+TEST(AttemptPhaseTest, NamesAndFinality) {
+  EXPECT_EQ(AttemptPhaseName(AttemptPhase::kStarting), "STARTING");
+  EXPECT_EQ(AttemptPhaseName(AttemptPhase::kRunning), "RUNNING");
+  EXPECT_EQ(AttemptPhaseName(AttemptPhase::kSucceeded), "SUCCEEDED");
+  EXPECT_EQ(AttemptPhaseName(AttemptPhase::kFailed), "FAILED");
+  EXPECT_EQ(AttemptPhaseName(AttemptPhase::kTerminated), "TERMINATED");
+  EXPECT_FALSE(IsFinal(AttemptPhase::kStarting));
+  EXPECT_FALSE(IsFinal(AttemptPhase::kRunning));
+  EXPECT_TRUE(IsFinal(AttemptPhase::kSucceeded));
+  EXPECT_TRUE(IsFinal(AttemptPhase::kFailed));
+  EXPECT_TRUE(IsFinal(AttemptPhase::kTerminated));
+}
+
+TEST_F(LocalStackTest, SucceedsAndCapturesOutputInOrder) {
+  ASSERT_TRUE(stack_->Start(Launch("job_a.1", "echo one; echo two >&2; echo three")).ok());
+  AttemptStatus status = WaitFinal(*stack_, "job_a.1");
+  EXPECT_EQ(status.phase, AttemptPhase::kSucceeded);
+  EXPECT_EQ(status.exit_code, 0);
+  EXPECT_EQ(ReadWholeLog(*stack_, "job_a.1"), "one\ntwo\nthree\n");
+  EXPECT_EQ(status.log_bytes, 14);
+  EXPECT_GT(status.started_unix_ms, 0);
+  EXPECT_GE(status.ended_unix_ms, status.started_unix_ms);
+}
+
+TEST_F(LocalStackTest, NonZeroExitFails) {
+  ASSERT_TRUE(stack_->Start(Launch("job_a.1", "echo failing; exit 3")).ok());
+  AttemptStatus status = WaitFinal(*stack_, "job_a.1");
+  EXPECT_EQ(status.phase, AttemptPhase::kFailed);
+  EXPECT_EQ(status.exit_code, 3);
+  EXPECT_EQ(status.message, "exited with code 3");
+}
+
+TEST_F(LocalStackTest, DeathBySignalFails) {
+  ASSERT_TRUE(stack_->Start(Launch("job_a.1", "kill -9 $$")).ok());
+  AttemptStatus status = WaitFinal(*stack_, "job_a.1");
+  EXPECT_EQ(status.phase, AttemptPhase::kFailed);
+  EXPECT_EQ(status.exit_code, 128 + 9);
+  EXPECT_EQ(status.message, "killed by signal 9");
+}
+
+TEST_F(LocalStackTest, EnvironmentIsMinimalPlusLaunchEnvAndGpus) {
+  ::setenv("MERIDIAN_TEST_OPERATOR_ONLY", "leaked", 1);
+  AttemptLaunch launch = Launch(
+      "job_env.1",
+      "echo \"foo=$FOO\"; echo \"leak=$MERIDIAN_TEST_OPERATOR_ONLY\"; "
+      "echo \"gpus=$CUDA_VISIBLE_DEVICES\"; echo \"order=$CUDA_DEVICE_ORDER\"; "
+      "echo \"path_set=${PATH:+yes}\"; pwd");
+  launch.env = {{"FOO", "bar baz"}};
+  launch.gpu_indices = {0, 2};
+  ASSERT_TRUE(stack_->Start(launch).ok());
+  ASSERT_TRUE(stack_->Start(Launch("job_env.2", "echo \"gpus=${CUDA_VISIBLE_DEVICES-unset}\"")).ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_env.1").phase, AttemptPhase::kSucceeded);
+  EXPECT_EQ(WaitFinal(*stack_, "job_env.2").phase, AttemptPhase::kSucceeded);
+  ::unsetenv("MERIDIAN_TEST_OPERATOR_ONLY");
+
+  std::string work = std::filesystem::canonical(root_ + "/job_env.1/work").string();
+  EXPECT_EQ(ReadWholeLog(*stack_, "job_env.1"),
+            "foo=bar baz\nleak=\ngpus=0,2\norder=PCI_BUS_ID\npath_set=yes\n" + work + "\n");
+  EXPECT_EQ(ReadWholeLog(*stack_, "job_env.2"), "gpus=unset\n");
+}
+
+TEST_F(LocalStackTest, WorkingDirectoryIsUnpackedFromTheArchive) {
+  std::string source = temp_ + "/source";
+  ASSERT_TRUE(base::MakeDirs(source + "/scripts").ok());
+  std::ofstream(source + "/hello.txt") << "hello from the package\n";
+  std::ofstream(source + "/scripts/run.sh") << "echo script ran in $(basename \"$PWD\")\n";
+  Result<std::string> packed = base::PackDirectory(source, base::PackOptions{});
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  std::string archive = temp_ + "/package.tar.gz";
+  ASSERT_TRUE(base::WriteFileAtomic(archive, *packed).ok());
+
+  AttemptLaunch launch = Launch("job_pkg.1", "cat hello.txt; sh scripts/run.sh");
+  launch.working_dir_archive = archive;
+  ASSERT_TRUE(stack_->Start(launch).ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_pkg.1").phase, AttemptPhase::kSucceeded);
+  EXPECT_EQ(ReadWholeLog(*stack_, "job_pkg.1"), "hello from the package\nscript ran in work\n");
+}
+
+TEST_F(LocalStackTest, BrokenArchiveIsRefusedAndLeavesNothing) {
+  std::string archive = temp_ + "/broken.tar.gz";
+  ASSERT_TRUE(base::WriteFileAtomic(archive, "this is not a gzip stream").ok());
+  AttemptLaunch launch = Launch("job_pkg.1", "true");
+  launch.working_dir_archive = archive;
+  EXPECT_FALSE(stack_->Start(launch).ok());
+  EXPECT_FALSE(Find(*stack_, "job_pkg.1").has_value());
+  EXPECT_FALSE(base::PathExists(root_ + "/job_pkg.1"));
+  // The key is free again once the archive is fixed.
+  EXPECT_TRUE(stack_->Start(Launch("job_pkg.1", "true")).ok());
+}
+
+TEST_F(LocalStackTest, TerminateKillsAProcessThatIgnoresSigtermAfterTheGrace) {
+  ASSERT_TRUE(stack_->Start(Launch(
+      "job_t.1", "trap '' TERM; echo ready; while true; do sleep 0.1; done")).ok());
+  WaitForLog(*stack_, "job_t.1", "ready");
+  ASSERT_TRUE(stack_->Terminate("job_t.1", 300).ok());
+  AttemptStatus status = WaitFinal(*stack_, "job_t.1");
+  EXPECT_EQ(status.phase, AttemptPhase::kTerminated);
+  EXPECT_EQ(status.exit_code, 128 + SIGKILL);
+}
+
+TEST_F(LocalStackTest, TerminateStopsTheWholeProcessGroup) {
+  // Two grandchildren, one of which ignores SIGTERM; their pids are written to work/pids.
+  ASSERT_TRUE(stack_->Start(Launch("job_g.1",
+                                   "(trap '' TERM; exec sleep 1000) & echo $! > pids; "
+                                   "sleep 1000 & echo $! >> pids; echo ready; wait"))
+                  .ok());
+  WaitForLog(*stack_, "job_g.1", "ready");
+  std::ifstream pid_file(AttemptFile("job_g.1", "work/pids"));
+  std::vector<pid_t> grandchildren;
+  for (pid_t pid; pid_file >> pid;) grandchildren.push_back(pid);
+  ASSERT_EQ(grandchildren.size(), 2u);
+  for (pid_t pid : grandchildren) EXPECT_TRUE(ProcessRuns(pid));
+
+  ASSERT_TRUE(stack_->Terminate("job_g.1", 500).ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_g.1").phase, AttemptPhase::kTerminated);
+  for (pid_t pid : grandchildren) {
+    EXPECT_TRUE(WaitUntil([pid] { return !ProcessRuns(pid); })) << "pid " << pid << " survived";
+  }
+}
+
+TEST_F(LocalStackTest, TimeoutFailsTheAttempt) {
+  AttemptLaunch launch = Launch("job_to.1", "echo started; sleep 1000");
+  launch.timeout_s = 1;
+  ASSERT_TRUE(stack_->Start(launch).ok());
+  AttemptStatus status = WaitFinal(*stack_, "job_to.1");
+  EXPECT_EQ(status.phase, AttemptPhase::kFailed);
+  EXPECT_EQ(status.message, "timed out after 1 s");
+  EXPECT_NE(status.exit_code, 0);
+  EXPECT_EQ(ReadWholeLog(*stack_, "job_to.1"), "started\n");
+}
+
+TEST_F(LocalStackTest, OutputPastTheLimitIsDroppedWithAMarkerLine) {
+  stack_.reset();
+  stack_ = Open(/*max_log_bytes=*/1000);
+  ASSERT_NE(stack_, nullptr);
+  ASSERT_TRUE(stack_->Start(Launch(
+      "job_big.1", "head -c 5000 /dev/zero | tr '\\0' a; echo; echo done; exit 0")).ok());
+  AttemptStatus status = WaitFinal(*stack_, "job_big.1");
+  EXPECT_EQ(status.phase, AttemptPhase::kSucceeded);
+  std::string expected = std::string(1000, 'a') + "\n[meridian: output truncated at 1000 bytes]\n";
+  EXPECT_EQ(ReadWholeLog(*stack_, "job_big.1"), expected);
+  EXPECT_EQ(status.log_bytes, static_cast<int64_t>(expected.size()));
+}
+
+TEST_F(LocalStackTest, StartingAKnownKeyAgainIsAlreadyExists) {
+  ASSERT_TRUE(stack_->Start(Launch("job_d.1", "true")).ok());
+  EXPECT_EQ(stack_->Start(Launch("job_d.1", "true")).code(), absl::StatusCode::kAlreadyExists);
+  WaitFinal(*stack_, "job_d.1");
+  stack_.reset();
+  stack_ = Open();
+  EXPECT_EQ(stack_->Start(Launch("job_d.1", "true")).code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(LocalStackTest, UnsafeKeysAndBadLaunchesAreRefused) {
+  for (const std::string& key : {std::string(""), std::string("../escape"), std::string("a/b"),
+                                 std::string(".hidden"), std::string("-flag"),
+                                 std::string("with space"), std::string(200, 'k')}) {
+    EXPECT_EQ(stack_->Start(Launch(key, "true")).code(), absl::StatusCode::kInvalidArgument)
+        << key;
+  }
+  AttemptLaunch bad_env = Launch("job_e.1", "true");
+  bad_env.env = {{"A=B", "c"}};
+  EXPECT_EQ(stack_->Start(bad_env).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(stack_->Start(Launch("job_e.2", "")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(stack_->List().empty());
+  EXPECT_FALSE(base::PathExists(temp_ + "/escape"));
+}
+
+TEST_F(LocalStackTest, RunningAttemptSurvivesAnOperatorRestart) {
+  ASSERT_TRUE(stack_->Start(Launch("job_r.1", Gated("before", "echo after"))).ok());
+  WaitForLog(*stack_, "job_r.1", "before");
+  EXPECT_EQ(WaitRunning(*stack_, "job_r.1").phase, AttemptPhase::kRunning);
+  stack_.reset();
+
+  stack_ = Open();
+  std::optional<AttemptStatus> status = Find(*stack_, "job_r.1");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->phase, AttemptPhase::kRunning);
+  Touch(gate_);
+  AttemptStatus final_status = WaitFinal(*stack_, "job_r.1");
+  EXPECT_EQ(final_status.phase, AttemptPhase::kSucceeded);
+  EXPECT_EQ(final_status.exit_code, 0);
+  EXPECT_EQ(ReadWholeLog(*stack_, "job_r.1"), "before\nafter\n");
+}
+
+TEST_F(LocalStackTest, ExitWhileNoOperatorRunsIsReportedByTheNextOne) {
+  ASSERT_TRUE(stack_->Start(Launch("job_r.2", Gated("waiting", "exit 4"))).ok());
+  WaitForLog(*stack_, "job_r.2", "waiting");
+  stack_.reset();
+  Touch(gate_);
+  ASSERT_TRUE(WaitUntil([&] { return base::PathExists(AttemptFile("job_r.2", "exit_code")); }));
+
+  stack_ = Open();
+  std::optional<AttemptStatus> status = Find(*stack_, "job_r.2");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->phase, AttemptPhase::kFailed);
+  EXPECT_EQ(status->exit_code, 4);
+  EXPECT_EQ(status->message, "exited with code 4");
+}
+
+TEST_F(LocalStackTest, TerminateAfterAnOperatorRestart) {
+  ASSERT_TRUE(stack_->Start(Launch("job_r.3", "trap '' TERM; echo ready; "
+                                              "while true; do sleep 0.1; done")).ok());
+  WaitForLog(*stack_, "job_r.3", "ready");
+  stack_.reset();
+  stack_ = Open();
+  ASSERT_TRUE(stack_->Terminate("job_r.3", 200).ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_r.3").phase, AttemptPhase::kTerminated);
+}
+
+TEST_F(LocalStackTest, AttemptWhoseProcessesVanishedIsLost) {
+  ASSERT_TRUE(stack_->Start(Launch("job_l.1", Gated("ready", "true"))).ok());
+  WaitForLog(*stack_, "job_l.1", "ready");
+  Result<local::ProcessIdentity> shim =
+      local::ReadIdentity(AttemptFile("job_l.1", std::string(local::kShimPidFile)));
+  Result<local::ProcessIdentity> child =
+      local::ReadIdentity(AttemptFile("job_l.1", std::string(local::kChildPidFile)));
+  ASSERT_TRUE(shim.ok() && child.ok());
+  ASSERT_EQ(::kill(shim->pid, SIGKILL), 0);
+  ASSERT_EQ(::kill(-child->pid, SIGKILL), 0);
+  AttemptStatus status = WaitFinal(*stack_, "job_l.1");
+  EXPECT_EQ(status.phase, AttemptPhase::kFailed);
+  EXPECT_EQ(status.message, "lost: the process disappeared without an exit status");
+}
+
+TEST_F(LocalStackTest, ForgetRefusesARunningAttemptAndRemovesAFinishedOne) {
+  ASSERT_TRUE(stack_->Start(Launch("job_f.1", Gated("ready", "true"))).ok());
+  WaitForLog(*stack_, "job_f.1", "ready");
+  EXPECT_EQ(stack_->Forget("job_f.1").code(), absl::StatusCode::kFailedPrecondition);
+  Touch(gate_);
+  EXPECT_EQ(WaitFinal(*stack_, "job_f.1").phase, AttemptPhase::kSucceeded);
+
+  ASSERT_TRUE(stack_->Forget("job_f.1").ok());
+  EXPECT_FALSE(Find(*stack_, "job_f.1").has_value());
+  EXPECT_FALSE(base::PathExists(root_ + "/job_f.1"));
+  EXPECT_EQ(stack_->ReadLog("job_f.1", 0, 10).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(stack_->Forget("job_f.1").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(LocalStackTest, ReadLogPagesThroughTheOutput) {
+  ASSERT_TRUE(stack_->Start(Launch("job_p.1", "printf abcdefghij")).ok());
+  WaitFinal(*stack_, "job_p.1");
+  Result<LogChunk> first = stack_->ReadLog("job_p.1", 0, 4);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->data, "abcd");
+  EXPECT_EQ(first->next_offset, 4);
+  Result<LogChunk> rest = stack_->ReadLog("job_p.1", first->next_offset, 100);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(rest->data, "efghij");
+  EXPECT_EQ(rest->next_offset, 10);
+  Result<LogChunk> end = stack_->ReadLog("job_p.1", 10, 100);
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->data, "");
+  EXPECT_EQ(end->next_offset, 10);
+  EXPECT_EQ(stack_->ReadLog("job_p.1", -1, 10).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(stack_->ReadLog("nope", 0, 10).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(LocalStackTest, TerminateOfAFinishedOrUnknownAttempt) {
+  ASSERT_TRUE(stack_->Start(Launch("job_x.1", "true")).ok());
+  WaitFinal(*stack_, "job_x.1");
+  EXPECT_TRUE(stack_->Terminate("job_x.1", 0).ok());
+  EXPECT_EQ(Find(*stack_, "job_x.1")->phase, AttemptPhase::kSucceeded);
+  EXPECT_EQ(stack_->Terminate("nope", 0).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(LocalStackTest, OneStackPerRoot) {
+  LocalStackOptions options;
+  options.root = root_;
+  options.shim_binary = SelfPath();
+  EXPECT_EQ(OpenLocalStack(options).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(DetectGpusTest, OneIndexPerNvidiaGpuEntry) {
+  size_t entries = 0;
+  std::error_code error;
+  for (std::filesystem::directory_iterator it("/proc/driver/nvidia/gpus", error), end;
+       !error && it != end; it.increment(error)) {
+    ++entries;
+  }
+  std::vector<int> gpus = DetectGpus();
+  ASSERT_EQ(gpus.size(), entries);
+  for (size_t i = 0; i < gpus.size(); ++i) EXPECT_EQ(gpus[i], static_cast<int>(i));
+}
+
+}  // namespace
+}  // namespace meridian::op
+
+int main(int argc, char** argv) {
+  if (argc >= 4 && std::string(argv[1]) == "operator" && std::string(argv[2]) == "shim") {
+    return meridian::op::RunShim(argv[3]);
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
