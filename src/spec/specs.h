@@ -36,10 +36,17 @@ struct InstanceType {
   int gpu = 0;
   int64_t memory_bytes = 0;               // "92Gi", "512Mi", "1G" or a plain byte count
   std::vector<std::string> accelerators;  // e.g. {"T4"}, {"A100-40G"}
+
+  friend bool operator==(const InstanceType&, const InstanceType&) = default;
 };
 
-// Parses the Helm values shape. Other top-level Helm keys are ignored (they configure the
-// Anyscale operator itself, not shapes); inside `resources` unknown keys are errors.
+// Parses the Helm values shape, in file order. Other Helm keys (top-level, under `workloads`
+// and under `workloads.instanceTypes`) are ignored: they configure the Anyscale operator
+// itself, not shapes. Each entry of `additional` has only `resources`, whose keys are CPU
+// (a number or "500m"; required), GPU (an integer >= 0; default 0), memory (a Kubernetes
+// quantity such as "92Gi", "512Mi", "1G", or a plain byte count; required) and accelerators
+// (a list of strings); unknown keys there are errors. A file that defines no instance type is
+// an error (it is almost always a misspelt key).
 Result<std::vector<InstanceType>> ParseInstanceTypes(std::string_view yaml,
                                                      std::string_view source_name);
 
@@ -61,10 +68,16 @@ struct CloudResourceSpec {
   std::string azure_tenant_id;               // azure_config.tenant_id
   std::string operator_identity;             // kubernetes_config.anyscale_operator_iam_identity
                                              // (or the older anyscale_operator_iam_id)
+
+  friend bool operator==(const CloudResourceSpec&, const CloudResourceSpec&) = default;
 };
 
 // `$VAR` and `${VAR}` expand from `env` in every string value; an unset variable is an
 // error naming it and where it is used. `$$` is a literal '$'.
+// name, provider, compute_stack and region are required; provider and compute_stack are
+// matched ignoring case. These other Anyscale keys are accepted and not kept:
+// object_storage.region, object_storage.endpoint, file_storage.mount_path, networking_mode,
+// kubernetes_config.namespace.
 Result<CloudResourceSpec> ParseCloudResourceYaml(std::string_view yaml,
                                                  std::string_view source_name,
                                                  const EnvLookup& env);
@@ -77,14 +90,18 @@ struct WorkerNodeGroup {
   std::string instance_type;
   std::string name;  // defaults to instance_type
   int min_nodes = 0;
-  int max_nodes = 0;  // defaults to min_nodes when absent... see ParseJobConfig
+  int max_nodes = 0;  // defaults to min_nodes when absent; an error when below min_nodes
   MarketType market_type = MarketType::kOnDemand;
+
+  friend bool operator==(const WorkerNodeGroup&, const WorkerNodeGroup&) = default;
 };
 
 struct ComputeTarget {
   std::string cloud_resource;            // empty: any
   std::string head_instance_type;        // empty: chosen automatically
   std::vector<WorkerNodeGroup> worker_nodes;
+
+  friend bool operator==(const ComputeTarget&, const ComputeTarget&) = default;
 };
 
 struct ComputeConfig {
@@ -99,6 +116,8 @@ struct ComputeConfig {
   bool auto_select_worker_config = false;
   // compute_config given as a string (a named compute config such as "my-config:1").
   std::string named;
+
+  friend bool operator==(const ComputeConfig&, const ComputeConfig&) = default;
 };
 
 struct JobConfig {
@@ -108,7 +127,9 @@ struct JobConfig {
   ComputeConfig compute_config;
   std::string working_dir;  // a local directory (the CLI packs it) or a package reference
   std::vector<std::string> excludes;
-  std::vector<std::string> requirements;  // list form; a file path is read by the CLI
+  // The list form as given. `requirements: path/to/requirements.txt` (a string) becomes the
+  // one element "file:path/to/requirements.txt": the CLI reads that file.
+  std::vector<std::string> requirements;
   std::map<std::string, std::string> env_vars;
   std::vector<std::string> py_modules;
   std::string cloud;
@@ -116,15 +137,25 @@ struct JobConfig {
   int max_retries = 1;
   int64_t timeout_s = 0;  // 0: none
   std::map<std::string, std::string> tags;
+
+  friend bool operator==(const JobConfig&, const JobConfig&) = default;
 };
 
+// entrypoint is required. env_vars and tags values may be strings, numbers or booleans (kept
+// as their text). compute_config is a string (a named config) or a mapping; `configs` and the
+// single-resource fields (cloud_resource, head_node, worker_nodes) are mutually exclusive.
+// These Anyscale keys are accepted and not kept: compute_config.cloud, .zones,
+// .enable_cross_zone_scaling, .advanced_instance_config; head_node/worker_nodes[] resources,
+// labels and advanced_instance_config. flags.cloud_resource_starting_timeout is seconds, as an
+// integer or a duration such as "10m", "90s", "1h30m".
 Result<JobConfig> ParseJobConfigYaml(std::string_view yaml, std::string_view source_name);
 
 // Names of fields that were given but that meridian does not act on yet (e.g. "image_uri",
 // "requirements", "py_modules"), for the one-line notice.
 std::vector<std::string> IgnoredJobFields(const JobConfig& config);
 
-// Edit distance suggestion: the closest of `candidates` to `word`, or "" when none is close.
+// Edit distance suggestion: the closest of `candidates` to `word` (ignoring case), or "" when
+// none is within max(2, word.size() / 3) edits.
 std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
 
 }  // namespace meridian::spec
