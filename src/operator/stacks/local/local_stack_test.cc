@@ -276,6 +276,37 @@ TEST_F(LocalStackTest, TerminateStopsTheWholeProcessGroup) {
   }
 }
 
+TEST_F(LocalStackTest, TerminateAlsoStopsDescendantsThatLeftTheGroup) {
+  ASSERT_TRUE(stack_->Start(Launch("job_g.2",
+                                   "setsid sh -c 'echo $$ > pids; exec sleep 1000' & "
+                                   "while [ ! -s pids ]; do sleep 0.05; done; echo ready; wait"))
+                  .ok());
+  WaitForLog(*stack_, "job_g.2", "ready");
+  pid_t escaped = 0;
+  std::ifstream(AttemptFile("job_g.2", "work/pids")) >> escaped;
+  ASSERT_GT(escaped, 0);
+  ASSERT_TRUE(stack_->Terminate("job_g.2", 500).ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_g.2").phase, AttemptPhase::kTerminated);
+  EXPECT_TRUE(WaitUntil([escaped] { return !ProcessRuns(escaped); }));
+}
+
+TEST_F(LocalStackTest, ProcessesLeftBehindByTheEntrypointAreStopped) {
+  // The second one has left the group (and the session) before the entrypoint exits.
+  ASSERT_TRUE(stack_->Start(Launch("job_g.3",
+                                   "sleep 1000 & echo $! > pids; "
+                                   "setsid sh -c 'echo $$ >> pids; exec sleep 1000' & "
+                                   "while [ $(wc -l < pids) -lt 2 ]; do sleep 0.05; done"))
+                  .ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_g.3").phase, AttemptPhase::kSucceeded);
+  std::ifstream pid_file(AttemptFile("job_g.3", "work/pids"));
+  std::vector<pid_t> left_behind;
+  for (pid_t pid; pid_file >> pid;) left_behind.push_back(pid);
+  ASSERT_EQ(left_behind.size(), 2u);
+  for (pid_t pid : left_behind) {
+    EXPECT_TRUE(WaitUntil([pid] { return !ProcessRuns(pid); })) << "pid " << pid << " survived";
+  }
+}
+
 TEST_F(LocalStackTest, TimeoutFailsTheAttempt) {
   AttemptLaunch launch = Launch("job_to.1", "echo started; sleep 1000");
   launch.timeout_s = 1;

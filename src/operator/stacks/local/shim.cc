@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,8 @@ using local::JoinPath;
 constexpr int64_t kDrainAfterExitMs = 2000;
 constexpr size_t kCopyBufferBytes = size_t{64} << 10;
 constexpr int kCannotStartExitCode = 127;
+constexpr int kMaxLeftoverRounds = 50;
+constexpr int kLeftoverPollUs = 20'000;
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // Variables of the shim's own environment that the entrypoint inherits; nothing else does.
 constexpr const char* kInheritedVariables[] = {"PATH", "HOME", "LANG", "USER", "SHELL", "TMPDIR"};
@@ -193,7 +197,8 @@ class Shim {
   int FinishWithoutChild(const std::string& error);
   bool CopyOutput();  // false at end of file
   void HandleSignals();
-  bool ChildExited();
+  bool ChildExited();  // also reaps orphaned descendants
+  void KillLeftovers();
   void SignalGroup(int signal) { ::kill(-child_pid_, signal); }
 
   const std::string dir_;
@@ -291,12 +296,40 @@ void Shim::HandleSignals() {
 }
 
 bool Shim::ChildExited() {
-  siginfo_t info;
-  info.si_pid = 0;
-  // WNOWAIT leaves the child a zombie, so its pid (and group id) cannot be reused until the
-  // rest of the group has been killed in Finish.
-  if (::waitid(P_PID, child_pid_, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return errno == ECHILD;
-  return info.si_pid == child_pid_;
+  while (true) {
+    siginfo_t info;
+    info.si_pid = 0;
+    // WNOWAIT leaves the entrypoint a zombie, so its pid (and group id) cannot be reused
+    // until the rest of the group has been killed in Finish.
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      return true;  // ECHILD: nothing left to wait for
+    }
+    if (info.si_pid == 0) return false;
+    if (info.si_pid == child_pid_) return true;
+    // An orphaned descendant handed to this subreaper: collect it.
+    ::waitpid(info.si_pid, nullptr, 0);
+  }
+}
+
+// Kills descendants that left the entrypoint's process group (setsid, daemons): as a child
+// subreaper the shim inherits every orphan, so its children are exactly what is left.
+void Shim::KillLeftovers() {
+  const std::string children_path = fmt::format("/proc/self/task/{}/children", ::getpid());
+  for (int round = 0; round < kMaxLeftoverRounds; ++round) {
+    Result<std::string> children = base::ReadFile(children_path, int64_t{1} << 20);
+    if (!children.ok()) return;
+    bool any = false;
+    std::istringstream pids(*children);
+    for (pid_t pid; pids >> pid;) {
+      if (pid == child_pid_) continue;  // stays a zombie until Finish reaps it
+      any = true;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, WNOHANG);
+    }
+    if (!any) return;
+    ::usleep(kLeftoverPollUs);
+  }
 }
 
 void Shim::Supervise() {
@@ -312,8 +345,9 @@ void Shim::Supervise() {
 }
 
 int Shim::Finish() {
-  // The attempt ends with its entrypoint: anything it left behind in its group goes too.
+  // The attempt ends with its entrypoint: anything it left behind goes too.
   SignalGroup(SIGKILL);
+  KillLeftovers();
   int64_t deadline_ms = MonotonicMs() + kDrainAfterExitMs;
   while (pipe_read_ >= 0) {
     int64_t left_ms = deadline_ms - MonotonicMs();
@@ -374,6 +408,8 @@ int RunShim(const std::string& attempt_dir) {
   // A session of its own: the operator's terminal, session and process group no longer
   // reach the attempt, and the shim outlives the operator.
   ::setsid();
+  // Orphaned descendants of the entrypoint come to the shim, which reaps and stops them.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   // Inherited SIG_IGN for SIGCHLD would make the kernel reap the entrypoint unseen.
   ::signal(SIGCHLD, SIG_DFL);
   Result<local::ProcessIdentity> self = local::IdentifyProcess(::getpid());
