@@ -20,7 +20,7 @@
 namespace meridian::op {
 
 enum class AttemptPhase {
-  kStarting,    // accepted, process not yet running
+  kStarting,  // accepted, process not yet running
   kRunning,
   kSucceeded,   // exit code 0
   kFailed,      // non-zero exit, killed by a signal it did not ask for, or timed out
@@ -31,7 +31,7 @@ std::string_view AttemptPhaseName(AttemptPhase phase);  // "RUNNING", ...
 bool IsFinal(AttemptPhase phase);
 
 struct AttemptLaunch {
-  std::string key;  // unique per attempt, e.g. "job_xxx.2"; safe as a file name
+  std::string key;         // unique per attempt, e.g. "job_xxx.2"; safe as a file name
   std::string entrypoint;  // run with /bin/sh -c in the attempt's working directory
   std::map<std::string, std::string> env;  // added to a minimal base environment
   std::string working_dir_archive;  // path of a .tar.gz to unpack into the working dir, or ""
@@ -42,11 +42,11 @@ struct AttemptLaunch {
 struct AttemptStatus {
   std::string key;
   AttemptPhase phase = AttemptPhase::kStarting;
-  int exit_code = -1;          // when final; 128+N after signal N
-  std::string message;         // e.g. "timed out after 30 s", "exited with code 3"
+  int exit_code = -1;   // when final; 128+N after signal N
+  std::string message;  // e.g. "timed out after 30 s", "exited with code 3"
   int64_t started_unix_ms = 0;
   int64_t ended_unix_ms = 0;
-  int64_t log_bytes = 0;       // bytes of output captured so far
+  int64_t log_bytes = 0;  // bytes of output captured so far
 };
 
 struct LogChunk {
@@ -70,8 +70,7 @@ class ComputeStack {
   virtual std::vector<AttemptStatus> List() = 0;
 
   // Output (stdout and stderr, interleaved) of an attempt from `offset`.
-  virtual Result<LogChunk> ReadLog(const std::string& key, int64_t offset,
-                                   int64_t max_bytes) = 0;
+  virtual Result<LogChunk> ReadLog(const std::string& key, int64_t offset, int64_t max_bytes) = 0;
 
   // Drops a finished attempt's files. kFailedPrecondition while it runs.
   virtual Status Forget(const std::string& key) = 0;

@@ -60,7 +60,7 @@ struct ExitRecord {
   int exit_code = -1;  // 128+N after signal N
   int signal = 0;      // the signal that killed the entrypoint, 0 when it exited
   int64_t ended_unix_ms = 0;
-  std::string error;   // set when the shim could not start the entrypoint at all
+  std::string error;  // set when the shim could not start the entrypoint at all
 };
 
 Status WriteExitRecord(const std::string& path, const ExitRecord& record);

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "base/archive.h"
@@ -36,9 +37,9 @@ using local::Liveness;
 using local::ProcessIdentity;
 
 constexpr size_t kMaxKeyBytes = 128;
-constexpr int64_t kTimeoutGraceMs = 10'000;        // SIGTERM to SIGKILL when timeout_s passes
+constexpr int64_t kTimeoutGraceMs = 10'000;  // SIGTERM to SIGKILL when timeout_s passes
 constexpr int64_t kMaxGraceMs = int64_t{3600} * 1000;
-constexpr int64_t kSupervisePeriodMs = 200;        // how often deadlines and shims are checked
+constexpr int64_t kSupervisePeriodMs = 200;  // how often deadlines and shims are checked
 constexpr int64_t kMaxReadLogBytes = int64_t{4} << 20;
 constexpr std::string_view kLockFile = ".lock";
 constexpr std::string_view kStagingPrefix = ".staging-";
@@ -48,7 +49,8 @@ constexpr std::string_view kLostMessage = "lost: the process disappeared without
 // Letters, digits, '.', '_' and '-', starting with a letter or digit: never a path, never a
 // hidden name (those are the stack's own).
 bool IsSafeKey(const std::string& key) {
-  if (key.empty() || key.size() > kMaxKeyBytes || !std::isalnum(static_cast<unsigned char>(key[0]))) {
+  if (key.empty() || key.size() > kMaxKeyBytes ||
+      !std::isalnum(static_cast<unsigned char>(key[0]))) {
     return false;
   }
   return std::all_of(key.begin(), key.end(), [](char c) {
@@ -70,9 +72,8 @@ Status ValidateLaunch(const AttemptLaunch& launch) {
   }
   for (const auto& [name, value] : launch.env) {
     if (name.empty() || name.find('=') != std::string::npos || has_nul(name) || has_nul(value)) {
-      return absl::InvalidArgumentError(
-          fmt::format("attempt {}: environment variable '{}' is not a valid name=value",
-                      launch.key, name));
+      return absl::InvalidArgumentError(fmt::format(
+          "attempt {}: environment variable '{}' is not a valid name=value", launch.key, name));
     }
   }
   if (launch.timeout_s < 0) {
@@ -130,7 +131,9 @@ class LocalStack final : public ComputeStack {
   }
 
   Status Load();
-  void StartSupervisor() { supervisor_ = std::thread([this] { SuperviseLoop(); }); }
+  void StartSupervisor() {
+    supervisor_ = std::thread([this] { SuperviseLoop(); });
+  }
 
   Status Start(const AttemptLaunch& launch) override;
   Status Terminate(const std::string& key, int64_t grace_ms) override;
@@ -150,8 +153,7 @@ class LocalStack final : public ComputeStack {
                          const local::ExitRecord& exit) const;
   void LoadKillRequests(const std::string& dir, AttemptRecord& record) const;
   // Sends due signals and starts the timeout of a running attempt. Requires mu_.
-  void EnforceDeadlines(const std::string& key, AttemptRecord& record,
-                        const AttemptStatus& status);
+  void EnforceDeadlines(const std::string& key, AttemptRecord& record, const AttemptStatus& status);
   void ReapShims();  // Requires mu_.
   void SuperviseLoop();
 
@@ -218,8 +220,8 @@ void LocalStack::LoadKillRequests(const std::string& dir, AttemptRecord& record)
     Result<KillRequest> request = local::ReadKillRequest(JoinPath(dir, file));
     if (!request.ok()) continue;
     int64_t deadline = request->requested_unix_ms + request->grace_ms;
-    record.kill_deadline_unix_ms = std::min(record.kill_deadline_unix_ms.value_or(deadline),
-                                            deadline);
+    record.kill_deadline_unix_ms =
+        std::min(record.kill_deadline_unix_ms.value_or(deadline), deadline);
     if (file == local::kTimedOutFile) record.timed_out = true;
   }
 }
@@ -238,7 +240,8 @@ Status LocalStack::Start(const AttemptLaunch& launch) {
   }
   // The directory is prepared under a hidden name and renamed into place, so neither this
   // stack nor a later one ever sees half of it.
-  const std::string staging = JoinPath(options_.root, fmt::format("{}{}", kStagingPrefix, launch.key));
+  const std::string staging =
+      JoinPath(options_.root, fmt::format("{}{}", kStagingPrefix, launch.key));
   Status prepared = PrepareAttempt(launch, staging);
   if (prepared.ok() && ::rename(staging.c_str(), dir.c_str()) != 0) {
     prepared = absl::InternalError(
@@ -250,8 +253,8 @@ Status LocalStack::Start(const AttemptLaunch& launch) {
     return prepared;
   }
   Result<pid_t> shim_pid = SpawnShim(dir);
-  Result<ProcessIdentity> shim =
-      shim_pid.ok() ? local::IdentifyProcess(*shim_pid) : Result<ProcessIdentity>(shim_pid.status());
+  Result<ProcessIdentity> shim = shim_pid.ok() ? local::IdentifyProcess(*shim_pid)
+                                               : Result<ProcessIdentity>(shim_pid.status());
   if (!shim.ok()) {
     base::RemoveAll(dir).IgnoreError();
     Unreserve(launch.key);
@@ -265,6 +268,7 @@ Status LocalStack::Start(const AttemptLaunch& launch) {
   record.published = true;
   record.shim = *shim;
   unreaped_shims_.push_back(*shim);
+  spdlog::info("attempt {} started in {} (shim pid {})", launch.key, dir, shim->pid);
   return OkStatus();
 }
 
@@ -289,7 +293,8 @@ Status LocalStack::PrepareAttempt(const AttemptLaunch& launch, const std::string
       {"gpu_indices", launch.gpu_indices},
       {"max_log_bytes", options_.max_log_bytes},
   };
-  RETURN_IF_ERROR(base::WriteFileAtomic(JoinPath(dir, local::kLaunchFile), document.dump(2) + "\n"));
+  RETURN_IF_ERROR(
+      base::WriteFileAtomic(JoinPath(dir, local::kLaunchFile), document.dump(2) + "\n"));
   // Present from the start, so ReadLog works before the first byte of output.
   return base::WriteFileAtomic(JoinPath(dir, local::kOutputLog), "");
 }
@@ -428,6 +433,7 @@ Status LocalStack::Terminate(const std::string& key, int64_t grace_ms) {
   RETURN_IF_ERROR(local::WriteKillRequest(JoinPath(AttemptDir(key), local::kTerminateFile),
                                           KillRequest{now_ms, grace_ms, 0}));
   record.kill_deadline_unix_ms = deadline_ms;
+  spdlog::info("attempt {}: terminating, SIGKILL after {} ms", key, grace_ms);
   if (!record.child) {
     Result<ProcessIdentity> child =
         local::ReadIdentity(JoinPath(AttemptDir(key), local::kChildPidFile));
@@ -447,17 +453,20 @@ void LocalStack::EnforceDeadlines(const std::string& key, AttemptRecord& record,
   int64_t now_ms = clock_->NowUnixMs();
   if (record.timeout_s > 0 && !record.timed_out && status.started_unix_ms > 0 &&
       now_ms >= status.started_unix_ms + record.timeout_s * 1000) {
-    Status written = local::WriteKillRequest(JoinPath(AttemptDir(key), local::kTimedOutFile),
-                                             KillRequest{now_ms, kTimeoutGraceMs, record.timeout_s});
+    Status written =
+        local::WriteKillRequest(JoinPath(AttemptDir(key), local::kTimedOutFile),
+                                KillRequest{now_ms, kTimeoutGraceMs, record.timeout_s});
     if (!written.ok()) {
-      spdlog::error("attempt {}: cannot record its timeout: {}", key, std::string(written.message()));
+      spdlog::error("attempt {}: cannot record its timeout: {}", key,
+                    std::string(written.message()));
       return;
     }
+    spdlog::info("attempt {}: timed out after {} s, terminating", key, record.timeout_s);
     record.timed_out = true;
     record.sigterm_sent = false;
     int64_t deadline_ms = now_ms + kTimeoutGraceMs;
-    record.kill_deadline_unix_ms = std::min(record.kill_deadline_unix_ms.value_or(deadline_ms),
-                                            deadline_ms);
+    record.kill_deadline_unix_ms =
+        std::min(record.kill_deadline_unix_ms.value_or(deadline_ms), deadline_ms);
   }
   if (!record.kill_deadline_unix_ms) return;
   if (!record.sigterm_sent) {
@@ -540,8 +549,8 @@ Status LocalStack::Forget(const std::string& key) {
   if (it == attempts_.end()) return absl::NotFoundError(fmt::format("no attempt {}", key));
   AttemptStatus status = Observe(key, it->second);
   if (!IsFinal(status.phase)) {
-    return absl::FailedPreconditionError(fmt::format(
-        "attempt {} is {}: terminate it first", key, AttemptPhaseName(status.phase)));
+    return absl::FailedPreconditionError(
+        fmt::format("attempt {} is {}: terminate it first", key, AttemptPhaseName(status.phase)));
   }
   // Renamed first so that a removal cut short never leaves half an attempt behind.
   const std::string doomed = JoinPath(options_.root, fmt::format("{}{}", kForgottenPrefix, key));
@@ -576,8 +585,7 @@ Result<std::unique_ptr<ComputeStack>> OpenLocalStack(LocalStackOptions options) 
   const std::string lock_path = JoinPath(options.root, kLockFile);
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) {
-    return absl::InternalError(
-        fmt::format("cannot open {}: {}", lock_path, std::strerror(errno)));
+    return absl::InternalError(fmt::format("cannot open {}: {}", lock_path, std::strerror(errno)));
   }
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(lock_fd);
@@ -590,13 +598,33 @@ Result<std::unique_ptr<ComputeStack>> OpenLocalStack(LocalStackOptions options) 
   return std::unique_ptr<ComputeStack>(std::move(stack));
 }
 
-std::vector<int> DetectGpus() {
-  // One entry per GPU, named by PCI bus id; sorted, their positions are the indices CUDA
-  // uses with CUDA_DEVICE_ORDER=PCI_BUS_ID (which the shim sets).
+std::vector<int> DetectGpusIn(const std::string& nvidia_gpus_dir, const std::string& dev_dir) {
+  // The driver lists every GPU of the host, also in a container that was given only some of
+  // them; a GPU counts when its device node (/dev/nvidia<minor>) is there and the driver
+  // has not excluded it. Sorted by PCI bus id, their positions are the indices CUDA uses
+  // with CUDA_DEVICE_ORDER=PCI_BUS_ID (which the shim sets).
   std::vector<std::string> bus_ids;
   std::error_code error;
-  for (std::filesystem::directory_iterator it("/proc/driver/nvidia/gpus", error), end;
-       !error && it != end; it.increment(error)) {
+  for (std::filesystem::directory_iterator it(nvidia_gpus_dir, error), end; !error && it != end;
+       it.increment(error)) {
+    Result<std::string> information =
+        base::ReadFile(JoinPath(it->path().string(), "information"), int64_t{64} << 10);
+    if (information.ok()) {
+      std::istringstream lines(*information);
+      std::optional<int> minor;
+      bool excluded = false;
+      for (std::string line; std::getline(lines, line);) {
+        size_t colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        std::string field = line.substr(0, colon);
+        std::string value = line.substr(colon + 1);
+        value.erase(0, value.find_first_not_of(" \t"));
+        if (field == "Device Minor") minor = std::atoi(value.c_str());
+        if (field == "GPU Excluded") excluded = value.starts_with("Yes");
+      }
+      if (excluded) continue;
+      if (minor && !base::PathExists(fmt::format("{}/nvidia{}", dev_dir, *minor))) continue;
+    }
     bus_ids.push_back(it->path().filename().string());
   }
   std::sort(bus_ids.begin(), bus_ids.end());
@@ -604,5 +632,7 @@ std::vector<int> DetectGpus() {
   for (size_t i = 0; i < bus_ids.size(); ++i) indices.push_back(static_cast<int>(i));
   return indices;
 }
+
+std::vector<int> DetectGpus() { return DetectGpusIn("/proc/driver/nvidia/gpus", "/dev"); }
 
 }  // namespace meridian::op

@@ -2,11 +2,34 @@
 //
 // Each attempt lives in <root>/<key>/: `work/` (its working directory), `output.log`
 // (stdout and stderr), `launch.json`, and the files its shim writes (`shim.pid`, `child.pid`,
-// `exit_code`). The shim is this same binary re-executed as `meridian operator shim`: it
-// detaches from the operator (setsid), starts the entrypoint in its own process group,
+// `exit_code`); attempt_dir.h has the whole layout. The shim is this same binary re-executed
+// as `meridian operator shim <attempt-dir>`: it detaches from the operator (setsid), starts
+// `/bin/sh -c <entrypoint>` in its own process group, copies its output into output.log,
 // waits for it and writes its exit status atomically. Because the shim, not the operator,
 // is the parent, an attempt keeps running and its exit code is still recorded when the
-// operator restarts.
+// operator restarts or is down.
+//
+// What an attempt sees: stdin /dev/null; stdout and stderr into output.log (a pipe through
+// the shim, so the max_log_bytes limit holds while the attempt keeps running); a minimal
+// environment (PATH, HOME, LANG, USER, SHELL, TMPDIR from the operator's, when set) plus
+// AttemptLaunch::env, plus CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER=PCI_BUS_ID when it has
+// GPUs. When the entrypoint exits, whatever it left running is killed, also processes that
+// left its process group (the shim is their subreaper): no process outlives its attempt.
+//
+// Phases: STARTING until the entrypoint runs; RUNNING; then SUCCEEDED (exit 0), TERMINATED
+// (Terminate was called), or FAILED with a message: "exited with code N", "killed by signal
+// N", "timed out after N s", or "lost: ..." when the shim and the entrypoint vanished without
+// an exit status (a reboot, a kill -9 of both).
+//
+// Start prepares the directory (unpacking the working-directory archive) before it returns,
+// so the caller may delete the archive afterwards; a failed Start leaves nothing behind.
+// Timeouts and the SIGKILL after a Terminate's grace are enforced by a background thread of
+// the stack from deadlines kept on disk, so an operator that restarts still enforces them
+// (late by as long as it was down). Destroying the stack stops that thread and nothing else.
+//
+// One stack per root: OpenLocalStack holds a lock on <root>/.lock and fails with
+// kFailedPrecondition while another stack (in any process) has it.
+// Thread safety: every method may be called from any thread.
 #pragma once
 
 #include <memory>
@@ -19,19 +42,29 @@
 namespace meridian::op {
 
 struct LocalStackOptions {
-  std::string root;          // attempts directory, created when missing
-  std::string shim_binary;   // path of the meridian binary; default /proc/self/exe resolved
+  std::string root;         // attempts directory, created when missing
+  std::string shim_binary;  // path of the meridian binary; default /proc/self/exe resolved
   int64_t max_log_bytes = int64_t{64} << 20;  // per attempt; output past it is dropped
-  base::Clock* clock = nullptr;  // default: SystemClock
+  // Deadlines (timeout_s, Terminate's grace) are compared with NowUnixMs, and an attempt's
+  // start time is the shims' wall clock: a clock that is not the system's delays or hastens
+  // them. Default: SystemClock.
+  base::Clock* clock = nullptr;
 };
 
+// Opens (creating when missing) the attempts under options.root, including those started
+// by an earlier operator process.
 Result<std::unique_ptr<ComputeStack>> OpenLocalStack(LocalStackOptions options);
 
 // Entry point of `meridian operator shim <attempt-dir>`; returns the process exit code.
+// Call it before the process starts any thread: it forks.
 int RunShim(const std::string& attempt_dir);
 
-// Indices of the NVIDIA GPUs on this machine (from /proc/driver/nvidia/gpus or
-// `nvidia-smi -L`); empty when there are none.
+// Indices of the NVIDIA GPUs this process may use: the entries of /proc/driver/nvidia/gpus
+// whose /dev/nvidia<minor> node exists and that the driver has not excluded, numbered in PCI
+// bus order (the order CUDA uses with CUDA_DEVICE_ORDER=PCI_BUS_ID, which the shim sets next
+// to CUDA_VISIBLE_DEVICES). Empty without the NVIDIA driver; runs no program.
 std::vector<int> DetectGpus();
+// DetectGpus over other directories, for tests.
+std::vector<int> DetectGpusIn(const std::string& nvidia_gpus_dir, const std::string& dev_dir);
 
 }  // namespace meridian::op

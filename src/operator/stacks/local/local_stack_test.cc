@@ -198,15 +198,16 @@ TEST_F(LocalStackTest, DeathBySignalFails) {
 
 TEST_F(LocalStackTest, EnvironmentIsMinimalPlusLaunchEnvAndGpus) {
   ::setenv("MERIDIAN_TEST_OPERATOR_ONLY", "leaked", 1);
-  AttemptLaunch launch = Launch(
-      "job_env.1",
-      "echo \"foo=$FOO\"; echo \"leak=$MERIDIAN_TEST_OPERATOR_ONLY\"; "
-      "echo \"gpus=$CUDA_VISIBLE_DEVICES\"; echo \"order=$CUDA_DEVICE_ORDER\"; "
-      "echo \"path_set=${PATH:+yes}\"; pwd");
+  AttemptLaunch launch =
+      Launch("job_env.1",
+             "echo \"foo=$FOO\"; echo \"leak=$MERIDIAN_TEST_OPERATOR_ONLY\"; "
+             "echo \"gpus=$CUDA_VISIBLE_DEVICES\"; echo \"order=$CUDA_DEVICE_ORDER\"; "
+             "echo \"path_set=${PATH:+yes}\"; pwd");
   launch.env = {{"FOO", "bar baz"}};
   launch.gpu_indices = {0, 2};
   ASSERT_TRUE(stack_->Start(launch).ok());
-  ASSERT_TRUE(stack_->Start(Launch("job_env.2", "echo \"gpus=${CUDA_VISIBLE_DEVICES-unset}\"")).ok());
+  ASSERT_TRUE(
+      stack_->Start(Launch("job_env.2", "echo \"gpus=${CUDA_VISIBLE_DEVICES-unset}\"")).ok());
   EXPECT_EQ(WaitFinal(*stack_, "job_env.1").phase, AttemptPhase::kSucceeded);
   EXPECT_EQ(WaitFinal(*stack_, "job_env.2").phase, AttemptPhase::kSucceeded);
   ::unsetenv("MERIDIAN_TEST_OPERATOR_ONLY");
@@ -247,8 +248,9 @@ TEST_F(LocalStackTest, BrokenArchiveIsRefusedAndLeavesNothing) {
 }
 
 TEST_F(LocalStackTest, TerminateKillsAProcessThatIgnoresSigtermAfterTheGrace) {
-  ASSERT_TRUE(stack_->Start(Launch(
-      "job_t.1", "trap '' TERM; echo ready; while true; do sleep 0.1; done")).ok());
+  ASSERT_TRUE(
+      stack_->Start(Launch("job_t.1", "trap '' TERM; echo ready; while true; do sleep 0.1; done"))
+          .ok());
   WaitForLog(*stack_, "job_t.1", "ready");
   ASSERT_TRUE(stack_->Terminate("job_t.1", 300).ok());
   AttemptStatus status = WaitFinal(*stack_, "job_t.1");
@@ -258,9 +260,10 @@ TEST_F(LocalStackTest, TerminateKillsAProcessThatIgnoresSigtermAfterTheGrace) {
 
 TEST_F(LocalStackTest, TerminateStopsTheWholeProcessGroup) {
   // Two grandchildren, one of which ignores SIGTERM; their pids are written to work/pids.
-  ASSERT_TRUE(stack_->Start(Launch("job_g.1",
-                                   "(trap '' TERM; exec sleep 1000) & echo $! > pids; "
-                                   "sleep 1000 & echo $! >> pids; echo ready; wait"))
+  ASSERT_TRUE(stack_
+                  ->Start(Launch("job_g.1",
+                                 "(trap '' TERM; exec sleep 1000) & echo $! > pids; "
+                                 "sleep 1000 & echo $! >> pids; echo ready; wait"))
                   .ok());
   WaitForLog(*stack_, "job_g.1", "ready");
   std::ifstream pid_file(AttemptFile("job_g.1", "work/pids"));
@@ -277,9 +280,10 @@ TEST_F(LocalStackTest, TerminateStopsTheWholeProcessGroup) {
 }
 
 TEST_F(LocalStackTest, TerminateAlsoStopsDescendantsThatLeftTheGroup) {
-  ASSERT_TRUE(stack_->Start(Launch("job_g.2",
-                                   "setsid sh -c 'echo $$ > pids; exec sleep 1000' & "
-                                   "while [ ! -s pids ]; do sleep 0.05; done; echo ready; wait"))
+  ASSERT_TRUE(stack_
+                  ->Start(Launch("job_g.2",
+                                 "setsid sh -c 'echo $$ > pids; exec sleep 1000' & "
+                                 "while [ ! -s pids ]; do sleep 0.05; done; echo ready; wait"))
                   .ok());
   WaitForLog(*stack_, "job_g.2", "ready");
   pid_t escaped = 0;
@@ -292,10 +296,11 @@ TEST_F(LocalStackTest, TerminateAlsoStopsDescendantsThatLeftTheGroup) {
 
 TEST_F(LocalStackTest, ProcessesLeftBehindByTheEntrypointAreStopped) {
   // The second one has left the group (and the session) before the entrypoint exits.
-  ASSERT_TRUE(stack_->Start(Launch("job_g.3",
-                                   "sleep 1000 & echo $! > pids; "
-                                   "setsid sh -c 'echo $$ >> pids; exec sleep 1000' & "
-                                   "while [ $(wc -l < pids) -lt 2 ]; do sleep 0.05; done"))
+  ASSERT_TRUE(stack_
+                  ->Start(Launch("job_g.3",
+                                 "sleep 1000 & echo $! > pids; "
+                                 "setsid sh -c 'echo $$ >> pids; exec sleep 1000' & "
+                                 "while [ $(wc -l < pids) -lt 2 ]; do sleep 0.05; done"))
                   .ok());
   EXPECT_EQ(WaitFinal(*stack_, "job_g.3").phase, AttemptPhase::kSucceeded);
   std::ifstream pid_file(AttemptFile("job_g.3", "work/pids"));
@@ -322,8 +327,10 @@ TEST_F(LocalStackTest, OutputPastTheLimitIsDroppedWithAMarkerLine) {
   stack_.reset();
   stack_ = Open(/*max_log_bytes=*/1000);
   ASSERT_NE(stack_, nullptr);
-  ASSERT_TRUE(stack_->Start(Launch(
-      "job_big.1", "head -c 5000 /dev/zero | tr '\\0' a; echo; echo done; exit 0")).ok());
+  ASSERT_TRUE(stack_
+                  ->Start(Launch("job_big.1",
+                                 "head -c 5000 /dev/zero | tr '\\0' a; echo; echo done; exit 0"))
+                  .ok());
   AttemptStatus status = WaitFinal(*stack_, "job_big.1");
   EXPECT_EQ(status.phase, AttemptPhase::kSucceeded);
   std::string expected = std::string(1000, 'a') + "\n[meridian: output truncated at 1000 bytes]\n";
@@ -341,11 +348,10 @@ TEST_F(LocalStackTest, StartingAKnownKeyAgainIsAlreadyExists) {
 }
 
 TEST_F(LocalStackTest, UnsafeKeysAndBadLaunchesAreRefused) {
-  for (const std::string& key : {std::string(""), std::string("../escape"), std::string("a/b"),
-                                 std::string(".hidden"), std::string("-flag"),
-                                 std::string("with space"), std::string(200, 'k')}) {
-    EXPECT_EQ(stack_->Start(Launch(key, "true")).code(), absl::StatusCode::kInvalidArgument)
-        << key;
+  for (const std::string& key :
+       {std::string(""), std::string("../escape"), std::string("a/b"), std::string(".hidden"),
+        std::string("-flag"), std::string("with space"), std::string(200, 'k')}) {
+    EXPECT_EQ(stack_->Start(Launch(key, "true")).code(), absl::StatusCode::kInvalidArgument) << key;
   }
   AttemptLaunch bad_env = Launch("job_e.1", "true");
   bad_env.env = {{"A=B", "c"}};
@@ -388,8 +394,11 @@ TEST_F(LocalStackTest, ExitWhileNoOperatorRunsIsReportedByTheNextOne) {
 }
 
 TEST_F(LocalStackTest, TerminateAfterAnOperatorRestart) {
-  ASSERT_TRUE(stack_->Start(Launch("job_r.3", "trap '' TERM; echo ready; "
-                                              "while true; do sleep 0.1; done")).ok());
+  ASSERT_TRUE(stack_
+                  ->Start(Launch("job_r.3",
+                                 "trap '' TERM; echo ready; "
+                                 "while true; do sleep 0.1; done"))
+                  .ok());
   WaitForLog(*stack_, "job_r.3", "ready");
   stack_.reset();
   stack_ = Open();
@@ -441,8 +450,7 @@ TEST_F(LocalStackTest, ReadLogPagesThroughTheOutput) {
   ASSERT_TRUE(end.ok());
   EXPECT_EQ(end->data, "");
   EXPECT_EQ(end->next_offset, 10);
-  EXPECT_EQ(stack_->ReadLog("job_p.1", -1, 10).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(stack_->ReadLog("job_p.1", -1, 10).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(stack_->ReadLog("nope", 0, 10).status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -461,16 +469,25 @@ TEST_F(LocalStackTest, OneStackPerRoot) {
   EXPECT_EQ(OpenLocalStack(options).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST(DetectGpusTest, OneIndexPerNvidiaGpuEntry) {
-  size_t entries = 0;
-  std::error_code error;
-  for (std::filesystem::directory_iterator it("/proc/driver/nvidia/gpus", error), end;
-       !error && it != end; it.increment(error)) {
-    ++entries;
-  }
-  std::vector<int> gpus = DetectGpus();
-  ASSERT_EQ(gpus.size(), entries);
-  for (size_t i = 0; i < gpus.size(); ++i) EXPECT_EQ(gpus[i], static_cast<int>(i));
+TEST(DetectGpusTest, CountsGpusWhoseDeviceNodeIsPresent) {
+  std::string temp = MakeTempDir();
+  std::string gpus = temp + "/gpus";
+  std::string dev = temp + "/dev";
+  ASSERT_TRUE(base::MakeDirs(dev).ok());
+  auto add_gpu = [&](const std::string& bus_id, int minor, const std::string& excluded) {
+    ASSERT_TRUE(base::MakeDirs(gpus + "/" + bus_id).ok());
+    std::ofstream(gpus + "/" + bus_id + "/information")
+        << "Model: \t\t NVIDIA H100 80GB HBM3\nBus Location: \t " << bus_id << "\nDevice Minor: \t "
+        << minor << "\nGPU Excluded:\t " << excluded << "\n";
+  };
+  add_gpu("0000:18:00.0", 0, "No");
+  add_gpu("0000:2a:00.0", 1, "No");  // no /dev/nvidia1: not given to this container
+  add_gpu("0000:3a:00.0", 2, "No");
+  add_gpu("0000:5d:00.0", 3, "Yes");  // excluded by the driver
+  for (int minor : {0, 2, 3}) std::ofstream(dev + "/nvidia" + std::to_string(minor)) << "";
+  EXPECT_EQ(DetectGpusIn(gpus, dev), (std::vector<int>{0, 1}));
+  EXPECT_TRUE(DetectGpusIn(temp + "/no-driver", dev).empty());
+  base::RemoveAll(temp).IgnoreError();
 }
 
 }  // namespace

@@ -191,6 +191,8 @@ class Shim {
   }
 
  private:
+  // Opens output.log, the output pipe and the signalfd; returns the pipe's write end.
+  Result<int> OpenChannels();
   Status StartChild();
   void Supervise();
   int Finish();
@@ -210,7 +212,7 @@ class Shim {
   std::unique_ptr<LogWriter> log_;
 };
 
-Status Shim::StartChild() {
+Result<int> Shim::OpenChannels() {
   std::string log_path = JoinPath(dir_, local::kOutputLog);
   log_fd_ = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd_ < 0) {
@@ -235,7 +237,11 @@ Status Shim::StartChild() {
     ::close(pipe_fds[1]);
     return absl::InternalError(fmt::format("cannot create a signalfd: {}", std::strerror(errno)));
   }
+  return pipe_fds[1];
+}
 
+Status Shim::StartChild() {
+  ASSIGN_OR_RETURN(int output_write_fd, OpenChannels());
   ChildPlan plan;
   plan.work_dir = JoinPath(dir_, local::kWorkDir);
   plan.argv_storage = {"sh", "-c", launch_.entrypoint};
@@ -244,19 +250,19 @@ Status Shim::StartChild() {
   plan.argv.push_back(nullptr);
   for (std::string& entry : plan.env_storage) plan.envp.push_back(entry.data());
   plan.envp.push_back(nullptr);
-  plan.output_fd = pipe_fds[1];
+  plan.output_fd = output_write_fd;
 
   int64_t started_unix_ms = NowUnixMs();
   pid_t pid = ::fork();
   if (pid < 0) {
-    ::close(pipe_fds[1]);
+    ::close(output_write_fd);
     return absl::InternalError(fmt::format("cannot fork: {}", std::strerror(errno)));
   }
   if (pid == 0) ExecEntrypoint(plan);
   // Also set here: whichever of parent and child runs first, the group exists before the
   // parent publishes the pid or signals it.
   ::setpgid(pid, pid);
-  ::close(pipe_fds[1]);
+  ::close(output_write_fd);
   child_pid_ = pid;
 
   Result<local::ProcessIdentity> identity = local::IdentifyProcess(pid);
