@@ -7,7 +7,8 @@
 // Errors: a connection that cannot be made (refused, DNS, reset) is kUnavailable; a
 // timeout is kDeadlineExceeded; a certificate the CA does not vouch for is
 // kFailedPrecondition naming the CA file. Any HTTP status, 4xx and 5xx included, is a
-// successful Result carrying that status: interpreting it is the caller's job.
+// successful Result carrying that status: interpreting it is the caller's job. A response
+// body over `max_response_bytes` is kResourceExhausted. The client never retries.
 #pragma once
 
 #include <cstdint>

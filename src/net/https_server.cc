@@ -398,6 +398,11 @@ void Session::WriteResponse(HttpResponse response, bool close_after) {
     if (!awaiting_response_) return;  // cannot happen: a slot answers once
     awaiting_response_ = false;
   }
+  if (response.status < 100 || response.status > 999) {
+    spdlog::error("{} {}: the handler answered with invalid status {}; sending 500", method_,
+                  target_, response.status);
+    response = ErrorResponse(500, "INTERNAL", "the server produced an invalid response");
+  }
   const bool close = close_after || !keep_alive_ || shared_->draining;
   response_ = http::response<http::string_body>();
   response_.version(11);
@@ -555,8 +560,9 @@ Status ServerImpl::Init() {
   const int thread_count = std::max(1, config_->options.threads);
   threads_.reserve(thread_count);
   for (int i = 0; i < thread_count; ++i) threads_.emplace_back([this] { RunIo(); });
-  spdlog::info("HTTPS server listening on {}:{} with {} threads", config_->options.bind_address,
-               port_, thread_count);
+  beast::error_code ec;
+  spdlog::info("HTTPS server listening on {} with {} threads",
+               EndpointText(acceptor_.local_endpoint(ec)), thread_count);
   return OkStatus();
 }
 

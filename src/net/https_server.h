@@ -8,7 +8,9 @@
 // Limits: request headers are capped at 16 KiB; a body larger than the limit the
 // `body_limit` callback returns for its method and path is refused with 413 before it is
 // read; at most `max_connections` connections are open at once (more are closed at
-// accept); a connection idle for `idle_timeout_ms` is closed.
+// accept); a connection idle for `idle_timeout_ms` is closed. A header over the cap gets 431,
+// malformed HTTP gets 400; both close the connection. Errors the server itself sends have the
+// JSON body {"code": ..., "message": ..., "details": {}}.
 //
 // Shutdown: Shutdown() stops accepting, waits up to `grace_ms` for requests in flight to
 // be answered, then closes every connection and joins the threads.

@@ -254,6 +254,13 @@ TEST_F(NetTest, DroppedResponderAnswers500) {
   EXPECT_EQ(next->status, 200);
 }
 
+TEST_F(NetTest, InvalidStatusFromHandlerBecomes500) {
+  HttpClient client(ClientOptions());
+  Result<HttpResponse> response = client.Send({.url = Url("/echo?status=1000")});
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 500);
+}
+
 TEST_F(NetTest, MalformedRequestGets400) {
   HttpClient client(ClientOptions());
   Result<HttpResponse> response = client.Send({.method = "BAD(METHOD)", .url = Url("/echo")});
@@ -317,6 +324,60 @@ TEST_F(NetTest, ConcurrentClientsAllSucceed) {
   }
   for (std::thread& client : clients) client.join();
   EXPECT_EQ(succeeded.load(), kThreads * kRequestsPerThread);
+}
+
+TEST_F(NetTest, OversizedHeaderIsRefused) {
+  HttpClient client(ClientOptions());
+  Result<HttpResponse> response =
+      client.Send({.url = Url("/echo"), .headers = {{"x-big", std::string(20 * 1024, 'h')}}});
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 431);
+  Result<HttpResponse> next = client.Send({.url = Url("/echo")});
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->status, 200);
+}
+
+TEST_F(NetTest, ConnectionsOverTheCapAreClosed) {
+  server_->Shutdown(0);
+  HttpsServerOptions options;
+  options.cert_pem_path = files_.server_cert;
+  options.key_pem_path = files_.server_key;
+  options.max_connections = 1;
+  auto server = HttpsServer::Start(options, [](HttpRequest request, Responder respond) {
+    respond(HttpResponse{.body = request.remote_address});
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string url = fmt::format("https://127.0.0.1:{}/", (*server)->port());
+  HttpClient first(ClientOptions());
+  ASSERT_TRUE(first.Send({.url = url}).ok());  // its connection stays open (keep-alive)
+  HttpClient second(ClientOptions());
+  Result<HttpResponse> refused = second.Send({.url = url});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  Result<HttpResponse> still_served = first.Send({.url = url});
+  ASSERT_TRUE(still_served.ok()) << still_served.status();
+}
+
+TEST_F(NetTest, IdleConnectionsAreClosedAndClientsReconnect) {
+  server_->Shutdown(0);
+  HttpsServerOptions options;
+  options.cert_pem_path = files_.server_cert;
+  options.key_pem_path = files_.server_key;
+  options.idle_timeout_ms = 50;
+  auto server = HttpsServer::Start(options, [](HttpRequest request, Responder respond) {
+    respond(HttpResponse{.body = request.remote_address});
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string url = fmt::format("https://127.0.0.1:{}/", (*server)->port());
+  HttpClient client(ClientOptions());
+  Result<HttpResponse> first = client.Send({.url = url});
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Once the server has dropped the idle connection, the client transparently uses a new one.
+  EXPECT_TRUE(WaitFor([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    Result<HttpResponse> again = client.Send({.url = url});
+    return again.ok() && again->status == 200 && again->body != first->body;
+  }));
 }
 
 TEST_F(NetTest, ShutdownWithPendingRequestReturns) {
