@@ -9,9 +9,8 @@ namespace meridian::state::sqlite {
 Status SqliteError(sqlite3* db, int rc, std::string_view path, std::string_view what) {
   // The connection's message describes the latest failure; fall back to the code's text
   // when there is no connection (open failed) or the message belongs to another call.
-  std::string detail = db != nullptr && sqlite3_extended_errcode(db) == rc
-                           ? sqlite3_errmsg(db)
-                           : sqlite3_errstr(rc);
+  std::string detail =
+      db != nullptr && sqlite3_extended_errcode(db) == rc ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   std::string message = fmt::format("{}: {}: {}", path, what, detail);
   switch (rc & 0xff) {
     case SQLITE_FULL:

@@ -3,11 +3,13 @@
 // Layout: one write connection owned by a writer thread, and a pool of read connections.
 // WAL mode lets readers run beside the writer, so a Get never waits for a group commit.
 //
-// Group commit: Commit() queues its batch and blocks on a promise. The writer thread takes
-// every queued batch (up to max_batches_per_group), runs them inside ONE transaction with a
-// SAVEPOINT per batch (a batch that fails is rolled back alone), COMMITs (one WAL fsync
-// under synchronous=FULL for the whole group) and then fulfils each promise. A caller
-// therefore learns OK only after its batch is on stable storage.
+// Group commit: CommitAsync() queues its batch with a completion callback; Commit() is
+// CommitAsync() plus a wait on a promise. The writer thread takes every queued batch (up to
+// max_batches_per_group), runs them inside ONE transaction with a SAVEPOINT per batch (a
+// batch that fails is rolled back alone), COMMITs (one WAL fsync under synchronous=FULL for
+// the whole group) and then runs each callback in queue order. A caller therefore learns OK
+// only after its batch is on stable storage. The queue is FIFO, so batches apply in the
+// order they were queued.
 //
 // Logs: a stream is a row in log_streams (its end offset: bytes ever appended) and
 // non-overlapping chunks in logs keyed by the offset of their first byte. Gaps between
@@ -16,13 +18,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <limits>
 #include <mutex>
-#include <span>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -42,8 +45,8 @@ using sqlite::StatementUse;
 // Longest a statement waits for a lock held by another connection (another process on
 // the same file, or a checkpoint) before failing with kUnavailable.
 constexpr int kBusyTimeoutMs = 5000;
-// Read connections kept open between reads; more may be open at once under load.
-constexpr size_t kMaxIdleReadConnections = 8;
+// Read connections open at once; a read beyond that waits for one to come back.
+constexpr int kMaxReadConnections = 16;
 // Longest kind, id or stream name accepted: keys are for names, not payloads.
 constexpr size_t kMaxKeyBytes = 1024;
 
@@ -75,7 +78,13 @@ Result<int64_t> ReadSchemaVersion(Connection& connection) {
       connection.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
   ASSIGN_OR_RETURN(std::string text,
                    connection.QueryText("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
-  return std::stoll(text.empty() ? std::string("0") : text);
+  int64_t version = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), version);
+  if (error != std::errc() || end != text.data() + text.size()) {
+    return absl::InternalError(
+        fmt::format("{}: schema_version holds '{}', not a number", connection.path(), text));
+  }
+  return version;
 }
 
 Status MigrateInTransaction(Connection& connection) {
@@ -121,10 +130,10 @@ Status ValidateBatch(const WriteBatch& batch) {
     if (op.type == WriteBatch::Op::Type::kAppendLog) {
       RETURN_IF_ERROR(ValidateKey("log stream name", op.kind));
       if (op.expected_version < 0 ||
-          op.expected_version > std::numeric_limits<int64_t>::max() -
-                                    static_cast<int64_t>(op.body.size())) {
-        return absl::InvalidArgumentError(fmt::format(
-            "log {}: offset {} is out of range", op.kind, op.expected_version));
+          op.expected_version >
+              std::numeric_limits<int64_t>::max() - static_cast<int64_t>(op.body.size())) {
+        return absl::InvalidArgumentError(
+            fmt::format("log {}: offset {} is out of range", op.kind, op.expected_version));
       }
       continue;
     }
@@ -151,6 +160,14 @@ Status CheckVersion(const WriteBatch::Op& op, int64_t stored_version) {
                                         DescribeVersion(stored_version)));
 }
 
+Result<std::unique_ptr<Connection>> OpenReader(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader,
+                   Connection::Open(path, SQLITE_OPEN_READWRITE, kBusyTimeoutMs));
+  // query_only: a read connection must never write, even by mistake.
+  RETURN_IF_ERROR(reader->Exec("PRAGMA query_only = ON; PRAGMA foreign_keys = ON"));
+  return reader;
+}
+
 class SqliteStore final : public StateStore {
  public:
   SqliteStore(std::unique_ptr<Connection> writer, SqliteStoreOptions options)
@@ -160,6 +177,7 @@ class SqliteStore final : public StateStore {
   ~SqliteStore() override;
 
   Status Commit(WriteBatch batch) override;
+  void CommitAsync(WriteBatch batch, std::function<void(Status)> done) override;
   Result<std::optional<Record>> Get(std::string_view kind, std::string_view id) override;
   Result<std::vector<Record>> List(std::string_view kind) override;
   Result<LogRead> ReadLog(std::string_view stream, int64_t offset, int64_t max_bytes) override;
@@ -171,21 +189,27 @@ class SqliteStore final : public StateStore {
     std::string stream;
     int64_t keep_bytes = 0;
   };
-  // One caller's work waiting for the writer; lives on the caller's stack.
+  // One caller's work waiting for the writer. Owned by the queue, then by the writer.
   struct WriteRequest {
-    std::variant<const WriteBatch*, TrimRequest> work;
-    std::promise<Status> done;
+    std::variant<WriteBatch, TrimRequest> work;
+    // Not OK: reported in turn without touching the database, so that even a malformed
+    // async batch is answered on the writer thread and in order.
+    Status rejected;
+    std::function<void(Status)> done;  // run exactly once, by Finish
   };
+  using Group = std::vector<std::unique_ptr<WriteRequest>>;
 
-  // Queues `request` for the writer and blocks until its group has committed.
-  Status Submit(WriteRequest& request);
+  // Queues `request` for the writer (or finishes it with kUnavailable when closing).
+  void Enqueue(std::unique_ptr<WriteRequest> request);
+  // Enqueues `request` and blocks until its group has committed.
+  Status EnqueueAndWait(std::unique_ptr<WriteRequest> request);
+  static void Finish(WriteRequest& request, const Status& status);
 
   // Writer thread.
   void WriterLoop();
-  bool TakeGroup(std::vector<WriteRequest*>& group);
-  void FailQueuedLocked(const Status& status);
-  void RunGroup(std::span<WriteRequest* const> group);
-  Status RunRequests(std::span<WriteRequest* const> group, std::vector<Status>& results);
+  bool TakeGroup(Group& group);
+  void RunGroup(Group& group);
+  Status RunRequests(const Group& group, std::vector<Status>& results);
   Status Apply(const WriteRequest& request);
   Status ApplyBatch(const WriteBatch& batch);
   Status ApplyPut(const WriteBatch::Op& op);
@@ -210,11 +234,15 @@ class SqliteStore final : public StateStore {
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<WriteRequest*> queue_;  // guarded by queue_mu_; bounded by the blocked callers
-  bool closing_ = false;             // guarded by queue_mu_
+  // Guarded by queue_mu_. Synchronous callers bound it by their number; CommitAsync callers
+  // must bound their own batches in flight.
+  std::deque<std::unique_ptr<WriteRequest>> queue_;
+  bool closing_ = false;  // guarded by queue_mu_
 
   std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mu_
+  int open_readers_ = 0;  // idle or lent out; guarded by readers_mu_
 
   std::thread writer_thread_;
 };
@@ -231,8 +259,17 @@ SqliteStore::~SqliteStore() {
 Status SqliteStore::Commit(WriteBatch batch) {
   if (batch.empty()) return OkStatus();
   RETURN_IF_ERROR(ValidateBatch(batch));
-  WriteRequest request{&batch, {}};
-  return Submit(request);
+  auto request = std::make_unique<WriteRequest>();
+  request->work = std::move(batch);
+  return EnqueueAndWait(std::move(request));
+}
+
+void SqliteStore::CommitAsync(WriteBatch batch, std::function<void(Status)> done) {
+  auto request = std::make_unique<WriteRequest>();
+  request->rejected = ValidateBatch(batch);
+  request->work = std::move(batch);
+  request->done = std::move(done);
+  Enqueue(std::move(request));
 }
 
 Status SqliteStore::TrimLog(std::string_view stream, int64_t keep_bytes) {
@@ -241,54 +278,86 @@ Status SqliteStore::TrimLog(std::string_view stream, int64_t keep_bytes) {
     return absl::InvalidArgumentError(
         fmt::format("log {}: keep_bytes {} is negative", stream, keep_bytes));
   }
-  WriteRequest request{TrimRequest{std::string(stream), keep_bytes}, {}};
-  return Submit(request);
+  auto request = std::make_unique<WriteRequest>();
+  request->work = TrimRequest{std::string(stream), keep_bytes};
+  return EnqueueAndWait(std::move(request));
 }
 
-Status SqliteStore::Submit(WriteRequest& request) {
-  std::future<Status> result = request.done.get_future();
+Status SqliteStore::EnqueueAndWait(std::unique_ptr<WriteRequest> request) {
+  std::promise<Status> result;
+  std::future<Status> done = result.get_future();
+  request->done = [&result](Status status) { result.set_value(std::move(status)); };
+  Enqueue(std::move(request));
+  return done.get();
+}
+
+void SqliteStore::Enqueue(std::unique_ptr<WriteRequest> request) {
   {
     std::lock_guard lock(queue_mu_);
-    if (closing_) return absl::UnavailableError(fmt::format("{}: store closed", path_));
-    queue_.push_back(&request);
+    if (!closing_) {
+      queue_.push_back(std::move(request));
+      // Notified under the lock: once it is released this caller never touches the store
+      // again, so a destructor that closes the store meanwhile cannot pull the condition
+      // variable out from under it.
+      queue_cv_.notify_one();
+      return;
+    }
   }
-  queue_cv_.notify_one();
-  return result.get();
+  // No writer is left to answer; this is the one case where `done` runs on the caller.
+  Finish(*request, absl::UnavailableError(fmt::format("{}: store closed", path_)));
+}
+
+// Runs the request's callback; an exception from it must not unwind the writer thread.
+void SqliteStore::Finish(WriteRequest& request, const Status& status) {
+  try {
+    request.done(status);
+  } catch (const std::exception& error) {
+    spdlog::error("state store: a commit callback threw: {}", error.what());
+  } catch (...) {
+    spdlog::error("state store: a commit callback threw");
+  }
 }
 
 void SqliteStore::WriterLoop() {
-  std::vector<WriteRequest*> group;
+  Group group;
   group.reserve(static_cast<size_t>(options_.max_batches_per_group));
   while (TakeGroup(group)) RunGroup(group);
+  // Closing: answer whatever is still queued, outside the lock (callbacks may be slow).
+  std::deque<std::unique_ptr<WriteRequest>> left;
+  {
+    std::lock_guard lock(queue_mu_);
+    left.swap(queue_);
+  }
+  const Status closed = absl::UnavailableError(fmt::format("{}: store closed", path_));
+  for (const std::unique_ptr<WriteRequest>& request : left) Finish(*request, closed);
 }
 
-// Waits for work, then for up to the group window while the queue is shorter than a full
-// group, and moves the group out of the queue. false: the store is closing.
-bool SqliteStore::TakeGroup(std::vector<WriteRequest*>& group) {
-  group.clear();
+// Waits for work, then for up to the group window while the queue is short, and moves the
+// group out of the queue. false: the store is closing.
+//
+// "Short" is below the previous group's size (at least 2): callers of the last group tend
+// to come back with their next commit while it syncs, so once that many are queued, waiting
+// longer only adds latency; a lone caller still gives others one window to join it.
+bool SqliteStore::TakeGroup(Group& group) {
   const size_t max_group = static_cast<size_t>(options_.max_batches_per_group);
+  const size_t enough = std::min(std::max<size_t>(group.size(), 2), max_group);
+  group.clear();
   std::unique_lock lock(queue_mu_);
   queue_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
-  if (!closing_ && queue_.size() < max_group && options_.group_commit_window_us > 0) {
+  if (!closing_ && queue_.size() < enough && options_.group_commit_window_us > 0) {
     queue_cv_.wait_for(lock, std::chrono::microseconds(options_.group_commit_window_us),
-                       [&] { return closing_ || queue_.size() >= max_group; });
+                       [&] { return closing_ || queue_.size() >= enough; });
   }
-  if (closing_) {
-    FailQueuedLocked(absl::UnavailableError(fmt::format("{}: store closed", path_)));
-    return false;
-  }
+  if (closing_) return false;
   size_t count = std::min(max_group, queue_.size());
-  group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
+  for (size_t i = 0; i < count; ++i) {
+    group.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
   return true;
 }
 
-void SqliteStore::FailQueuedLocked(const Status& status) {
-  for (WriteRequest* request : queue_) request->done.set_value(status);
-  queue_.clear();
-}
-
-void SqliteStore::RunGroup(std::span<WriteRequest* const> group) {
+void SqliteStore::RunGroup(Group& group) {
   std::vector<Status> results(group.size());
   Status group_status = RunRequests(group, results);
   if (!group_status.ok()) {
@@ -302,15 +371,18 @@ void SqliteStore::RunGroup(std::span<WriteRequest* const> group) {
       if (result.ok()) result = group_status;
     }
   }
-  for (size_t i = 0; i < group.size(); ++i) group[i]->done.set_value(results[i]);
+  for (size_t i = 0; i < group.size(); ++i) Finish(*group[i], results[i]);
 }
 
 // Runs the group in one transaction; each request's own result goes to `results`. A non-OK
 // return means the transaction as a whole failed (not committed).
-Status SqliteStore::RunRequests(std::span<WriteRequest* const> group,
-                                std::vector<Status>& results) {
+Status SqliteStore::RunRequests(const Group& group, std::vector<Status>& results) {
   RETURN_IF_ERROR(ExecCached("BEGIN IMMEDIATE"));
   for (size_t i = 0; i < group.size(); ++i) {
+    if (!group[i]->rejected.ok()) {
+      results[i] = group[i]->rejected;
+      continue;
+    }
     RETURN_IF_ERROR(ExecCached("SAVEPOINT batch"));
     Status applied = Apply(*group[i]);
     if (!applied.ok()) {
@@ -326,7 +398,7 @@ Status SqliteStore::RunRequests(std::span<WriteRequest* const> group,
 
 Status SqliteStore::Apply(const WriteRequest& request) {
   if (const auto* trim = std::get_if<TrimRequest>(&request.work)) return ApplyTrim(*trim);
-  return ApplyBatch(*std::get<const WriteBatch*>(request.work));
+  return ApplyBatch(std::get<WriteBatch>(request.work));
 }
 
 Status SqliteStore::ApplyBatch(const WriteBatch& batch) {
@@ -445,9 +517,10 @@ Status SqliteStore::ApplyTrim(const TrimRequest& trim) {
     RETURN_IF_ERROR(use.Run());
   }
   // Chunks never overlap, so at most one chunk starting below the cut remains.
-  ASSIGN_OR_RETURN(Statement * statement,
-                   writer_->Cached("UPDATE logs SET offset = ?2, data = substr(data, ?2 - offset + 1) "
-                                   "WHERE stream = ?1 AND offset < ?2"));
+  ASSIGN_OR_RETURN(
+      Statement * statement,
+      writer_->Cached("UPDATE logs SET offset = ?2, data = substr(data, ?2 - offset + 1) "
+                      "WHERE stream = ?1 AND offset < ?2"));
   StatementUse use(*statement);
   use.BindText(1, trim.stream).BindInt64(2, cut);
   return use.Run();
@@ -461,25 +534,35 @@ auto SqliteStore::WithReader(Fn read) -> decltype(read(std::declval<Connection&>
   return result;
 }
 
+// Lends an idle read connection, or opens one while fewer than kMaxReadConnections exist.
 Result<std::unique_ptr<Connection>> SqliteStore::TakeReader() {
   {
-    std::lock_guard lock(readers_mu_);
+    std::unique_lock lock(readers_mu_);
+    readers_cv_.wait(lock,
+                     [&] { return !idle_readers_.empty() || open_readers_ < kMaxReadConnections; });
     if (!idle_readers_.empty()) {
       std::unique_ptr<Connection> reader = std::move(idle_readers_.back());
       idle_readers_.pop_back();
       return reader;
     }
+    ++open_readers_;  // reserve the slot; opening happens outside the lock
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader,
-                   Connection::Open(path_, SQLITE_OPEN_READWRITE, kBusyTimeoutMs));
-  // query_only: a read connection must never write, even by mistake.
-  RETURN_IF_ERROR(reader->Exec("PRAGMA query_only = ON; PRAGMA foreign_keys = ON"));
+  Result<std::unique_ptr<Connection>> reader = OpenReader(path_);
+  if (!reader.ok()) ReturnReader(nullptr);
   return reader;
 }
 
+// Gives a connection back to the pool; nullptr releases the slot of one that failed.
 void SqliteStore::ReturnReader(std::unique_ptr<Connection> reader) {
-  std::lock_guard lock(readers_mu_);
-  if (idle_readers_.size() < kMaxIdleReadConnections) idle_readers_.push_back(std::move(reader));
+  {
+    std::lock_guard lock(readers_mu_);
+    if (reader != nullptr) {
+      idle_readers_.push_back(std::move(reader));
+    } else {
+      --open_readers_;
+    }
+  }
+  readers_cv_.notify_one();
 }
 
 Result<std::optional<Record>> SqliteStore::Get(std::string_view kind, std::string_view id) {
@@ -507,8 +590,8 @@ Result<std::vector<Record>> SqliteStore::List(std::string_view kind) {
     while (true) {
       ASSIGN_OR_RETURN(bool row, use.Step());
       if (!row) return records;
-      records.push_back(
-          Record{std::string(kind), std::string(use.Bytes(0)), use.Int64(1), std::string(use.Bytes(2))});
+      records.push_back(Record{std::string(kind), std::string(use.Bytes(0)), use.Int64(1),
+                               std::string(use.Bytes(2))});
     }
   });
 }
@@ -558,8 +641,8 @@ Result<LogRead> SqliteStore::ReadLog(std::string_view stream, int64_t offset, in
       }
       const int64_t take =
           std::min(chunk_end - from, max_bytes - static_cast<int64_t>(read.data.size()));
-      read.data.append(chunk.substr(static_cast<size_t>(from - chunk_offset),
-                                    static_cast<size_t>(take)));
+      read.data.append(
+          chunk.substr(static_cast<size_t>(from - chunk_offset), static_cast<size_t>(take)));
     }
     if (read.start_offset < 0) read.start_offset = offset;  // nothing stored at or after it
     read.next_offset = read.start_offset + static_cast<int64_t>(read.data.size());
@@ -569,10 +652,10 @@ Result<LogRead> SqliteStore::ReadLog(std::string_view stream, int64_t offset, in
 
 Status ValidateOptions(const SqliteStoreOptions& options) {
   if (options.group_commit_window_us < 0 || options.max_batches_per_group < 1) {
-    return absl::InvalidArgumentError(fmt::format(
-        "sqlite store options: group_commit_window_us {} must be >= 0 and "
-        "max_batches_per_group {} must be >= 1",
-        options.group_commit_window_us, options.max_batches_per_group));
+    return absl::InvalidArgumentError(
+        fmt::format("sqlite store options: group_commit_window_us {} must be >= 0 and "
+                    "max_batches_per_group {} must be >= 1",
+                    options.group_commit_window_us, options.max_batches_per_group));
   }
   return OkStatus();
 }
@@ -583,8 +666,8 @@ Result<std::unique_ptr<Connection>> OpenWriter(const std::string& path) {
       Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, kBusyTimeoutMs));
   ASSIGN_OR_RETURN(std::string journal_mode, writer->QueryText("PRAGMA journal_mode = WAL"));
   if (journal_mode != "wal") {
-    return absl::FailedPreconditionError(fmt::format(
-        "{}: cannot switch to WAL journal mode (got '{}')", path, journal_mode));
+    return absl::FailedPreconditionError(
+        fmt::format("{}: cannot switch to WAL journal mode (got '{}')", path, journal_mode));
   }
   // FULL: in WAL mode every COMMIT syncs the WAL, so an acknowledged commit survives a power
   // loss (NORMAL would only survive a process crash).

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,15 @@ class StateStore {
   // Applies `batch` atomically and durably. kAborted on a version mismatch (nothing
   // applied); kUnavailable / kInternal when storage fails.
   virtual Status Commit(WriteBatch batch) = 0;
+
+  // Queues `batch` and returns at once; `done` runs exactly once when the batch is durable
+  // (or has failed), on the store's writer thread, and must not block or call back into the
+  // store synchronously. Batches apply in the order CommitAsync was called, so a caller that
+  // calls it under its own lock gets its writes stored in its own order. The default runs
+  // Commit inline; stores with a writer thread override it.
+  virtual void CommitAsync(WriteBatch batch, std::function<void(Status)> done) {
+    done(Commit(std::move(batch)));
+  }
 
   virtual Result<std::optional<Record>> Get(std::string_view kind, std::string_view id) = 0;
   // Every record of `kind`, ordered by id.

@@ -9,9 +9,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <functional>
+#include <future>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
@@ -285,6 +290,110 @@ TEST_P(StateStoreContractTest, ManyThreadsCommittingConcurrentlyAllLand) {
   EXPECT_EQ(VersionOf("shared", "hot"), kThreads * kCommitsPerThread);
 }
 
+TEST_P(StateStoreContractTest, ReadsSeeEveryAcknowledgedCommitWhileOthersWrite) {
+  constexpr int kThreads = 24;  // more than a small read pool, so reads also queue for it
+  constexpr int kRounds = 40;
+  std::atomic<int> stale_reads{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string id = fmt::format("t{}", t);
+      for (int i = 0; i < kRounds; ++i) {
+        WriteBatch batch;
+        batch.Put("rw", id, std::to_string(i), i);
+        batch.AppendLog(id, i, "x");
+        if (!store_->Commit(std::move(batch)).ok()) {
+          failures++;
+          continue;
+        }
+        Result<std::optional<Record>> record = store_->Get("rw", id);
+        Result<LogRead> log = store_->ReadLog(id, 0, 1 << 20);
+        Result<std::vector<Record>> all = store_->List("rw");
+        if (!record.ok() || !log.ok() || !all.ok()) {
+          failures++;
+          continue;
+        }
+        if (!record->has_value() || (*record)->version != i + 1 ||
+            log->data.size() != static_cast<size_t>(i + 1)) {
+          stale_reads++;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(stale_reads.load(), 0) << "a read missed the reader's own acknowledged commit";
+}
+
+// Collects CommitAsync answers and waits for them (with a deadline only against hanging).
+class AsyncAnswers {
+ public:
+  std::function<void(Status)> Expect(int index) {
+    return [this, index](Status status) {
+      std::lock_guard lock(mu_);
+      order_.push_back(index);
+      statuses_[index] = std::move(status);
+      cv_.notify_all();
+    };
+  }
+  bool WaitFor(size_t count) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return order_.size() >= count; });
+  }
+  std::vector<int> order() {
+    std::lock_guard lock(mu_);
+    return order_;
+  }
+  Status status(int index) {
+    std::lock_guard lock(mu_);
+    return statuses_[index];
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<int> order_;
+  std::map<int, Status> statuses_;
+};
+
+TEST_P(StateStoreContractTest, CommitAsyncAppliesAndAnswersInCallOrder) {
+  constexpr int kBatches = 100;
+  AsyncAnswers answers;
+  for (int i = 0; i < kBatches; ++i) {
+    WriteBatch batch;
+    // Each expects the version the previous batch made: they succeed only if applied in order.
+    batch.Put("seq", "x", std::to_string(i), i);
+    store_->CommitAsync(std::move(batch), answers.Expect(i));
+  }
+  ASSERT_TRUE(answers.WaitFor(kBatches));
+  std::vector<int> expected_order(kBatches);
+  for (int i = 0; i < kBatches; ++i) expected_order[i] = i;
+  EXPECT_EQ(answers.order(), expected_order);
+  for (int i = 0; i < kBatches; ++i) EXPECT_TRUE(answers.status(i).ok()) << i;
+  EXPECT_EQ(VersionOf("seq", "x"), kBatches);
+}
+
+TEST_P(StateStoreContractTest, CommitAsyncReportsConflictsAndBadBatchesAlone) {
+  ASSERT_TRUE(Put("job", "taken", "{}").ok());
+  AsyncAnswers answers;
+  WriteBatch conflict;
+  conflict.Put("job", "taken", "{}", 0);
+  store_->CommitAsync(std::move(conflict), answers.Expect(0));
+  WriteBatch malformed;
+  malformed.Put("", "no-kind", "{}");
+  store_->CommitAsync(std::move(malformed), answers.Expect(1));
+  WriteBatch good;
+  good.Put("job", "fine", "{}");
+  store_->CommitAsync(std::move(good), answers.Expect(2));
+  ASSERT_TRUE(answers.WaitFor(3));
+  EXPECT_EQ(answers.status(0).code(), absl::StatusCode::kAborted) << answers.status(0);
+  EXPECT_EQ(answers.status(1).code(), absl::StatusCode::kInvalidArgument) << answers.status(1);
+  EXPECT_TRUE(answers.status(2).ok()) << answers.status(2);
+  EXPECT_EQ(VersionOf("job", "fine"), 1);
+  EXPECT_EQ(VersionOf("job", "taken"), 1);
+}
+
 TEST_P(StateStoreContractTest, ReopenKeepsRecordsVersionsAndLogs) {
   ASSERT_TRUE(Put("job", "j1", "one").ok());
   ASSERT_TRUE(Put("job", "j1", "two").ok());
@@ -334,9 +443,9 @@ TEST_P(StateStoreContractTest, LogAppendsReadBackInOrder) {
 TEST_P(StateStoreContractTest, LogResendAndOverlapStoreOnlyNewBytes) {
   ASSERT_TRUE(Append("s", 0, "hello ").ok());
   ASSERT_TRUE(Append("s", 6, "world").ok());
-  ASSERT_TRUE(Append("s", 6, "world").ok());   // resend after a lost reply
-  ASSERT_TRUE(Append("s", 0, "hello").ok());   // an older resend
-  ASSERT_TRUE(Append("s", 6, "world!!").ok()); // overlaps: only "!!" is new
+  ASSERT_TRUE(Append("s", 6, "world").ok());    // resend after a lost reply
+  ASSERT_TRUE(Append("s", 0, "hello").ok());    // an older resend
+  ASSERT_TRUE(Append("s", 6, "world!!").ok());  // overlaps: only "!!" is new
   EXPECT_EQ(End("s"), 13);
   EXPECT_EQ(Read("s", 0).data, "hello world!!");
 }
@@ -486,8 +595,9 @@ TEST_F(SqliteStoreTest, RefusesADatabaseWrittenByANewerSchema) {
 
   Result<std::unique_ptr<StateStore>> store = OpenSqliteStore(path());
   ASSERT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
-  EXPECT_THAT(std::string(store.status().message()),
-              HasSubstr("state.db was written by a newer meridian (schema 7, this binary knows 1)"));
+  EXPECT_THAT(
+      std::string(store.status().message()),
+      HasSubstr("state.db was written by a newer meridian (schema 7, this binary knows 1)"));
   EXPECT_EQ(RawSql(path(), "SELECT version FROM schema_version"), "7") << "the file was changed";
 }
 
@@ -534,24 +644,42 @@ TEST_F(SqliteStoreTest, BatchesInOneGroupFailAlone) {
   }
 }
 
-TEST_F(SqliteStoreTest, ClosingFailsQueuedCommitsWithUnavailable) {
-  // The writer waits this long for a group to fill, so the commit below is still queued when
-  // the store is destroyed.
+TEST_F(SqliteStoreTest, CommitAsyncAnswersOnTheWriterThread) {
+  Result<std::unique_ptr<StateStore>> store = OpenSqliteStore(path());
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::promise<std::thread::id> answered_on;
+  WriteBatch batch;
+  batch.Put("job", "j1", "{}");
+  (*store)->CommitAsync(std::move(batch), [&answered_on](Status status) {
+    answered_on.set_value(std::this_thread::get_id());
+  });
+  std::future<std::thread::id> answer = answered_on.get_future();
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_NE(answer.get(), std::this_thread::get_id())
+      << "the callback ran on the caller, which may hold a lock the callback needs";
+}
+
+TEST_F(SqliteStoreTest, ClosingAnswersQueuedCommitsWithUnavailable) {
+  // The writer waits this long for a second batch to join the first, so the batch is still
+  // queued when the store is destroyed.
   SqliteStoreOptions options;
   options.group_commit_window_us = 60'000'000;
   Result<std::unique_ptr<StateStore>> store = OpenSqliteStore(path(), options);
   ASSERT_TRUE(store.ok()) << store.status();
-  Status result;
-  std::thread committer([&] {
-    WriteBatch batch;
-    batch.Put("job", "late", "{}");
-    result = (*store)->Commit(std::move(batch));
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  store->reset();
-  committer.join();
-  EXPECT_EQ(result.code(), absl::StatusCode::kUnavailable) << result;
-  EXPECT_THAT(std::string(result.message()), HasSubstr("store closed"));
+  std::optional<Status> result;
+  WriteBatch batch;
+  batch.Put("job", "late", "{}");
+  (*store)->CommitAsync(std::move(batch), [&result](Status status) { result = status; });
+  store->reset();  // joins the writer, which answers before it exits
+  ASSERT_TRUE(result.has_value()) << "the queued batch was never answered";
+  EXPECT_EQ(result->code(), absl::StatusCode::kUnavailable) << *result;
+  EXPECT_THAT(std::string(result->message()), HasSubstr("store closed"));
+
+  store = OpenSqliteStore(path());
+  ASSERT_TRUE(store.ok()) << store.status();
+  Result<std::optional<Record>> late = (*store)->Get("job", "late");
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_FALSE(late->has_value()) << "a batch answered Unavailable was stored";
 }
 
 // Child side of the crash test: commits records from several threads and reports each id on
