@@ -33,7 +33,8 @@ Status InitLogging(std::string_view level) {
     return absl::InvalidArgumentError(fmt::format(
         "unknown log level '{}' (use trace, debug, info, warn, error or off)", level));
   }
-  auto logger = spdlog::stderr_color_mt("meridian");
+  auto logger = spdlog::get("meridian");
+  if (logger == nullptr) logger = spdlog::stderr_color_mt("meridian");
   spdlog::set_default_logger(logger);
   spdlog::set_level(parsed);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %v");

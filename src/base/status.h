@@ -16,8 +16,11 @@
 // Mapping to HTTP status, errno and CLI exit codes happens once each, at the edges.
 #pragma once
 
+#include <string_view>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fmt/core.h"
 
 namespace meridian {
 
@@ -28,6 +31,16 @@ using Result = absl::StatusOr<T>;
 using absl::OkStatus;
 
 }  // namespace meridian
+
+// fmt (and so spdlog) can print absl::string_view, e.g. status.message(), and Status itself.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view text, FormatContext& context) const {
+    return fmt::formatter<std::string_view>::format(std::string_view(text.data(), text.size()),
+                                                    context);
+  }
+};
 
 #define MERIDIAN_STATUS_CONCAT_INNER(a, b) a##b
 #define MERIDIAN_STATUS_CONCAT(a, b) MERIDIAN_STATUS_CONCAT_INNER(a, b)

@@ -104,7 +104,17 @@ HttpClient::HttpClient(HttpClientOptions options) : impl_(std::make_unique<Impl>
 }
 
 HttpClient::~HttpClient() {
-  if (impl_->easy != nullptr) curl_easy_cleanup(impl_->easy);
+  if (impl_ != nullptr && impl_->easy != nullptr) curl_easy_cleanup(impl_->easy);
+}
+
+HttpClient::HttpClient(HttpClient&& other) noexcept = default;
+
+HttpClient& HttpClient::operator=(HttpClient&& other) noexcept {
+  if (this != &other) {
+    if (impl_ != nullptr && impl_->easy != nullptr) curl_easy_cleanup(impl_->easy);
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
 }
 
 Status HttpClient::Impl::Configure(const HttpClientRequest& request, Transfer* transfer,

@@ -39,6 +39,8 @@ class HttpClient {
  public:
   explicit HttpClient(HttpClientOptions options);
   ~HttpClient();
+  HttpClient(HttpClient&& other) noexcept;
+  HttpClient& operator=(HttpClient&& other) noexcept;
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 

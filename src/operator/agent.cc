@@ -1,0 +1,474 @@
+#include "operator/agent.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/archive.h"
+#include "base/clock.h"
+#include "base/files.h"
+#include "base/ids.h"
+#include "fmt/format.h"
+#include "net/http_client.h"
+#include "spdlog/spdlog.h"
+#include "spec/spec_json.h"
+
+namespace meridian::op {
+
+using nlohmann::json;
+
+std::string AttemptKey(const std::string& job_id, int attempt, int64_t epoch) {
+  return fmt::format("{}.{}.{}", job_id, attempt, epoch);
+}
+
+bool ParseAttemptKey(const std::string& key, std::string* job_id, int* attempt, int64_t* epoch) {
+  size_t second = key.rfind('.');
+  if (second == std::string::npos || second == 0) return false;
+  size_t first = key.rfind('.', second - 1);
+  if (first == std::string::npos || first == 0) return false;
+  try {
+    *job_id = key.substr(0, first);
+    *attempt = std::stoi(key.substr(first + 1, second - first - 1));
+    *epoch = std::stoll(key.substr(second + 1));
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+struct Assignment {
+  std::string job_id;
+  std::string job_name;
+  int attempt = 0;
+  int64_t epoch = 0;
+  std::string entrypoint;
+  std::map<std::string, std::string> env_vars;
+  std::string package;
+  int64_t timeout_s = 0;
+  int gpus = 0;
+  bool terminate = false;
+  std::string key() const { return AttemptKey(job_id, attempt, epoch); }
+};
+
+std::string_view ReportState(AttemptPhase phase) {
+  switch (phase) {
+    case AttemptPhase::kStarting: return "STARTING";
+    case AttemptPhase::kRunning: return "RUNNING";
+    case AttemptPhase::kSucceeded: return "SUCCEEDED";
+    case AttemptPhase::kFailed: return "FAILED";
+    case AttemptPhase::kTerminated: return "TERMINATED";
+  }
+  return "UNKNOWN";
+}
+
+// Interprets an API answer: 2xx gives the JSON body, anything else the server's message.
+Result<json> ApiResult(Result<net::HttpResponse> response, std::string_view what) {
+  if (!response.ok()) return response.status();
+  json body = json::parse(response->body, nullptr, false);
+  if (response->status >= 200 && response->status < 300) {
+    if (body.is_discarded()) {
+      return absl::InternalError(fmt::format("{}: the control plane answered with invalid JSON", what));
+    }
+    return body;
+  }
+  std::string message = body.is_object() ? body.value("message", response->body) : response->body;
+  std::string text = fmt::format("{}: HTTP {}: {}", what, response->status, message);
+  if (response->status == 404) return absl::NotFoundError(text);
+  if (response->status == 409) return absl::FailedPreconditionError(text);
+  if (response->status >= 500) return absl::UnavailableError(text);
+  return absl::InvalidArgumentError(text);
+}
+
+class Agent {
+ public:
+  Agent(const AgentOptions& options, const std::atomic<bool>& stop)
+      : options_(options), stop_(stop), operator_id_(base::NewId("op")) {
+    for (size_t i = 0; i < options_.gpus.size(); ++i) free_gpus_.insert(options_.gpus[i]);
+  }
+
+  Status Run() {
+    net::HttpClient client(ClientOptions(20'000));
+    // Register: the first heartbeat. A missing resource is a configuration error: stop.
+    int64_t backoff_ms = 500;
+    while (!stop_) {
+      Status sent = SendHeartbeat(client, /*attempts=*/json::array());
+      if (sent.ok()) break;
+      if (sent.code() == absl::StatusCode::kNotFound || sent.code() == absl::StatusCode::kInvalidArgument) {
+        return sent;
+      }
+      spdlog::warn("cannot reach the control plane at {}: {}; retrying in {} ms",
+                   options_.server_url, sent.message(), backoff_ms);
+      Sleep(backoff_ms);
+      backoff_ms = std::min<int64_t>(backoff_ms * 2, 5'000);
+    }
+    spdlog::info("operator {} connected to {} for cloud resource {}", operator_id_,
+                 options_.server_url, options_.cloud_resource);
+    std::thread watcher([this] { WatchLoop(); });
+    MainLoop(client);
+    {
+      std::lock_guard lock(mu_);
+      wake_ = true;
+    }
+    cv_.notify_all();
+    watcher.join();
+    return OkStatus();
+  }
+
+ private:
+  net::HttpClientOptions ClientOptions(int timeout_ms) const {
+    net::HttpClientOptions client_options;
+    client_options.ca_file = options_.ca_file;
+    client_options.timeout_ms = timeout_ms;
+    return client_options;
+  }
+
+  std::string Url(std::string_view tail) const {
+    return fmt::format("{}/api/v1/operators/{}/{}", options_.server_url,
+                       net::PercentEncode(options_.cloud_resource), tail);
+  }
+
+  void Sleep(int64_t ms) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stop_.load(); });
+  }
+
+  // ---- watch ----
+  void WatchLoop() {
+    net::HttpClient client(ClientOptions(static_cast<int>(options_.watch_wait_ms + 15'000)));
+    std::string version;
+    int64_t backoff_ms = 250;
+    while (!stop_) {
+      // Short waits let the loop notice `stop` promptly; the server answers at once on change.
+      int64_t wait_ms = std::min<int64_t>(options_.watch_wait_ms, 1'000);
+      net::HttpClientRequest request;
+      request.url = Url(fmt::format("assignments?version={}&wait_ms={}",
+                                    net::PercentEncode(version), wait_ms));
+      Result<json> answer = ApiResult(client.Send(request), "watching assignments");
+      if (!answer.ok()) {
+        spdlog::warn("{}; retrying in {} ms", answer.status().message(), backoff_ms);
+        Sleep(backoff_ms);
+        backoff_ms = std::min<int64_t>(backoff_ms * 2, 5'000);
+        continue;
+      }
+      backoff_ms = 250;
+      std::string new_version = answer->value("version", std::string());
+      if (new_version == version) continue;
+      version = new_version;
+      std::vector<Assignment> assignments;
+      try {
+        for (const json& item : answer->at("assignments")) {
+          Assignment a;
+          a.job_id = item.at("job_id").get<std::string>();
+          a.job_name = item.value("job_name", std::string());
+          a.attempt = item.at("attempt").get<int>();
+          a.epoch = item.at("epoch").get<int64_t>();
+          a.entrypoint = item.at("entrypoint").get<std::string>();
+          a.env_vars = item.value("env_vars", std::map<std::string, std::string>());
+          a.package = item.value("package", std::string());
+          a.timeout_s = item.value("timeout_s", int64_t{0});
+          a.gpus = item.value("gpus", 0);
+          a.terminate = item.value("terminate", false);
+          assignments.push_back(std::move(a));
+        }
+      } catch (const json::exception& error) {
+        spdlog::error("ignoring a malformed assignment list: {}", error.what());
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      region_ = answer->value("region", std::string());
+      desired_.clear();
+      for (Assignment& a : assignments) desired_[a.key()] = std::move(a);
+      have_desired_ = true;
+      wake_ = true;
+      cv_.notify_all();
+    }
+  }
+
+  // ---- main loop: reconcile, ship logs, report ----
+  void MainLoop(net::HttpClient& client) {
+    int64_t last_heartbeat_ms = 0;
+    int64_t heartbeat_interval_ms = 2'000;
+    while (!stop_) {
+      Reconcile(client);
+      std::vector<AttemptStatus> statuses = options_.stack->List();
+      ShipLogs(client, statuses);
+      json attempts = json::array();
+      bool any_starting = false;
+      std::string fingerprint;
+      for (const AttemptStatus& status : statuses) {
+        std::string job_id;
+        int attempt = 0;
+        int64_t epoch = 0;
+        if (!ParseAttemptKey(status.key, &job_id, &attempt, &epoch)) continue;
+        any_starting = any_starting || status.phase == AttemptPhase::kStarting;
+        bool final = IsFinal(status.phase);
+        // A final state goes out only once every byte of output has been shipped.
+        if (final && shipped_[status.key] < status.log_bytes && !dropped_.count(status.key)) continue;
+        attempts.push_back({{"job_id", job_id},
+                            {"attempt", attempt},
+                            {"epoch", epoch},
+                            {"state", ReportState(status.phase)},
+                            {"exit_code", status.exit_code},
+                            {"message", status.message},
+                            {"started_unix_ms", status.started_unix_ms},
+                            {"ended_unix_ms", status.ended_unix_ms}});
+        fingerprint += fmt::format("{}={};", status.key, ReportState(status.phase));
+      }
+      for (auto it = failed_to_start_.begin(); it != failed_to_start_.end();) {
+        std::string job_id;
+        int attempt = 0;
+        int64_t epoch = 0;
+        bool still_assigned;
+        {
+          std::lock_guard lock(mu_);
+          still_assigned = desired_.count(it->first) > 0;
+        }
+        if (!still_assigned || !ParseAttemptKey(it->first, &job_id, &attempt, &epoch)) {
+          it = failed_to_start_.erase(it);
+          continue;
+        }
+        bool terminated = it->second == "terminated before it started";
+        attempts.push_back({{"job_id", job_id},
+                            {"attempt", attempt},
+                            {"epoch", epoch},
+                            {"state", terminated ? "TERMINATED" : "FAILED"},
+                            {"exit_code", -1},
+                            {"message", terminated ? it->second
+                                                   : "could not start: " + it->second}});
+        fingerprint += fmt::format("{}=NOSTART;", it->first);
+        ++it;
+      }
+      int64_t now = base::SystemClock::Get()->MonotonicMs();
+      if (fingerprint != last_fingerprint_ || now - last_heartbeat_ms >= heartbeat_interval_ms) {
+        Status sent = SendHeartbeat(client, attempts, &heartbeat_interval_ms);
+        if (sent.ok()) {
+          last_fingerprint_ = fingerprint;
+          last_heartbeat_ms = now;
+          ForgetReported(statuses);
+        } else {
+          spdlog::warn("heartbeat failed: {}", sent.message());
+          last_heartbeat_ms = now;  // retry at the next interval, not in a tight loop
+        }
+      }
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(any_starting ? 10 : 100),
+                   [this] { return wake_ || stop_; });
+      wake_ = false;
+    }
+  }
+
+  Status SendHeartbeat(net::HttpClient& client, const json& attempts,
+                       int64_t* interval_ms = nullptr) {
+    json types = json::array();
+    for (const auto& [type, count] : options_.capacity) {
+      json entry = spec::ToJson(type);
+      entry["total_nodes"] = count;
+      types.push_back(std::move(entry));
+    }
+    json body = {{"operator_id", operator_id_},
+                 {"version", options_.version},
+                 {"instance_types", std::move(types)},
+                 {"real_gpus", options_.gpus.size()},
+                 {"attempts", attempts}};
+    net::HttpClientRequest request;
+    request.method = "POST";
+    request.url = Url("heartbeat");
+    request.headers = {{"content-type", "application/json"}};
+    request.body = body.dump();
+    Result<json> answer = ApiResult(client.Send(request), "heartbeat");
+    if (!answer.ok()) return answer.status();
+    if (interval_ms != nullptr) {
+      *interval_ms = std::max<int64_t>(100, answer->value("heartbeat_interval_ms", int64_t{2'000}));
+    }
+    return OkStatus();
+  }
+
+  void Reconcile(net::HttpClient& client) {
+    std::map<std::string, Assignment> desired;
+    std::string region;
+    {
+      std::lock_guard lock(mu_);
+      if (!have_desired_) return;  // never stop anything before the first assignment list
+      desired = desired_;
+      region = region_;
+    }
+    std::map<std::string, AttemptStatus> known;
+    for (AttemptStatus& status : options_.stack->List()) known[status.key] = std::move(status);
+
+    for (const auto& [key, assignment] : desired) {
+      auto it = known.find(key);
+      if (assignment.terminate) {
+        if (it != known.end() && !IsFinal(it->second.phase) && !terminating_.count(key)) {
+          Status stopped = options_.stack->Terminate(key, options_.terminate_grace_ms);
+          if (stopped.ok()) terminating_.insert(key);
+        } else if (it == known.end() && !failed_to_start_.count(key)) {
+          // Asked to stop before it started here: report it terminated without running it.
+          failed_to_start_[key] = "terminated before it started";
+        }
+        continue;
+      }
+      if (it != known.end() || failed_to_start_.count(key)) continue;
+      Status started = Start(client, assignment, region);
+      if (!started.ok() && started.code() != absl::StatusCode::kAlreadyExists) {
+        spdlog::error("cannot start attempt {}: {}", key, started.message());
+        failed_to_start_[key] = std::string(started.message());
+      }
+    }
+    for (const auto& [key, status] : known) {
+      if (IsFinal(status.phase) || desired.count(key) || terminating_.count(key)) continue;
+      spdlog::info("stopping attempt {}: it is no longer assigned to this operator", key);
+      if (options_.stack->Terminate(key, options_.terminate_grace_ms).ok()) terminating_.insert(key);
+    }
+  }
+
+  Status Start(net::HttpClient& client, const Assignment& assignment, const std::string& region) {
+    AttemptLaunch launch;
+    launch.key = assignment.key();
+    launch.entrypoint = assignment.entrypoint;
+    launch.env = assignment.env_vars;
+    launch.env["MERIDIAN_JOB_ID"] = assignment.job_id;
+    launch.env["MERIDIAN_JOB_NAME"] = assignment.job_name;
+    launch.env["MERIDIAN_ATTEMPT"] = std::to_string(assignment.attempt);
+    launch.env["MERIDIAN_CLOUD_RESOURCE"] = options_.cloud_resource;
+    launch.env["MERIDIAN_REGION"] = region;
+    launch.env["MERIDIAN_CLUSTER_STORAGE"] = options_.cluster_storage;
+    launch.timeout_s = assignment.timeout_s;
+    if (assignment.gpus > 0 && static_cast<int>(free_gpus_.size()) >= assignment.gpus) {
+      for (int i = 0; i < assignment.gpus; ++i) {
+        launch.gpu_indices.push_back(*free_gpus_.begin());
+        free_gpus_.erase(free_gpus_.begin());
+      }
+      gpus_by_attempt_[launch.key] = launch.gpu_indices;
+    }
+    if (!assignment.package.empty()) {
+      ASSIGN_OR_RETURN(launch.working_dir_archive, FetchPackage(client, assignment.package));
+    }
+    spdlog::info("starting attempt {} of job {} ({})", assignment.attempt, assignment.job_id,
+                 assignment.job_name);
+    return options_.stack->Start(launch);
+  }
+
+  Result<std::string> FetchPackage(net::HttpClient& client, const std::string& package) {
+    std::string hex = package.substr(package.find(':') + 1);
+    std::string path = fmt::format("{}/packages/{}.tar.gz", options_.work_dir, hex);
+    if (base::PathExists(path)) return path;
+    net::HttpClientRequest request;
+    request.url = fmt::format("{}/api/v1/packages/{}", options_.server_url, package);
+    Result<net::HttpResponse> response = client.Send(request);
+    if (!response.ok()) return response.status();
+    if (response->status != 200) {
+      return absl::UnavailableError(
+          fmt::format("downloading package {}: HTTP {}", package, response->status));
+    }
+    if (base::Sha256Hex(response->body) != hex) {
+      return absl::DataLossError(fmt::format("package {} arrived corrupted", package));
+    }
+    RETURN_IF_ERROR(base::MakeDirs(options_.work_dir + "/packages"));
+    RETURN_IF_ERROR(base::WriteFileAtomic(path, response->body));
+    return path;
+  }
+
+  void ShipLogs(net::HttpClient& client, const std::vector<AttemptStatus>& statuses) {
+    for (const AttemptStatus& status : statuses) {
+      if (dropped_.count(status.key)) continue;
+      std::string job_id;
+      int attempt = 0;
+      int64_t epoch = 0;
+      if (!ParseAttemptKey(status.key, &job_id, &attempt, &epoch)) continue;
+      int64_t& shipped = shipped_[status.key];
+      while (shipped < status.log_bytes && !stop_) {
+        Result<LogChunk> chunk = options_.stack->ReadLog(status.key, shipped, options_.log_chunk_bytes);
+        if (!chunk.ok() || chunk->data.empty()) break;
+        net::HttpClientRequest request;
+        request.method = "POST";
+        request.url = Url(fmt::format("logs?job_id={}&attempt={}&epoch={}&offset={}",
+                                      net::PercentEncode(job_id), attempt, epoch, shipped));
+        request.headers = {{"content-type", "application/octet-stream"}};
+        request.body = std::move(chunk->data);
+        Result<json> answer = ApiResult(client.Send(request), "shipping output");
+        if (!answer.ok()) {
+          if (answer.status().code() == absl::StatusCode::kFailedPrecondition ||
+              answer.status().code() == absl::StatusCode::kNotFound) {
+            dropped_.insert(status.key);  // no longer ours: the control plane will not take it
+          } else {
+            spdlog::warn("{}", answer.status().message());
+          }
+          break;
+        }
+        shipped = chunk->next_offset;
+      }
+    }
+  }
+
+  // Finished attempts that were reported and are no longer assigned: release their GPUs and,
+  // beyond the retention count, their files.
+  void ForgetReported(const std::vector<AttemptStatus>& statuses) {
+    std::set<std::string> desired_keys;
+    {
+      std::lock_guard lock(mu_);
+      if (!have_desired_) return;
+      for (const auto& [key, assignment] : desired_) desired_keys.insert(key);
+    }
+    std::vector<const AttemptStatus*> finished;
+    for (const AttemptStatus& status : statuses) {
+      if (!IsFinal(status.phase) || desired_keys.count(status.key)) continue;
+      auto gpus = gpus_by_attempt_.find(status.key);
+      if (gpus != gpus_by_attempt_.end()) {
+        free_gpus_.insert(gpus->second.begin(), gpus->second.end());
+        gpus_by_attempt_.erase(gpus);
+      }
+      terminating_.erase(status.key);
+      finished.push_back(&status);
+    }
+    if (finished.size() <= options_.keep_finished_attempts) return;
+    std::sort(finished.begin(), finished.end(), [](const auto* a, const auto* b) {
+      return a->ended_unix_ms < b->ended_unix_ms;
+    });
+    for (size_t i = 0; i + options_.keep_finished_attempts < finished.size(); ++i) {
+      if (options_.stack->Forget(finished[i]->key).ok()) {
+        shipped_.erase(finished[i]->key);
+        dropped_.erase(finished[i]->key);
+      }
+    }
+  }
+
+  // Constant after construction.
+  const AgentOptions& options_;
+  const std::atomic<bool>& stop_;
+  const std::string operator_id_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // Protected by mu_ (written by the watch thread, read by the main loop).
+  std::map<std::string, Assignment> desired_;
+  std::string region_;
+  bool have_desired_ = false;
+  bool wake_ = false;
+
+  // Owned by the main loop thread.
+  std::map<std::string, int64_t> shipped_;     // attempt key -> bytes of output shipped
+  std::set<std::string> dropped_;              // attempts the control plane refuses output for
+  std::set<std::string> terminating_;
+  std::map<std::string, std::string> failed_to_start_;
+  std::set<int> free_gpus_;
+  std::map<std::string, std::vector<int>> gpus_by_attempt_;
+  std::string last_fingerprint_;
+};
+
+}  // namespace
+
+Status RunAgent(const AgentOptions& options, const std::atomic<bool>& stop) {
+  if (options.stack == nullptr) return absl::InvalidArgumentError("the agent needs a compute stack");
+  Agent agent(options, stop);
+  return agent.Run();
+}
+
+}  // namespace meridian::op

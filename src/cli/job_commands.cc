@@ -1,0 +1,272 @@
+// `meridian job ...`: submit Anyscale job configs, watch them, read their logs.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "base/archive.h"
+#include "base/files.h"
+#include "cli/commands.h"
+#include "fmt/format.h"
+#include "net/http_types.h"
+#include "spec/spec_json.h"
+
+namespace meridian::cli {
+
+using nlohmann::json;
+
+namespace {
+
+bool IsRemoteUri(const std::string& value) { return value.find("://") != std::string::npos; }
+
+// Packs and uploads working_dir; returns the package digest ("" when there is none).
+Result<std::string> UploadWorkingDir(ApiClient& client, const spec::JobConfig& config,
+                                     const std::string& job_file, bool quiet) {
+  if (config.working_dir.empty()) return std::string();
+  if (IsRemoteUri(config.working_dir)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: working_dir: remote working directories ({}) are not supported yet; use a local "
+        "directory", job_file, config.working_dir));
+  }
+  std::filesystem::path dir(config.working_dir);
+  if (dir.is_relative()) dir = std::filesystem::path(job_file).parent_path() / dir;
+  struct stat info;
+  if (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: working_dir: {} is not a directory (relative paths are taken from the job file's "
+        "directory)", job_file, dir.string()));
+  }
+  base::PackOptions options;
+  options.excludes = config.excludes;
+  Progress packing(fmt::format("Packing {}", dir.string()));
+  if (!quiet) options.progress = [&packing](int64_t done, int64_t total) { packing.Update(done, total); };
+  ASSIGN_OR_RETURN(std::string archive, base::PackDirectory(dir.string(), options));
+  std::string digest = "sha256:" + base::Sha256Hex(archive);
+  ASSIGN_OR_RETURN(json stat, client.Get("/api/v1/packages/" + digest + "?stat=1"));
+  if (stat.value("exists", false)) {
+    if (!quiet) packing.Finish(fmt::format("{} (already uploaded)", FormatBytes(archive.size())));
+    return digest;
+  }
+  if (!quiet) packing.Finish(fmt::format("packed to {}, uploading", FormatBytes(archive.size())));
+  RETURN_IF_ERROR(client.Send("PUT", "/api/v1/packages/" + digest, std::move(archive),
+                              "application/gzip", 600'000).status());
+  return digest;
+}
+
+
+void PrintJobList(const json& list) {
+  Table table{{"ID", "NAME", "STATE", "ATTEMPTS", "CLOUD RESOURCE", "CREATED", "MESSAGE"}, {}};
+  for (const json& job : list["items"]) {
+    std::string message = Str(job, "message");
+    if (message.size() > 60) message = message.substr(0, 57) + "...";
+    table.rows.push_back({Str(job, "id"), Str(job, "name"), Str(job, "state"),
+                          Str(job, "attempts"), Str(job, "cloud_resource"),
+                          Str(job, "created_at"), message});
+  }
+  std::cout << table.Render();
+}
+
+void PrintJobStatus(const json& job) {
+  std::cout << fmt::format("Job:         {} ({})\n", Str(job, "id"), Str(job, "name"));
+  std::cout << fmt::format("State:       {}\n", Str(job, "state"));
+  std::cout << fmt::format("Message:     {}\n", Str(job, "message"));
+  std::cout << fmt::format("Entrypoint:  {}\n", Str(job["config"], "entrypoint"));
+  std::cout << fmt::format("Created:     {}\n", Str(job, "created_at"));
+  if (!Str(job, "ended_at").empty()) std::cout << fmt::format("Ended:       {}\n", Str(job, "ended_at"));
+  Table attempts{{"#", "STATE", "CLOUD RESOURCE", "REGION", "NODES", "STARTED", "ENDED", "EXIT", "MESSAGE"}, {}};
+  for (const json& attempt : job["attempts"]) {
+    std::string nodes;
+    for (const json& node : attempt["nodes"]) {
+      if (!nodes.empty()) nodes += ",";
+      nodes += fmt::format("{}x{}", node.value("count", 0), node.value("instance_type", std::string()));
+    }
+    int exit_code = attempt.value("exit_code", -1);
+    attempts.rows.push_back({Str(attempt, "number"), Str(attempt, "state"),
+                             Str(attempt, "cloud_resource"), Str(attempt, "region"), nodes,
+                             Str(attempt, "started_at"), Str(attempt, "ended_at"),
+                             exit_code >= 0 ? std::to_string(exit_code) : "", Str(attempt, "message")});
+  }
+  std::cout << "\nAttempts:\n" << attempts.Render();
+  std::cout << "\nEvents:\n";
+  for (const json& event : job["events"]) {
+    std::cout << fmt::format("  {}  {}\n", Str(event, "time"), Str(event, "message"));
+  }
+}
+
+int OutcomeExitCode(const std::string& state) {
+  if (state == "SUCCEEDED") return 0;
+  if (state == "TERMINATED") return kExitJobTerminated;
+  return kExitJobFailed;
+}
+
+bool IsFinalState(const std::string& state) {
+  return state == "SUCCEEDED" || state == "FAILED" || state == "TERMINATED";
+}
+
+// Reads the next chunk of an attempt's output; prints it; returns whether it is complete.
+Result<bool> PumpLogs(ApiClient& client, const std::string& job_id, int attempt,
+                      int64_t& offset, int wait_ms) {
+  ASSIGN_OR_RETURN(net::HttpResponse response,
+                   client.Send("GET",
+                               fmt::format("/api/v1/jobs/{}/logs?attempt={}&offset={}&wait_ms={}",
+                                           net::PercentEncode(job_id), attempt, offset, wait_ms),
+                               "", "", wait_ms + 30'000));
+  std::cout << response.body << std::flush;
+  std::string next = response.Header("x-meridian-next-offset");
+  if (!next.empty()) offset = std::stoll(next);
+  return response.Header("x-meridian-complete") == "true";
+}
+
+}  // namespace
+
+Result<std::string> SubmitJobFile(ApiClient& client, const std::string& file,
+                                  const std::string& name_override, bool quiet) {
+  ASSIGN_OR_RETURN(std::string text, base::ReadFile(file, 1 << 20));
+  ASSIGN_OR_RETURN(spec::JobConfig config, spec::ParseJobConfigYaml(text, file));
+  if (!name_override.empty()) config.name = name_override;
+  for (const std::string& field : spec::IgnoredJobFields(config)) {
+    std::cerr << fmt::format("notice: {} is kept with the job but not acted on yet (the LOCAL "
+                             "stack runs the entrypoint directly on the operator's machine)\n",
+                             field);
+  }
+  ASSIGN_OR_RETURN(std::string package, UploadWorkingDir(client, config, file, quiet));
+  json body = {{"config", spec::ToJson(config)}, {"package", package}};
+  ASSIGN_OR_RETURN(json job, client.Post("/api/v1/jobs", body));
+  return Str(job, "id");
+}
+
+Result<int> FollowJob(ApiClient& client, const std::string& job_id, bool logs) {
+  std::string path = "/api/v1/jobs/" + net::PercentEncode(job_id);
+  int64_t version = -1;
+  size_t events_seen = 0;
+  int attempt = 0;
+  int64_t offset = 0;
+  while (true) {
+    int wait_ms = logs ? 0 : 30'000;
+    ASSIGN_OR_RETURN(json job, client.Get(fmt::format("{}?wait_version={}&wait_ms={}", path,
+                                                      version, wait_ms), wait_ms + 30'000));
+    version = job.value("version", int64_t{0});
+    const json& events = job["events"];
+    if (events.size() < events_seen) events_seen = 0;
+    for (size_t i = events_seen; i < events.size(); ++i) {
+      std::cerr << fmt::format("[{}] {}\n", Str(events[i], "time"), Str(events[i], "message"));
+    }
+    events_seen = events.size();
+    std::string state = Str(job, "state");
+    int newest = static_cast<int>(job["attempts"].size());
+    if (logs && newest > 0) {
+      if (newest != attempt) {
+        attempt = newest;
+        offset = 0;
+      }
+      ASSIGN_OR_RETURN(bool complete,
+                       PumpLogs(client, job_id, attempt, offset, IsFinalState(state) ? 0 : 1'000));
+      if (IsFinalState(state) && !complete) continue;  // drain the rest of the output
+    }
+    if (IsFinalState(state)) {
+      std::cerr << fmt::format("Job {} {}: {}\n", job_id, state, Str(job, "message"));
+      return OutcomeExitCode(state);
+    }
+  }
+}
+
+void AddJobCommands(CLI::App& app, Context& context) {
+  CLI::App* job = app.add_subcommand("job", "Jobs: submit Anyscale job configs and follow them");
+  job->require_subcommand(1);
+
+  static std::string file;
+  static std::string name;
+  static std::string id;
+  static bool wait = false;
+  CLI::App* submit = job->add_subcommand(
+      "submit",
+      "Submit a job from an Anyscale job.yaml. working_dir is packed (honouring excludes)\n"
+      "and uploaded; the job is acknowledged once it is durable.\n\nExamples:\n"
+      "  meridian job submit -f examples/jobs/hello.yaml\n"
+      "  meridian job submit -f examples/jobs/train.yaml --wait");
+  submit->add_option("-f,--config-file,--file", file, "job.yaml")->required();
+  submit->add_option("--name", name, "Override the job's name");
+  submit->add_flag("--wait", wait, "Follow the job's state and logs until it ends; exit with its outcome");
+  AddOutputFlag(submit, context);
+  submit->callback(WithClient(context, [&context](ApiClient& client, OutputFormat format) -> Status {
+    ASSIGN_OR_RETURN(std::string job_id, SubmitJobFile(client, file, name, format != OutputFormat::kTable));
+    if (format != OutputFormat::kTable) {
+      ASSIGN_OR_RETURN(json job, client.Get("/api/v1/jobs/" + job_id));
+      Print(format, job, [](const json&) {});
+    } else {
+      std::cout << fmt::format("Submitted job {}\n", job_id);
+    }
+    if (wait) {
+      ASSIGN_OR_RETURN(context.exit_code, FollowJob(client, job_id, format == OutputFormat::kTable));
+    } else if (format == OutputFormat::kTable) {
+      std::cout << fmt::format("Follow it with: meridian job logs {} --follow\n", job_id);
+    }
+    return OkStatus();
+  }));
+
+  static std::string state;
+  static int limit = 50;
+  CLI::App* list = job->add_subcommand("list", "List jobs, newest first\n\nExamples:\n  meridian job list\n  meridian job list --state RUNNING -o json");
+  list->add_option("--state", state, "Only jobs in this state")
+      ->check(CLI::IsMember({"STARTING", "RUNNING", "SUCCEEDED", "FAILED", "TERMINATED", "UNKNOWN"}));
+  list->add_option("--limit", limit, "At most this many (1-10000)")->check(CLI::Range(1, 10'000));
+  AddOutputFlag(list, context);
+  list->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
+    std::string path = fmt::format("/api/v1/jobs?limit={}", limit);
+    if (!state.empty()) path += "&state=" + state;
+    ASSIGN_OR_RETURN(json jobs, client.Get(path));
+    Print(format, jobs, PrintJobList);
+    return OkStatus();
+  }));
+
+  CLI::App* status = job->add_subcommand("status", "Show a job: state, attempts, placement, times, exit codes, events\n\nExample:\n  meridian job status job_abc123");
+  status->add_option("id", id, "Job id")->required();
+  AddOutputFlag(status, context);
+  status->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
+    ASSIGN_OR_RETURN(json job, client.Get("/api/v1/jobs/" + net::PercentEncode(id)));
+    Print(format, job, PrintJobStatus);
+    return OkStatus();
+  }));
+
+  static bool follow = false;
+  static int attempt = 0;
+  CLI::App* logs = job->add_subcommand("logs", "Print a job's output (stdout and stderr)\n\nExamples:\n  meridian job logs job_abc123\n  meridian job logs job_abc123 --follow\n  meridian job logs job_abc123 --attempt 1");
+  logs->add_option("id", id, "Job id")->required();
+  logs->add_flag("-f,--follow", follow, "Keep printing new output until the job ends");
+  logs->add_option("--attempt", attempt, "Attempt number (default: the newest)");
+  logs->callback(WithClient(context, [&context](ApiClient& client, OutputFormat) -> Status {
+    if (follow && attempt == 0) {
+      ASSIGN_OR_RETURN(context.exit_code, FollowJob(client, id, true));
+      return OkStatus();
+    }
+    int64_t offset = 0;
+    while (true) {
+      int64_t before = offset;
+      ASSIGN_OR_RETURN(bool complete, PumpLogs(client, id, attempt, offset, follow ? 1'000 : 0));
+      // Without --follow, print what is there now and stop when nothing more comes.
+      if (complete || (!follow && offset == before)) break;
+    }
+    return OkStatus();
+  }));
+
+  CLI::App* terminate = job->add_subcommand("terminate", "Stop a job: SIGTERM, then SIGKILL after a grace period\n\nExample:\n  meridian job terminate job_abc123 --wait");
+  terminate->add_option("id", id, "Job id")->required();
+  terminate->add_flag("--wait", wait, "Wait until it has stopped");
+  terminate->callback(WithClient(context, [](ApiClient& client, OutputFormat) -> Status {
+    ASSIGN_OR_RETURN(json job, client.Post("/api/v1/jobs/" + net::PercentEncode(id) + "/terminate", json::object()));
+    std::cout << fmt::format("Job {} is {}: {}\n", id, Str(job, "state"), Str(job, "message"));
+    if (wait && !IsFinalState(Str(job, "state"))) {
+      RETURN_IF_ERROR(FollowJob(client, id, false).status());
+    }
+    return OkStatus();
+  }));
+
+  CLI::App* wait_command = job->add_subcommand("wait", "Wait for a job to end; exit 0 if it SUCCEEDED, 1 if it FAILED, 8 if TERMINATED\n\nExample:\n  meridian job wait job_abc123 && echo done");
+  wait_command->add_option("id", id, "Job id")->required();
+  wait_command->callback(WithClient(context, [&context](ApiClient& client, OutputFormat) -> Status {
+    ASSIGN_OR_RETURN(context.exit_code, FollowJob(client, id, false));
+    return OkStatus();
+  }));
+}
+
+}  // namespace meridian::cli

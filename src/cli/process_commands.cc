@@ -1,0 +1,195 @@
+// `meridian server`, `meridian operator` and `meridian up`: the long-running processes.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "base/files.h"
+#include "base/home.h"
+#include "base/log.h"
+#include "cli/commands.h"
+#include "cli/up.h"
+#include "control/server.h"
+#include "fmt/format.h"
+#include "operator/agent.h"
+#include "operator/stacks/local/local_stack.h"
+#include "spdlog/spdlog.h"
+
+namespace meridian::cli {
+namespace {
+
+// Parses "TYPE=N" flags into node counts.
+Result<std::map<std::string, int>> ParseNodeCounts(const std::vector<std::string>& flags) {
+  std::map<std::string, int> counts;
+  for (const std::string& flag : flags) {
+    size_t equals = flag.find('=');
+    int count = -1;
+    if (equals != std::string::npos) {
+      try {
+        count = std::stoi(flag.substr(equals + 1));
+      } catch (const std::exception&) {
+      }
+    }
+    if (equals == std::string::npos || equals == 0 || count < 0) {
+      return absl::InvalidArgumentError(
+          fmt::format("--nodes {}: expected INSTANCE_TYPE=COUNT, e.g. --nodes 1xT4=2", flag));
+    }
+    counts[flag.substr(0, equals)] = count;
+  }
+  return counts;
+}
+
+struct OperatorFlags {
+  std::string cloud_resource;
+  std::string instance_types;
+  std::vector<std::string> nodes;
+  int default_nodes = 1;
+  std::string work_dir;
+  std::string cluster_storage;
+};
+
+Status RunOperator(const Context& context, const OperatorFlags& flags) {
+  if (flags.cloud_resource.empty()) return absl::InvalidArgumentError("--cloud-resource is required");
+  if (flags.instance_types.empty()) {
+    return absl::InvalidArgumentError(
+        "--instance-types is required: a Helm values file with "
+        "workloads.instanceTypes.additional (see examples/instance-types.yaml)");
+  }
+  ASSIGN_OR_RETURN(ClientConfig client, ResolveClientConfig(context.home, context.server, context.ca_file));
+  ASSIGN_OR_RETURN(std::string text, base::ReadFile(flags.instance_types, 4 << 20));
+  ASSIGN_OR_RETURN(std::vector<spec::InstanceType> types,
+                   spec::ParseInstanceTypes(text, flags.instance_types));
+  ASSIGN_OR_RETURN(auto counts, ParseNodeCounts(flags.nodes));
+  op::AgentOptions options;
+  for (const spec::InstanceType& type : types) {
+    auto count = counts.find(type.name);
+    options.capacity.push_back({type, count == counts.end() ? flags.default_nodes : count->second});
+    if (count != counts.end()) counts.erase(count);
+  }
+  if (!counts.empty()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "--nodes {}: {} has no instance type of that name", counts.begin()->first,
+        flags.instance_types));
+  }
+  options.server_url = client.server_url;
+  options.ca_file = client.ca_file;
+  options.cloud_resource = flags.cloud_resource;
+  options.work_dir = !flags.work_dir.empty()
+                         ? flags.work_dir
+                         : fmt::format("{}/operators/{}", client.home, flags.cloud_resource);
+  options.cluster_storage = !flags.cluster_storage.empty()
+                                ? flags.cluster_storage
+                                : client.home + "/cluster-storage";
+  RETURN_IF_ERROR(base::MakeDirs(options.work_dir, 0700));
+  RETURN_IF_ERROR(base::MakeDirs(options.cluster_storage, 0755));
+  options.gpus = op::DetectGpus();
+
+  op::LocalStackOptions stack_options;
+  stack_options.root = options.work_dir + "/attempts";
+  ASSIGN_OR_RETURN(std::unique_ptr<op::ComputeStack> stack, op::OpenLocalStack(stack_options));
+  options.stack = stack.get();
+
+  // Signals end the loop; running attempts are left running (a restart picks them up).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::atomic<bool> stop{false};
+  std::thread waiter([&] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    spdlog::info("received {}, stopping the operator (attempts keep running)", strsignal(signal_number));
+    stop = true;
+  });
+  Status result = op::RunAgent(options, stop);
+  if (!stop) {
+    // The agent ended by itself (an error): release the signal thread.
+    pthread_kill(waiter.native_handle(), SIGTERM);
+  }
+  waiter.join();
+  return result;
+}
+
+}  // namespace
+
+void AddProcessCommands(CLI::App& app, Context& context) {
+  static control::ServerOptions server_options;
+  CLI::App* server = app.add_subcommand(
+      "server",
+      "Run the control plane: HTTPS REST API, scheduler, state store.\n"
+      "Creates a local CA and server certificate in <home>/tls on first start and writes\n"
+      "<home>/config.yaml so that clients find it.\n\nExample:\n"
+      "  meridian server --listen 127.0.0.1:8443");
+  server->add_option("--listen", server_options.listen, "host:port to listen on (port 0: any free port)")
+      ->capture_default_str();
+  server->add_option("--cert", server_options.cert_file, "PEM certificate (default: made by the local CA)");
+  server->add_option("--key", server_options.key_file, "PEM private key for --cert");
+  server->add_option("--tls-host", server_options.tls_hosts, "Extra name or address for the local certificate");
+  server->add_option("--heartbeat-timeout-ms", server_options.heartbeat_timeout_ms,
+                     "Operator silence after which its cloud resource is UNHEALTHY")
+      ->capture_default_str();
+  server->add_option("--threads", server_options.threads, "I/O threads")->capture_default_str();
+  server->add_option("--ready-file", server_options.ready_file, "Write the URL here once listening");
+  server->callback([&context] {
+    if (Status status = base::InitLogging(context.log_level); !status.ok()) {
+      context.exit_code = ReportError(status);
+      return;
+    }
+    server_options.home = base::ResolveHome(context.home);
+    context.exit_code = control::RunServer(server_options);
+  });
+
+  static OperatorFlags operator_flags;
+  CLI::App* operator_command = app.add_subcommand(
+      "operator",
+      "Run the operator of one cloud resource: connects out to the control plane, reports\n"
+      "capacity, runs the attempts assigned to it (LOCAL stack: processes on this machine).\n\n"
+      "Example:\n"
+      "  meridian operator --cloud-resource local-eastus \\\n"
+      "      --instance-types examples/instance-types.yaml --nodes 1xT4=2");
+  operator_command->add_option("--cloud-resource", operator_flags.cloud_resource, "Cloud resource name");
+  operator_command->add_option("--instance-types", operator_flags.instance_types,
+                               "Helm values file (workloads.instanceTypes.additional)");
+  operator_command->add_option("--nodes", operator_flags.nodes, "INSTANCE_TYPE=COUNT, repeatable");
+  operator_command->add_option("--default-nodes", operator_flags.default_nodes,
+                               "Nodes of each type not named by --nodes")->capture_default_str();
+  operator_command->add_option("--work-dir", operator_flags.work_dir,
+                               "Attempts and packages (default <home>/operators/<resource>)");
+  operator_command->add_option("--cluster-storage", operator_flags.cluster_storage,
+                               "Directory shared by every job (default <home>/cluster-storage)");
+  operator_command->callback([&context] {
+    if (Status status = base::InitLogging(context.log_level); !status.ok()) {
+      context.exit_code = ReportError(status);
+      return;
+    }
+    Status status = RunOperator(context, operator_flags);
+    if (!status.ok()) context.exit_code = ReportError(status);
+  });
+
+  static UpOptions up_options;
+  CLI::App* up = app.add_subcommand(
+      "up",
+      "Run everything on this machine: a control plane, two LOCAL cloud resources in two\n"
+      "regions (local-eastus, CPU shapes; local-westus, CPU and GPU shapes) with their\n"
+      "operators, then an example job. Ctrl-C stops it all; the next run reuses the home\n"
+      "directory and its state.\n\nExample:\n"
+      "  meridian up --example examples/jobs/hello.yaml");
+  up->add_option("--example", up_options.example_job, "Job file to submit once everything is up");
+  up->add_option("--port", up_options.port, "Control plane port (0: any free port)")->capture_default_str();
+  up->add_flag("--exit-after-example", up_options.exit_after_example,
+               "Stop everything after the example job (for scripts and tests)");
+  up->callback([&context] {
+    if (Status status = base::InitLogging(context.log_level); !status.ok()) {
+      context.exit_code = ReportError(status);
+      return;
+    }
+    up_options.home = base::ResolveHome(context.home);
+    context.exit_code = RunUp(up_options);
+  });
+}
+
+}  // namespace meridian::cli

@@ -1,0 +1,113 @@
+// The control plane's records: clouds, cloud resources, jobs and their attempts.
+//
+// These are plain values. The ControlPlane owns the live copies (under its mutex) and
+// stores each record as one JSON document in the StateStore; ToJson/FromJson here are the
+// stored and the API shape at once (the API adds nothing a stored record lacks).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/status.h"
+#include "spec/specs.h"
+
+namespace meridian::control {
+
+struct Cloud {
+  std::string id;
+  std::string name;
+  int64_t created_unix_ms = 0;
+};
+
+enum class Health { kUnknown, kHealthy, kUnhealthy };
+std::string_view HealthName(Health health);
+
+// What an operator reports about one instance type of its cloud resource.
+struct InstanceCapacity {
+  spec::InstanceType type;
+  int total_nodes = 0;
+};
+
+struct CloudResource {
+  std::string id;
+  std::string cloud_id;
+  std::string cloud_name;
+  spec::CloudResourceSpec spec;
+  int64_t created_unix_ms = 0;
+  // Below: live state, not stored (an operator re-reports it after a server restart).
+  Health health = Health::kUnknown;
+  int64_t last_heartbeat_unix_ms = 0;
+  std::string operator_id;       // random id of the operator process now connected
+  std::string operator_version;
+  std::vector<InstanceCapacity> capacity;
+  int real_gpus = 0;
+};
+
+enum class JobState { kStarting, kRunning, kSucceeded, kFailed, kTerminated, kUnknown };
+std::string_view JobStateName(JobState state);
+std::optional<JobState> ParseJobState(std::string_view name);
+bool IsFinal(JobState state);
+
+// Attempts use the same state names as jobs (an attempt is RUNNING, SUCCEEDED, ...).
+struct NodeAllocation {
+  std::string instance_type;
+  int count = 0;
+};
+
+struct Attempt {
+  int number = 1;                 // 1, 2, ...
+  JobState state = JobState::kStarting;
+  std::string cloud_resource;     // name
+  std::string region;
+  int64_t epoch = 0;              // unique per placement; stale reports carry an old one
+  std::vector<NodeAllocation> nodes;
+  int64_t placed_unix_ms = 0;
+  int64_t started_unix_ms = 0;
+  int64_t ended_unix_ms = 0;
+  int exit_code = -1;
+  std::string message;
+  bool terminate_requested = false;
+};
+
+struct JobEvent {
+  int64_t unix_ms = 0;
+  std::string message;
+};
+
+struct Job {
+  std::string id;
+  spec::JobConfig config;
+  std::string package;            // "sha256:<hex>" of the working_dir package, or ""
+  JobState state = JobState::kStarting;
+  int64_t created_unix_ms = 0;
+  int64_t updated_unix_ms = 0;
+  int64_t ended_unix_ms = 0;
+  std::string message;            // why it is in its state ("waiting for capacity: ...")
+  bool terminate_requested = false;
+  std::vector<Attempt> attempts;
+  std::vector<JobEvent> events;   // newest last, at most kMaxJobEvents
+  int64_t version = 0;            // bumps on every change; long-poll waiters compare it
+
+  Attempt* current_attempt() { return attempts.empty() ? nullptr : &attempts.back(); }
+  const Attempt* current_attempt() const {
+    return attempts.empty() ? nullptr : &attempts.back();
+  }
+};
+
+inline constexpr size_t kMaxJobEvents = 100;
+
+nlohmann::json ToJson(const Cloud& cloud);
+nlohmann::json ToJson(const CloudResource& resource);
+nlohmann::json ToJson(const Attempt& attempt);
+nlohmann::json ToJson(const Job& job);
+
+Result<Cloud> CloudFromJson(const nlohmann::json& json);
+Result<CloudResource> CloudResourceFromJson(const nlohmann::json& json);
+Result<Job> JobFromJson(const nlohmann::json& json);
+
+}  // namespace meridian::control

@@ -1,0 +1,26 @@
+// `meridian server`: the control plane process.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace meridian::control {
+
+struct ServerOptions {
+  std::string home;                       // state, TLS material, client config
+  std::string listen = "127.0.0.1:8443";  // host:port; port 0 picks a free one
+  std::string cert_file;                  // optional: use this certificate ...
+  std::string key_file;                   // ... and key instead of the local CA's
+  std::vector<std::string> tls_hosts;     // extra names/addresses for the local certificate
+  int64_t heartbeat_timeout_ms = 10'000;
+  int64_t heartbeat_interval_ms = 2'000;
+  int threads = 2;
+  // Written once listening: "https://127.0.0.1:PORT\n" (lets a parent learn a free port).
+  std::string ready_file;
+};
+
+// Runs until SIGINT or SIGTERM, then shuts down gracefully. Returns the exit code.
+int RunServer(const ServerOptions& options);
+
+}  // namespace meridian::control

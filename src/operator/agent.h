@@ -1,0 +1,51 @@
+// Agent: the operator's loop for one cloud resource.
+//
+// It connects outbound to the control plane (HTTPS only), reports capacity and the state of
+// its attempts in heartbeats, watches its assignments with a long-poll (no busy polling),
+// and reconciles: assigned attempts that are not running are started, running attempts
+// that are no longer assigned (moved, terminated, unknown) are stopped. Output is shipped
+// in order from the stack's log files; an attempt's final state is reported only after all
+// of its output has been shipped, so a finished job's logs are complete.
+//
+// Restart: the agent keeps no state of its own. The stack finds its attempts again, the
+// attempt key carries the epoch, and the next heartbeat re-reports everything.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+#include "operator/stacks/compute_stack.h"
+#include "spec/specs.h"
+
+namespace meridian::op {
+
+struct AgentOptions {
+  std::string server_url;      // https://host:port
+  std::string ca_file;         // CA that signed the server certificate ("" = system store)
+  std::string cloud_resource;  // the resource this operator serves
+  std::vector<std::pair<spec::InstanceType, int>> capacity;  // shape and node count
+  std::string work_dir;        // package cache
+  std::string cluster_storage; // exported to attempts as MERIDIAN_CLUSTER_STORAGE
+  ComputeStack* stack = nullptr;
+  std::vector<int> gpus;       // real GPU indices to hand out with CUDA_VISIBLE_DEVICES
+  int64_t watch_wait_ms = 30'000;
+  int64_t terminate_grace_ms = 10'000;
+  int64_t log_chunk_bytes = 512 << 10;
+  size_t keep_finished_attempts = 200;  // finished attempts whose files stay on disk
+  std::string version = "dev";
+};
+
+// Runs until `stop` becomes true. Fails at once when the control plane answers that the
+// cloud resource does not exist; keeps retrying (with a logged reason) while it is
+// unreachable.
+Status RunAgent(const AgentOptions& options, const std::atomic<bool>& stop);
+
+// Attempt keys: "<job id>.<attempt>.<epoch>", safe as file names.
+std::string AttemptKey(const std::string& job_id, int attempt, int64_t epoch);
+bool ParseAttemptKey(const std::string& key, std::string* job_id, int* attempt, int64_t* epoch);
+
+}  // namespace meridian::op
