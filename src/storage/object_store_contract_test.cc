@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <random>
 #include <thread>
@@ -53,8 +54,13 @@ StoreFactory LocalFactory() {
   return {"Local", []() -> Result<std::shared_ptr<ObjectStore>> {
             LocalStoreOptions options;
             options.fsync = false;  // temp dirs: durability is not what these tests check
-            ASSIGN_OR_RETURN(auto store, LocalStore::Open(TempDir() + "/store", options));
-            return std::shared_ptr<ObjectStore>(std::move(store));
+            const std::string dir = TempDir();
+            ASSIGN_OR_RETURN(auto store, LocalStore::Open(dir + "/store", options));
+            // The store's files go when the test's last reference does.
+            return std::shared_ptr<ObjectStore>(store.release(), [dir](ObjectStore* store) {
+              delete store;
+              EXPECT_TRUE(base::RemoveAll(dir).ok());
+            });
           }};
 }
 
@@ -75,7 +81,11 @@ StoreFactory AzuriteFactory(std::string prefix) {
                              AzureBlobStore::Create(azurite->ConfigFor(NewContainerName(), prefix),
                                                     std::move(options)));
             RETURN_IF_ERROR(store->CreateContainer());
-            return std::shared_ptr<ObjectStore>(std::move(store));
+            return std::shared_ptr<ObjectStore>(store.release(), [](ObjectStore* store) {
+              // Keeps Azurite's data small when a process runs many tests.
+              EXPECT_TRUE(static_cast<AzureBlobStore*>(store)->DeleteContainer().ok());
+              delete store;
+            });
           }};
 }
 
@@ -443,6 +453,44 @@ TEST_F(AzuriteRetryTest, NotFoundIsNotRetried) {
   EXPECT_EQ(store_->Head("missing").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(injector_->request_count() - before, 1);
   EXPECT_TRUE(sleeps_ms_.empty());
+}
+
+// The way users configure it: a bucket URL from cloud_resource.yaml plus the variables
+// BlobFuse2 reads, here pointing at Azurite.
+TEST(AzuriteOpenTest, AbfssUrlWithEndpointAndKeyFromTheEnvironment) {
+  Result<AzuriteServer*> azurite = SharedAzurite();
+  ASSERT_TRUE(azurite.ok()) << azurite.status();
+  const std::map<std::string, std::string> env = {
+      {"AZURE_STORAGE_ACCOUNT", kDevelopmentAccount},
+      {"AZURE_STORAGE_ACCESS_KEY", kDevelopmentAccountKey},
+      {"AZURE_STORAGE_BLOB_ENDPOINT", (*azurite)->endpoint()}};
+  const std::string container = NewContainerName();
+  Result<std::unique_ptr<AzureBlobStore>> store = AzureBlobStore::Open(
+      fmt::format("abfss://{}@{}.dfs.core.windows.net/datasets", container, kDevelopmentAccount),
+      [&env](const std::string& name) {
+        auto it = env.find(name);
+        return it == env.end() ? std::string() : it->second;
+      },
+      {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateContainer().ok());
+  ASSERT_TRUE((*store)->Put("a.txt", "hi", {}, {}).ok());
+  Result<ListPage> page = (*store)->List({});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->objects.size(), 1u);
+  EXPECT_EQ(page->objects[0].name, "a.txt");
+
+  // The same container seen without the prefix shows where the object really is.
+  Result<std::unique_ptr<AzureBlobStore>> root =
+      AzureBlobStore::Create((*azurite)->ConfigFor(container), {});
+  ASSERT_TRUE(root.ok()) << root.status();
+  EXPECT_EQ(*(*root)->GetRange("datasets/a.txt", 0, -1, {}), "hi");
+
+  AzureBlobConfig wrong_key = (*azurite)->ConfigFor(container);
+  wrong_key.account_key = Base64Encode("not the key");
+  Result<std::unique_ptr<AzureBlobStore>> intruder = AzureBlobStore::Create(wrong_key, {});
+  ASSERT_TRUE(intruder.ok());
+  EXPECT_FALSE((*intruder)->Head("datasets/a.txt").ok());
 }
 
 }  // namespace
