@@ -16,7 +16,8 @@
 //
 // Limits beyond the contract: an encoded name component must fit a 255-byte file name
 // (kInvalidArgument otherwise). Uncommitted blocks of abandoned uploads stay in .staging
-// until the next commit of that name.
+// until the next commit of that name, and temp files of a writer that crashed stay in
+// .staging/tmp; neither is ever visible as an object.
 //
 // Thread safety: safe from many threads and many processes sharing one root.
 #pragma once

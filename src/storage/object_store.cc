@@ -91,7 +91,13 @@ Status ValidateObjectName(std::string_view name) {
 }
 
 Status ValidateMetadata(const Metadata& metadata) {
+  size_t total_bytes = 0;
   for (const auto& [key, value] : metadata) {
+    total_bytes += key.size() + value.size();
+    if (total_bytes > static_cast<size_t>(kMaxMetadataBytes)) {
+      return absl::InvalidArgumentError(
+          fmt::format("metadata exceeds {} bytes", kMaxMetadataBytes));
+    }
     if (!IsIdentifier(key)) {
       return absl::InvalidArgumentError(
           fmt::format("metadata key '{}' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)", key));

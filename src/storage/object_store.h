@@ -4,15 +4,17 @@
 // Contract, kept by every implementation and checked by one contract test suite
 // (object_store_contract_test.cc):
 //
-// Names. An object name is 1..1024 bytes of UTF-8, never starting with '/' and without "."
-// or ".." segments (the store may be rooted under a prefix; names are relative to it). '/' has no
-// special meaning to the store except as a List delimiter: "a" and "a/b" may both exist (BlobFuse2
-// keeps a directory marker "a" with metadata hdi_isfolder=true beside the files "a/b").
+// Names. An object name is 1..1024 bytes of UTF-8, never starting with '/' and without
+// "." or ".." segments (the store may be rooted under a prefix; names are relative to it).
+// '/' has no special meaning to the store except as a List delimiter: "a" and "a/b" may
+// both exist (BlobFuse2 keeps a directory marker "a" with metadata hdi_isfolder=true beside
+// the files "a/b").
 //
 // Metadata. User metadata keys are ASCII identifiers ([A-Za-z_][A-Za-z0-9_]*), compared
 // case-insensitively and returned lowercased; values are printable ASCII without leading or
-// trailing blanks (HTTP headers carry them). Anything else is kInvalidArgument before any
-// byte is sent. Put/CommitBlocks replace the whole metadata map; Copy carries it over.
+// trailing blanks (HTTP headers carry them), at most kMaxMetadataBytes in all (Azure's
+// limit). Anything else is kInvalidArgument before any byte is sent. Put/CommitBlocks replace the
+// whole metadata map; Copy carries it over.
 //
 // ETags. Opaque strings (compare them whole, never parse them); every successful write,
 // including a rewrite with identical bytes, gives the object a new ETag.
@@ -63,6 +65,7 @@ inline constexpr int kMaxNameBytes = 1024;
 inline constexpr int kMaxBlocksPerObject = 50'000;
 inline constexpr int kMaxBlockIdBytes = 64;  // decoded
 inline constexpr int kMaxListResults = 5'000;
+inline constexpr int kMaxMetadataBytes = 8 << 10;  // keys and values together
 
 using Metadata = std::map<std::string, std::string>;
 

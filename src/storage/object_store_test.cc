@@ -36,6 +36,7 @@ TEST(ValidationTest, NamesMetadataAndBlockIds) {
   EXPECT_TRUE(ValidateMetadata({{"hdi_isfolder", "true"}, {"_x9", ""}}).ok());
   EXPECT_FALSE(ValidateMetadata({{"9lives", "x"}}).ok());
   EXPECT_FALSE(ValidateMetadata({{"k", "line\nbreak"}}).ok());
+  EXPECT_FALSE(ValidateMetadata({{"big", std::string(kMaxMetadataBytes, 'x')}}).ok());
   EXPECT_FALSE(ValidateCondition({"\"0x1\"", true}).ok());
   EXPECT_TRUE(ValidateBlockId(Base64Encode("block-1")).ok());
   EXPECT_FALSE(ValidateBlockId(Base64Encode(std::string(kMaxBlockIdBytes + 1, 'x'))).ok());
