@@ -3,21 +3,20 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#include <openssl/evp.h>
-
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <climits>
 #include <cstdint>
-#include <optional>
-#include <cerrno>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "base/files.h"
 #include "fmt/format.h"
@@ -155,9 +154,8 @@ class Walker {
 
   Status Walk(const std::string& relative, int depth) {
     if (depth > kMaxDepth) {
-      return absl::InvalidArgumentError(
-          fmt::format("{} is nested deeper than {} directories", JoinPath(root_, relative),
-                      kMaxDepth));
+      return absl::InvalidArgumentError(fmt::format("{} is nested deeper than {} directories",
+                                                    JoinPath(root_, relative), kMaxDepth));
     }
     std::string directory = relative.empty() ? root_ : JoinPath(root_, relative);
     ASSIGN_OR_RETURN(std::vector<std::string> names, ListSorted(directory));
@@ -178,8 +176,7 @@ class Walker {
       }
       if (static_cast<int64_t>(entries_.size()) >= kMaxEntries) {
         return absl::ResourceExhaustedError(fmt::format(
-            "{} has more than {} files and directories; add some to excludes", root_,
-            kMaxEntries));
+            "{} has more than {} files and directories; add some to excludes", root_, kMaxEntries));
       }
       Entry entry{child, '0', info.st_mode & 0777, 0, ""};
       if (is_dir) {
@@ -309,7 +306,10 @@ std::string UstarHeader(std::string_view name, char type, mode_t mode, uint64_t 
   PutOctal(h + 136, 12, 0);  // mtime: zero, so the same tree packs to the same bytes
   h[156] = type;
   PutString(h + 157, 100, link_name);
-  std::memcpy(h + 257, "ustar\0" "00", 8);
+  std::memcpy(h + 257,
+              "ustar\0"
+              "00",
+              8);
   // uname and gname stay empty; devmajor/devminor are zero.
   PutOctal(h + 329, 8, 0);
   PutOctal(h + 337, 8, 0);
@@ -364,8 +364,8 @@ Status WriteFileData(GzipWriter& out, const std::string& path, int64_t size, int
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoError("cannot read", path, errno);
     if (n == 0) {
-      return absl::AbortedError(fmt::format("{} shrank while it was being packed; try again",
-                                            path));
+      return absl::AbortedError(
+          fmt::format("{} shrank while it was being packed; try again", path));
     }
     RETURN_IF_ERROR(out.Write(std::string_view(buffer.data(), static_cast<size_t>(n))));
     left -= n;
@@ -409,8 +409,9 @@ namespace {
 using ChunkSource = std::function<Result<std::string_view>()>;
 
 Status Truncated() {
-  return absl::InvalidArgumentError("archive is truncated (it ends before its end-of-archive "
-                                    "marker)");
+  return absl::InvalidArgumentError(
+      "archive is truncated (it ends before its end-of-archive "
+      "marker)");
 }
 
 class GzipReader {
@@ -576,8 +577,8 @@ Status ParsePax(std::string_view data, Overrides& overrides) {
   while (!data.empty()) {
     size_t space = data.find(' ');
     uint64_t length = 0;
-    auto [end, error] = std::from_chars(data.data(), data.data() + std::min(space, data.size()),
-                                        length);
+    auto [end, error] =
+        std::from_chars(data.data(), data.data() + std::min(space, data.size()), length);
     if (space == std::string_view::npos || error != std::errc() || end != data.data() + space ||
         length <= space + 1 || length > data.size() || data[length - 1] != '\n') {
       return absl::InvalidArgumentError("archive is corrupt: bad pax extended header");
@@ -593,7 +594,8 @@ Status ParsePax(std::string_view data, Overrides& overrides) {
     if (key == "linkpath") overrides.link_path = value;
     if (key == "size") {
       uint64_t size = 0;
-      auto [size_end, size_error] = std::from_chars(value.data(), value.data() + value.size(), size);
+      auto [size_end, size_error] =
+          std::from_chars(value.data(), value.data() + value.size(), size);
       if (size_error != std::errc() || size_end != value.data() + value.size()) {
         return absl::InvalidArgumentError("archive is corrupt: bad pax size");
       }
@@ -731,9 +733,9 @@ class Unpacker {
             name, current.substr(dest_.size() + 1)));
       }
       if (!S_ISDIR(info.st_mode)) {
-        return absl::InvalidArgumentError(fmt::format(
-            "archive entry '{}' needs '{}' to be a directory, but it is a file", name,
-            current.substr(dest_.size() + 1)));
+        return absl::InvalidArgumentError(
+            fmt::format("archive entry '{}' needs '{}' to be a directory, but it is a file", name,
+                        current.substr(dest_.size() + 1)));
       }
     }
     return OkStatus();

@@ -90,7 +90,10 @@ std::string TarHeader(const std::string& name, char type, size_t size,
   std::memcpy(header.data() + 136, "00000000000", 11);
   header[156] = type;
   std::memcpy(header.data() + 157, link.data(), std::min<size_t>(link.size(), 100));
-  std::memcpy(header.data() + 257, "ustar\0" "00", 8);
+  std::memcpy(header.data() + 257,
+              "ustar\0"
+              "00",
+              8);
   std::memset(header.data() + 148, ' ', 8);
   unsigned sum = 0;
   for (unsigned char c : header) sum += c;
@@ -181,16 +184,16 @@ TEST_F(ArchiveTest, ExcludesFollowGitignoreRules) {
     Write(file, "content");
   }
   PackOptions options;
-  options.excludes = {"*.pyc", "data/", "/build", "**/cache", "docs/**/*.md", "src/gen", ".env",
-                      "", "notes/data/"};
+  options.excludes = {"*.pyc",   "data/", "/build", "**/cache",   "docs/**/*.md",
+                      "src/gen", ".env",  "",       "notes/data/"};
   Result<std::string> packed = PackDirectory(root_, options);
   ASSERT_TRUE(packed.ok()) << packed.status();
   std::string out = root_ + "_out";
   ASSERT_TRUE(UnpackArchiveData(*packed, out).ok());
   std::set<std::string> expected = {
-      "main.py", "pkg/", "pkg/util.py", "pkg/build/", "pkg/build/keep.txt", "a/", "a/b/",
-      "docs/", "docs/x/", "docs/x/y/", "docs/readme.txt", "notes/", "notes/data", "src/",
-      "src/genuine.py"};
+      "main.py",    "pkg/",  "pkg/util.py",   "pkg/build/", "pkg/build/keep.txt", "a/",
+      "a/b/",       "docs/", "docs/x/",       "docs/x/y/",  "docs/readme.txt",    "notes/",
+      "notes/data", "src/",  "src/genuine.py"};
   EXPECT_EQ(Listing(out), expected);
   (void)RemoveAll(out);
 
@@ -205,7 +208,9 @@ TEST_F(ArchiveTest, PackingIsDeterministic) {
   Result<std::string> first = PackDirectory(root_, PackOptions{});
   ASSERT_TRUE(first.ok());
   // New mtimes (and a new inode order) must not change the bytes.
-  struct utimbuf times {1'000'000, 1'000'000};
+  struct utimbuf times {
+    1'000'000, 1'000'000
+  };
   ASSERT_EQ(::utime((root_ + "/c.txt").c_str(), &times), 0);
   ASSERT_TRUE(RemoveAll(root_ + "/a").ok());
   Write("a/one.txt", "1");
@@ -269,8 +274,8 @@ TEST_F(ArchiveTest, TraversalEntriesAreRefused) {
   // A file entry that lands on an existing symlink replaces the link, not its target.
   Write("outside/target.txt", "keep");
   std::string dest = root_ + "/dest";
-  std::string archive = TarHeader("f.txt", '2', 0, outside + "/target.txt") +
-                        TarFile("f.txt", "replaced") + TarEnd();
+  std::string archive =
+      TarHeader("f.txt", '2', 0, outside + "/target.txt") + TarFile("f.txt", "replaced") + TarEnd();
   ASSERT_TRUE(UnpackArchiveData(Gzip(archive), dest).ok());
   EXPECT_EQ(*ReadFile(outside + "/target.txt"), "keep");
   EXPECT_EQ(*ReadFile(dest + "/f.txt"), "replaced");

@@ -17,8 +17,8 @@ constexpr size_t kMaxValueChars = 2048;
 const std::vector<std::string> kProviders = {"AZURE", "AWS", "GCP", "GENERIC", "LOCAL"};
 const std::vector<std::string> kComputeStacks = {"K8S", "VM", "LOCAL"};
 
-Result<std::string> BoundedString(const Checker& check, const Tree& object,
-                                  std::string_view path, std::string_view key) {
+Result<std::string> BoundedString(const Checker& check, const Tree& object, std::string_view path,
+                                  std::string_view key) {
   const Tree* value = Field(object, key);
   if (value == nullptr) return std::string();
   std::string field_path = ChildPath(path, key);
@@ -33,12 +33,12 @@ Status CheckName(const Checker& check, const std::string& name) {
   static const std::regex kPattern("[a-zA-Z0-9_-]+");
   if (name.empty()) return check.Fail("name", "must not be empty");
   if (name.size() > kMaxNameChars) {
-    return check.Fail("name", fmt::format("is {} characters long; the limit is {}", name.size(),
-                                          kMaxNameChars));
+    return check.Fail(
+        "name", fmt::format("is {} characters long; the limit is {}", name.size(), kMaxNameChars));
   }
   if (!std::regex_match(name, kPattern)) {
-    return check.Fail("name", fmt::format("'{}' may contain only letters, digits, '_' and '-'",
-                                          name));
+    return check.Fail("name",
+                      fmt::format("'{}' may contain only letters, digits, '_' and '-'", name));
   }
   return OkStatus();
 }
@@ -47,8 +47,8 @@ Status CheckRegion(const Checker& check, const std::string& region) {
   static const std::regex kPattern("[a-z0-9]+(-[a-z0-9]+)*");
   if (region.empty()) return check.Fail("region", "must not be empty");
   if (region.size() > kMaxRegionChars) {
-    return check.Fail("region", fmt::format("is {} characters long; the limit is {}",
-                                            region.size(), kMaxRegionChars));
+    return check.Fail("region", fmt::format("is {} characters long; the limit is {}", region.size(),
+                                            kMaxRegionChars));
   }
   if (!std::regex_match(region, kPattern)) {
     return check.Fail("region", fmt::format("'{}' must be lowercase letters and digits in "
@@ -61,8 +61,8 @@ Status CheckRegion(const Checker& check, const std::string& region) {
 Status ReadNested(const Checker& check, const Tree& root, CloudResourceSpec& spec) {
   if (const Tree* storage = Field(root, "object_storage")) {
     RETURN_IF_ERROR(check.ExpectObject(*storage, "object_storage"));
-    RETURN_IF_ERROR(check.CheckKnownFields(*storage, "object_storage",
-                                           {"bucket_name", "region", "endpoint"}));
+    RETURN_IF_ERROR(
+        check.CheckKnownFields(*storage, "object_storage", {"bucket_name", "region", "endpoint"}));
     ASSIGN_OR_RETURN(spec.object_storage_bucket,
                      BoundedString(check, *storage, "object_storage", "bucket_name"));
     RETURN_IF_ERROR(BoundedString(check, *storage, "object_storage", "region").status());

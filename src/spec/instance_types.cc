@@ -27,8 +27,8 @@ Result<int64_t> ParseMemory(const Checker& check, const Tree& value, std::string
     return static_cast<int64_t>(std::ceil(bytes));
   }
   if (!value.is_string()) {
-    return check.Fail(path, fmt::format("expected a quantity such as \"92Gi\", got {}",
-                                        Describe(value)));
+    return check.Fail(path,
+                      fmt::format("expected a quantity such as \"92Gi\", got {}", Describe(value)));
   }
   static const std::regex kQuantity(
       "([0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?");
@@ -41,9 +41,9 @@ Result<int64_t> ParseMemory(const Checker& check, const Tree& value, std::string
                                         text));
   }
   static const std::vector<std::pair<std::string, double>> kSuffixes = {
-      {"Ki", 0x1p10}, {"Mi", 0x1p20}, {"Gi", 0x1p30}, {"Ti", 0x1p40}, {"Pi", 0x1p50},
-      {"Ei", 0x1p60}, {"k", 1e3},     {"M", 1e6},     {"G", 1e9},     {"T", 1e12},
-      {"P", 1e15},    {"E", 1e18}};
+      {"Ki", 0x1p10}, {"Mi", 0x1p20}, {"Gi", 0x1p30}, {"Ti", 0x1p40},
+      {"Pi", 0x1p50}, {"Ei", 0x1p60}, {"k", 1e3},     {"M", 1e6},
+      {"G", 1e9},     {"T", 1e12},    {"P", 1e15},    {"E", 1e18}};
   double multiplier = 1;
   for (const auto& [suffix, factor] : kSuffixes) {
     if (match[4] == suffix) multiplier = factor;
@@ -72,8 +72,7 @@ Result<double> ParseCpu(const Checker& check, const Tree& value, std::string_vie
                                       Describe(value)));
 }
 
-Status CheckInstanceTypeName(const Checker& check, const std::string& name,
-                             std::string_view path) {
+Status CheckInstanceTypeName(const Checker& check, const std::string& name, std::string_view path) {
   static const std::regex kPattern("[A-Za-z0-9][A-Za-z0-9._-]*");
   if (name.size() > kMaxInstanceTypeNameChars) {
     return check.Fail(path, fmt::format("instance type name is longer than {} characters",
@@ -91,7 +90,8 @@ Status CheckInstanceTypeName(const Checker& check, const std::string& name,
 Result<InstanceType> ResourcesFromTree(const Checker& check, const Tree& resources,
                                        const std::string& path, std::string name) {
   RETURN_IF_ERROR(check.ExpectObject(resources, path));
-  RETURN_IF_ERROR(check.CheckKnownFields(resources, path, {"CPU", "GPU", "memory", "accelerators"}));
+  RETURN_IF_ERROR(
+      check.CheckKnownFields(resources, path, {"CPU", "GPU", "memory", "accelerators"}));
   InstanceType type;
   type.name = std::move(name);
   ASSIGN_OR_RETURN(const Tree* cpu, check.Required(resources, path, "CPU"));
@@ -151,9 +151,9 @@ Result<std::vector<InstanceType>> InstanceTypesFromTree(const Tree& root, const 
     RETURN_IF_ERROR(check.ExpectObject(entry, entry_path));
     RETURN_IF_ERROR(check.CheckKnownFields(entry, entry_path, {"resources"}));
     ASSIGN_OR_RETURN(const Tree* resources, check.Required(entry, entry_path, "resources"));
-    ASSIGN_OR_RETURN(InstanceType type, ResourcesFromTree(check, *resources,
-                                                          ChildPath(entry_path, "resources"),
-                                                          name));
+    ASSIGN_OR_RETURN(
+        InstanceType type,
+        ResourcesFromTree(check, *resources, ChildPath(entry_path, "resources"), name));
     result.push_back(std::move(type));
   }
   return result;

@@ -61,8 +61,8 @@ Result<WorkerNodeGroup> WorkerGroupFromTree(const Checker& check, const Tree& no
   ASSIGN_OR_RETURN(group.name, OptionalString(check, node, path, "name"));
   if (group.name.empty()) group.name = group.instance_type;
   if (const Tree* min_nodes = Field(node, "min_nodes")) {
-    ASSIGN_OR_RETURN(int64_t value, check.Integer(*min_nodes, ChildPath(path, "min_nodes"), 0,
-                                                  kMaxNodesPerGroup));
+    ASSIGN_OR_RETURN(int64_t value,
+                     check.Integer(*min_nodes, ChildPath(path, "min_nodes"), 0, kMaxNodesPerGroup));
     group.min_nodes = static_cast<int>(value);
   }
   group.max_nodes = group.min_nodes;
@@ -70,8 +70,8 @@ Result<WorkerNodeGroup> WorkerGroupFromTree(const Checker& check, const Tree& no
     std::string max_path = ChildPath(path, "max_nodes");
     ASSIGN_OR_RETURN(int64_t value, check.Integer(*max_nodes, max_path, 0, kMaxNodesPerGroup));
     if (value < group.min_nodes) {
-      return check.Fail(max_path, fmt::format("max_nodes ({}) is below min_nodes ({})", value,
-                                              group.min_nodes));
+      return check.Fail(
+          max_path, fmt::format("max_nodes ({}) is below min_nodes ({})", value, group.min_nodes));
     }
     group.max_nodes = static_cast<int>(value);
   }
@@ -86,8 +86,8 @@ Result<WorkerNodeGroup> WorkerGroupFromTree(const Checker& check, const Tree& no
 Result<std::string> HeadInstanceType(const Checker& check, const Tree& head,
                                      const std::string& path) {
   RETURN_IF_ERROR(check.ExpectObject(head, path));
-  RETURN_IF_ERROR(check.CheckKnownFields(head, path, Concat({"instance_type"},
-                                                            kIgnoredNodeFields)));
+  RETURN_IF_ERROR(
+      check.CheckKnownFields(head, path, Concat({"instance_type"}, kIgnoredNodeFields)));
   return OptionalString(check, head, path, "instance_type");
 }
 
@@ -126,7 +126,8 @@ Result<ComputeTarget> TargetFromTree(const Checker& check, const Tree& object,
 // "600", 600, "10m", "90s", "1h30m" -> seconds.
 Result<int64_t> ParseDuration(const Checker& check, const Tree& value, std::string_view path) {
   if (value.is_number()) return check.Integer(value, path, 0, kMaxStartingTimeoutS);
-  static const std::regex kDuration("(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s?)?");
+  // At most 9 digits a part, so the sum cannot overflow.
+  static const std::regex kDuration("(([0-9]{1,9})h)?(([0-9]{1,9})m)?(([0-9]{1,9})s?)?");
   std::smatch match;
   if (value.is_string()) {
     const std::string& text = value.get_ref<const std::string&>();
@@ -136,8 +137,8 @@ Result<int64_t> ParseDuration(const Checker& check, const Tree& value, std::stri
       };
       int64_t seconds = part(2) * 3600 + part(4) * 60 + part(6);
       if (seconds > kMaxStartingTimeoutS) {
-        return check.Fail(path, fmt::format("must be at most {} seconds, got {}",
-                                            kMaxStartingTimeoutS, seconds));
+        return check.Fail(
+            path, fmt::format("must be at most {} seconds, got {}", kMaxStartingTimeoutS, seconds));
       }
       return seconds;
     }
@@ -153,15 +154,16 @@ Status FlagsFromTree(const Checker& check, const Tree& flags, ComputeConfig& con
   RETURN_IF_ERROR(check.CheckKnownFields(
       flags, kPath, {"cloud_resource_strategy", "cloud_resource_starting_timeout"}));
   if (const Tree* strategy = Field(flags, "cloud_resource_strategy")) {
-    ASSIGN_OR_RETURN(size_t index, check.OneOf(*strategy, ChildPath(kPath, "cloud_resource_strategy"),
-                                               "strategy", {"input_order"}));
+    ASSIGN_OR_RETURN(size_t index,
+                     check.OneOf(*strategy, ChildPath(kPath, "cloud_resource_strategy"), "strategy",
+                                 {"input_order"}));
     (void)index;
     config.cloud_resource_strategy = "input_order";
   }
   if (const Tree* timeout = Field(flags, "cloud_resource_starting_timeout")) {
-    ASSIGN_OR_RETURN(int64_t seconds,
-                     ParseDuration(check, *timeout,
-                                   ChildPath(kPath, "cloud_resource_starting_timeout")));
+    ASSIGN_OR_RETURN(
+        int64_t seconds,
+        ParseDuration(check, *timeout, ChildPath(kPath, "cloud_resource_starting_timeout")));
     config.cloud_resource_starting_timeout_s = static_cast<int>(seconds);
   }
   return OkStatus();
@@ -196,8 +198,8 @@ Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& va
     return config;
   }
   if (!value.is_object()) {
-    return check.Fail(kPath, fmt::format("expected a compute config name or a mapping, got {}",
-                                         Describe(value)));
+    return check.Fail(
+        kPath, fmt::format("expected a compute config name or a mapping, got {}", Describe(value)));
   }
   RETURN_IF_ERROR(check.CheckKnownFields(
       value, kPath,
@@ -216,14 +218,17 @@ Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& va
     }
     RETURN_IF_ERROR(ConfigsFromTree(check, *configs, config));
   }
-  if (const Tree* flags = Field(value, "flags")) RETURN_IF_ERROR(FlagsFromTree(check, *flags, config));
+  if (const Tree* flags = Field(value, "flags"))
+    RETURN_IF_ERROR(FlagsFromTree(check, *flags, config));
   if (const Tree* minimum = Field(value, "min_resources")) {
-    ASSIGN_OR_RETURN(config.min_resources, check.NumberMap(*minimum, ChildPath(kPath, "min_resources"),
-                                                           0, kMaxResourceAmount));
+    ASSIGN_OR_RETURN(
+        config.min_resources,
+        check.NumberMap(*minimum, ChildPath(kPath, "min_resources"), 0, kMaxResourceAmount));
   }
   if (const Tree* maximum = Field(value, "max_resources")) {
-    ASSIGN_OR_RETURN(config.max_resources, check.NumberMap(*maximum, ChildPath(kPath, "max_resources"),
-                                                           0, kMaxResourceAmount));
+    ASSIGN_OR_RETURN(
+        config.max_resources,
+        check.NumberMap(*maximum, ChildPath(kPath, "max_resources"), 0, kMaxResourceAmount));
   }
   for (const auto& [resource, amount] : config.min_resources) {
     auto it = config.max_resources.find(resource);
@@ -282,19 +287,19 @@ Status ReadPackaging(const Checker& check, const Tree& root, JobConfig& job) {
 
 Result<JobConfig> JobFromTree(const Tree& root, const Checker& check) {
   RETURN_IF_ERROR(check.ExpectObject(root, ""));
-  RETURN_IF_ERROR(check.CheckKnownFields(
-      root, "",
-      {"name", "entrypoint", "image_uri", "compute_config", "working_dir", "excludes",
-       "requirements", "env_vars", "py_modules", "cloud", "project", "max_retries", "timeout_s",
-       "tags"}));
+  RETURN_IF_ERROR(
+      check.CheckKnownFields(root, "",
+                             {"name", "entrypoint", "image_uri", "compute_config", "working_dir",
+                              "excludes", "requirements", "env_vars", "py_modules", "cloud",
+                              "project", "max_retries", "timeout_s", "tags"}));
   JobConfig job;
   ASSIGN_OR_RETURN(job.name, OptionalString(check, root, "", "name"));
   ASSIGN_OR_RETURN(const Tree* entrypoint, check.Required(root, "", "entrypoint"));
   ASSIGN_OR_RETURN(job.entrypoint, check.String(*entrypoint, "entrypoint"));
   if (job.entrypoint.empty()) return check.Fail("entrypoint", "must not be empty");
   if (job.entrypoint.size() > kMaxEntrypointChars) {
-    return check.Fail("entrypoint", fmt::format("is longer than {} characters",
-                                                kMaxEntrypointChars));
+    return check.Fail("entrypoint",
+                      fmt::format("is longer than {} characters", kMaxEntrypointChars));
   }
   ASSIGN_OR_RETURN(job.image_uri, OptionalString(check, root, "", "image_uri"));
   if (const Tree* compute = Field(root, "compute_config")) {

@@ -55,19 +55,19 @@ Result<std::vector<InstanceType>> ParseInstanceTypes(std::string_view yaml,
 enum class Provider { kAzure, kAws, kGcp, kGeneric, kLocal };
 enum class ComputeStack { kK8s, kVm, kLocal };
 
-std::string_view ProviderName(Provider provider);          // "AZURE", ...
-std::string_view ComputeStackName(ComputeStack stack);     // "K8S", ...
+std::string_view ProviderName(Provider provider);       // "AZURE", ...
+std::string_view ComputeStackName(ComputeStack stack);  // "K8S", ...
 
 struct CloudResourceSpec {
-  std::string name;      // ^[a-zA-Z0-9_-]+$, at most 256 characters
+  std::string name;  // ^[a-zA-Z0-9_-]+$, at most 256 characters
   Provider provider = Provider::kLocal;
   ComputeStack compute_stack = ComputeStack::kLocal;
-  std::string region;    // ^[a-z0-9]+(-[a-z0-9]+)*$, at most 35 characters
-  std::string object_storage_bucket;         // object_storage.bucket_name
-  std::string file_storage_pvc;              // file_storage.persistent_volume_claim
-  std::string azure_tenant_id;               // azure_config.tenant_id
-  std::string operator_identity;             // kubernetes_config.anyscale_operator_iam_identity
-                                             // (or the older anyscale_operator_iam_id)
+  std::string region;                 // ^[a-z0-9]+(-[a-z0-9]+)*$, at most 35 characters
+  std::string object_storage_bucket;  // object_storage.bucket_name
+  std::string file_storage_pvc;       // file_storage.persistent_volume_claim
+  std::string azure_tenant_id;        // azure_config.tenant_id
+  std::string operator_identity;      // kubernetes_config.anyscale_operator_iam_identity
+                                      // (or the older anyscale_operator_iam_id)
 
   friend bool operator==(const CloudResourceSpec&, const CloudResourceSpec&) = default;
 };
@@ -97,8 +97,8 @@ struct WorkerNodeGroup {
 };
 
 struct ComputeTarget {
-  std::string cloud_resource;            // empty: any
-  std::string head_instance_type;        // empty: chosen automatically
+  std::string cloud_resource;      // empty: any
+  std::string head_instance_type;  // empty: chosen automatically
   std::vector<WorkerNodeGroup> worker_nodes;
 
   friend bool operator==(const ComputeTarget&, const ComputeTarget&) = default;
@@ -109,8 +109,8 @@ struct ComputeConfig {
   ComputeTarget target;
   // The multi-resource fallback form compute_config.configs[...]; empty when not used.
   std::vector<ComputeTarget> configs;
-  std::string cloud_resource_strategy;   // flags.cloud_resource_strategy, e.g. "input_order"
-  int cloud_resource_starting_timeout_s = 0;  // flags.cloud_resource_starting_timeout
+  std::string cloud_resource_strategy;          // flags.cloud_resource_strategy, e.g. "input_order"
+  int cloud_resource_starting_timeout_s = 0;    // flags.cloud_resource_starting_timeout
   std::map<std::string, double> min_resources;  // e.g. {"CPU": 8, "GPU": 1}
   std::map<std::string, double> max_resources;
   bool auto_select_worker_config = false;

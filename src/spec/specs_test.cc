@@ -4,9 +4,9 @@
 #include <string>
 
 #include "base/files.h"
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "fmt/format.h"
 #include "spec/spec_json.h"
 
 namespace meridian::spec {
@@ -122,9 +122,9 @@ region: r
 }
 
 TEST(CloudResource, MissingRequiredFieldIsNamed) {
-  Status status = ParseCloudResourceYaml("name: a\nprovider: AWS\ncompute_stack: VM\n", "c.yaml",
-                                         MapEnv({}))
-                      .status();
+  Status status =
+      ParseCloudResourceYaml("name: a\nprovider: AWS\ncompute_stack: VM\n", "c.yaml", MapEnv({}))
+          .status();
   EXPECT_EQ(ErrorOf(status), "c.yaml:1:1: region: is required");
 }
 
@@ -184,6 +184,16 @@ TEST(CloudResource, WrongTypeIsDescribed) {
             "c.yaml:1:1: expected a mapping, got a list");
   EXPECT_EQ(ErrorOf(ParseCloudResourceYaml("", "c.yaml", MapEnv({})).status()),
             "c.yaml:1:1: expected a mapping, got null");
+}
+
+TEST(CloudResource, InvalidUtf8IsRefused) {
+  std::string yaml = std::string(kMinimalCloud) + "networking_mode: \"caf\xc3\"\n";
+  EXPECT_EQ(ErrorOf(ParseCloudResourceYaml(yaml, "c.yaml", MapEnv({})).status()),
+            "c.yaml:5:18: networking_mode: is not valid UTF-8 text");
+  std::string long_name = "name: " + std::string(39, 'x') + "\xc3\xa9" + std::string(10, 'y') +
+                          "!\nprovider: LOCAL\ncompute_stack: LOCAL\nregion: r\n";
+  EXPECT_THAT(ErrorOf(ParseCloudResourceYaml(long_name, "c.yaml", MapEnv({})).status()),
+              HasSubstr("may contain only letters"));
 }
 
 TEST(CloudResource, DuplicateKeyIsAnError) {
@@ -287,18 +297,18 @@ workloads:
 }
 
 TEST(InstanceTypes, ErrorsNameTheFieldAndLine) {
-  std::string bad_memory = std::string(kReferenceValues).replace(
-      std::string(kReferenceValues).find("92Gi"), 4, "92GB");
+  std::string bad_memory =
+      std::string(kReferenceValues).replace(std::string(kReferenceValues).find("92Gi"), 4, "92GB");
   EXPECT_THAT(ErrorOf(ParseInstanceTypes(bad_memory, "v.yaml").status()),
               HasSubstr("v.yaml:8:19: workloads.instanceTypes.additional.1xT4.resources.memory: "
                         "'92GB' is not a memory quantity"));
-  std::string bad_gpu = std::string(kReferenceValues).replace(
-      std::string(kReferenceValues).find("GPU: 1"), 6, "GPU: -1");
+  std::string bad_gpu = std::string(kReferenceValues)
+                            .replace(std::string(kReferenceValues).find("GPU: 1"), 6, "GPU: -1");
   EXPECT_EQ(ErrorOf(ParseInstanceTypes(bad_gpu, "v.yaml").status()),
             "v.yaml:7:16: workloads.instanceTypes.additional.1xT4.resources.GPU: must be at "
             "least 0, got -1");
-  std::string unknown = std::string(kReferenceValues).replace(
-      std::string(kReferenceValues).find("GPU: 1"), 6, "GPUS: 1");
+  std::string unknown = std::string(kReferenceValues)
+                            .replace(std::string(kReferenceValues).find("GPU: 1"), 6, "GPUS: 1");
   EXPECT_EQ(ErrorOf(ParseInstanceTypes(unknown, "v.yaml").status()),
             "v.yaml:7:11: workloads.instanceTypes.additional.1xT4.resources.GPUS: unknown "
             "field 'GPUS' (did you mean 'GPU'?)");
@@ -394,8 +404,9 @@ TEST(JobConfig, FullAnyscaleExampleWithFallbackConfigs) {
   EXPECT_EQ(compute.max_resources.at("CPU"), 96);
   EXPECT_THAT(job->excludes, ElementsAre("*.pyc", "data/"));
   EXPECT_THAT(job->requirements, ElementsAre("file:requirements.txt"));
-  EXPECT_EQ(job->env_vars, (std::map<std::string, std::string>{
-                               {"DEBUG", "true"}, {"EPOCHS", "3"}, {"NAME", "run"}, {"RATIO", "0.5"}}));
+  EXPECT_EQ(job->env_vars,
+            (std::map<std::string, std::string>{
+                {"DEBUG", "true"}, {"EPOCHS", "3"}, {"NAME", "run"}, {"RATIO", "0.5"}}));
   EXPECT_EQ(job->tags.at("cost-center"), "42");
   EXPECT_EQ(job->max_retries, 2);
   EXPECT_EQ(job->timeout_s, 7200);

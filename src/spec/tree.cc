@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
-#include <regex>
 #include <optional>
+#include <regex>
 
 #include "fmt/format.h"
 
@@ -17,9 +17,7 @@ namespace {
 
 constexpr size_t kMaxDescribedChars = 40;
 
-Position ToPosition(const YAML::Mark& mark) {
-  return Position{mark.line + 1, mark.column + 1};
-}
+Position ToPosition(const YAML::Mark& mark) { return Position{mark.line + 1, mark.column + 1}; }
 
 bool IsVariableStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
 bool IsVariableChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
@@ -74,6 +72,46 @@ Tree ResolvePlainScalar(const std::string& text) {
   return Tree(text);
 }
 
+std::string Quote(std::string_view text) {
+  std::string shown(text.substr(0, kMaxDescribedChars));
+  if (text.size() > kMaxDescribedChars) shown += "...";
+  // The cut may split a UTF-8 sequence: replace rather than throw.
+  return Tree(shown).dump(-1, ' ', false, Tree::error_handler_t::replace);
+}
+
+// Every string that reaches a spec must be valid UTF-8: it is stored and sent as JSON.
+bool IsValidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t extra = 0;
+    if (c < 0x80) {
+      extra = 0;
+    } else if ((c & 0xe0) == 0xc0) {
+      extra = 1;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2;
+    } else if ((c & 0xf8) == 0xf0) {
+      extra = 3;
+    } else {
+      return false;
+    }
+    if (text.size() - i <= extra) return false;
+    uint32_t code = extra == 0 ? c : c & (0x3f >> extra);
+    for (size_t k = 1; k <= extra; ++k) {
+      unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3f);
+    }
+    static constexpr uint32_t kMinimum[] = {0, 0x80, 0x800, 0x10000};
+    if (code < kMinimum[extra] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
 // Walks a yaml-cpp node into a Tree, recording positions as it goes.
 class YamlConverter {
  public:
@@ -81,9 +119,9 @@ class YamlConverter {
 
   Result<Tree> Convert(const YAML::Node& node, const std::string& path, int depth) {
     if (++nodes_ > kMaxSpecNodes) {
-      return Fail(node.Mark(), path,
-                  fmt::format("the document has more than {} values (aliases included)",
-                              kMaxSpecNodes));
+      return Fail(
+          node.Mark(), path,
+          fmt::format("the document has more than {} values (aliases included)", kMaxSpecNodes));
     }
     if (depth > kMaxSpecDepth) {
       return Fail(node.Mark(), path,
@@ -122,6 +160,7 @@ class YamlConverter {
   }
 
   Result<Tree> ConvertScalar(const YAML::Node& node, const std::string& path) {
+    if (!IsValidUtf8(node.Scalar())) return Fail(node.Mark(), path, "is not valid UTF-8 text");
     const std::string& tag = node.Tag();
     bool is_string = tag == "!" || tag == "tag:yaml.org,2002:str";
     Tree value = is_string ? Tree(node.Scalar()) : ResolvePlainScalar(node.Scalar());
@@ -144,6 +183,7 @@ class YamlConverter {
         return Fail(key_node.Mark(), path, "field names must be plain text, not lists or mappings");
       }
       const std::string& key = key_node.Scalar();
+      if (!IsValidUtf8(key)) return Fail(key_node.Mark(), path, "a field name is not valid UTF-8");
       std::string child = ChildPath(path, key);
       if (object.contains(key)) {
         return Fail(key_node.Mark(), child, fmt::format("duplicate field '{}'", key));
@@ -162,12 +202,6 @@ class YamlConverter {
   const EnvLookup* env_;
   int64_t nodes_ = 0;
 };
-
-std::string Quote(std::string_view text) {
-  std::string shown(text.substr(0, kMaxDescribedChars));
-  if (text.size() > kMaxDescribedChars) shown += "...";
-  return Tree(shown).dump();
-}
 
 }  // namespace
 
@@ -214,8 +248,7 @@ Result<std::string> ExpandVariables(std::string_view text, const EnvLookup& env)
     }
     std::optional<std::string> value = env(name);
     if (!value) {
-      return absl::InvalidArgumentError(
-          fmt::format("environment variable {} is not set", name));
+      return absl::InvalidArgumentError(fmt::format("environment variable {} is not set", name));
     }
     out += *value;
   }
@@ -227,8 +260,8 @@ Result<YamlTree> ParseYamlTree(std::string_view yaml, std::string_view source_na
   YamlTree result;
   result.positions.source = std::string(source_name);
   if (static_cast<int64_t>(yaml.size()) > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(fmt::format("{}: is larger than the limit of {} bytes",
-                                                  source_name, kMaxSpecBytes));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: is larger than the limit of {} bytes", source_name, kMaxSpecBytes));
   }
   YAML::Node document;
   try {

@@ -10,12 +10,11 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 #include "spec/specs.h"
@@ -91,8 +90,7 @@ class Checker {
   Result<std::string> String(const Tree& value, std::string_view path) const;
   // Strings, and numbers and booleans turned into their text (env_vars, tags).
   Result<std::string> ScalarText(const Tree& value, std::string_view path) const;
-  Result<int64_t> Integer(const Tree& value, std::string_view path, int64_t min,
-                          int64_t max) const;
+  Result<int64_t> Integer(const Tree& value, std::string_view path, int64_t min, int64_t max) const;
   Result<double> Number(const Tree& value, std::string_view path, double min, double max) const;
   Result<bool> Bool(const Tree& value, std::string_view path) const;
   Result<std::vector<std::string>> StringList(const Tree& value, std::string_view path) const;
