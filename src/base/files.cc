@@ -49,7 +49,8 @@ Result<std::string> ReadFile(const std::string& path, int64_t max_bytes) {
   return out;
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_t mode) {
+Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_t mode,
+                       FileSync sync) {
   std::filesystem::path target(path);
   std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
   std::string temp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
@@ -68,7 +69,8 @@ Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  bool durable = sync == FileSync::kDurable;
+  if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {
     int err = errno;
     ::unlink(temp.c_str());
     return ErrnoStatus("cannot sync", path, err);
@@ -78,7 +80,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_
     ::unlink(temp.c_str());
     return ErrnoStatus("cannot rename into", path, err);
   }
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dir_fd = durable ? ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (dir_fd >= 0) {
     ::fsync(dir_fd);
     ::close(dir_fd);

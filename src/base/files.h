@@ -14,10 +14,18 @@ namespace meridian::base {
 // Reads a whole file. NotFound when it does not exist; ResourceExhausted above max_bytes.
 Result<std::string> ReadFile(const std::string& path, int64_t max_bytes = int64_t{1} << 30);
 
-// Writes `contents` to `path` atomically: a temporary file in the same directory is written,
-// fsynced and renamed over `path`, then the directory is fsynced. A reader sees the old or
-// the new contents, never a mix. `mode` applies to the new file (e.g. 0600 for keys).
-Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_t mode = 0644);
+// How far a write must get before WriteFileAtomic returns.
+enum class FileSync {
+  kDurable,          // fsync the file and its directory: survives a power loss
+  kProcessCrashSafe  // rename only: survives a crash of any process, not of the machine
+};
+
+// Writes `contents` to `path` atomically: a temporary file in the same directory is written
+// and renamed over `path` (with fsyncs of the file and the directory for kDurable). A reader
+// sees the old or the new contents, never a mix. `mode` applies to the new file (e.g. 0600
+// for keys).
+Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_t mode = 0644,
+                       FileSync sync = FileSync::kDurable);
 
 // mkdir -p with `mode` for the directories it creates.
 Status MakeDirs(const std::string& path, mode_t mode = 0755);

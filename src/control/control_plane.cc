@@ -400,9 +400,9 @@ void ControlPlane::PlaceLocked(Job& job) {
       std::string message = fmt::format("waiting for capacity: {}", decision.reason);
       if (message != job.message) AddEventLocked(job, message);
       job.message = std::move(message);
-      if (std::find(pending_.begin(), pending_.end(), job.id) == pending_.end()) {
-        pending_.push_back(job.id);
-      }
+      // Callers only place jobs that are not queued (new, retried, or just taken off the
+      // queue), so this never duplicates an entry.
+      pending_.push_back(job.id);
       return;
     }
     case PlacementDecision::Kind::kInfeasible: {
@@ -416,10 +416,30 @@ void ControlPlane::PlaceLocked(Job& job) {
   }
 }
 
+// True when some healthy resource has at least one node free: only then can a pending job
+// start, so a full pool costs one check per event instead of a pass over the whole queue.
+bool ControlPlane::AnyFreeNodeLocked() const {
+  for (const ResourceView& view : SnapshotLocked()) {
+    if (view.health != Health::kHealthy) continue;
+    for (const InstanceCapacity& type : view.capacity) {
+      auto used = view.allocated_nodes.find(type.type.name);
+      if (type.total_nodes > (used == view.allocated_nodes.end() ? 0 : used->second)) return true;
+    }
+  }
+  return false;
+}
+
 void ControlPlane::PlacePendingLocked(state::WriteBatch& batch) {
   std::deque<std::string> waiting;
   waiting.swap(pending_);
-  for (const std::string& id : waiting) {
+  while (!waiting.empty()) {
+    if (!AnyFreeNodeLocked()) {
+      // Keep the rest waiting, in order, ahead of anything queued meanwhile.
+      pending_.insert(pending_.begin(), waiting.begin(), waiting.end());
+      return;
+    }
+    std::string id = std::move(waiting.front());
+    waiting.pop_front();
     auto it = jobs_.find(id);
     if (it == jobs_.end() || IsFinal(it->second.state)) continue;
     Job& job = it->second;

@@ -145,6 +145,7 @@ class ControlPlane {
   void TouchResourceLocked(const std::string& resource);
   void TouchJobLocked(const std::string& job_id);
   std::vector<ResourceView> SnapshotLocked() const;
+  bool AnyFreeNodeLocked() const;
   nlohmann::json AssignmentsLocked(const std::string& resource) const;
   std::string AssignmentVersionLocked(const std::string& resource) const;
   CloudResource* FindResourceLocked(const std::string& name_or_id);

@@ -99,7 +99,8 @@ Status WriteIdentity(const std::string& path, const ProcessIdentity& identity) {
                    {"start_ticks", identity.start_ticks},
                    {"boot_id", identity.boot_id},
                    {"started_unix_ms", identity.started_unix_ms}};
-  return base::WriteFileAtomic(path, document.dump() + "\n");
+  return base::WriteFileAtomic(path, document.dump() + "\n", 0644,
+                               base::FileSync::kProcessCrashSafe);
 }
 
 Result<ProcessIdentity> ReadIdentity(const std::string& path) {
@@ -116,7 +117,8 @@ Status WriteExitRecord(const std::string& path, const ExitRecord& record) {
                    {"signal", record.signal},
                    {"ended_unix_ms", record.ended_unix_ms}};
   if (!record.error.empty()) document["error"] = record.error;
-  return base::WriteFileAtomic(path, document.dump() + "\n");
+  return base::WriteFileAtomic(path, document.dump() + "\n", 0644,
+                               base::FileSync::kDurable);
 }
 
 Result<ExitRecord> ReadExitRecord(const std::string& path) {
@@ -132,7 +134,8 @@ Status WriteKillRequest(const std::string& path, const KillRequest& request) {
   json document = {{"requested_unix_ms", request.requested_unix_ms},
                    {"grace_ms", request.grace_ms}};
   if (request.timeout_s > 0) document["timeout_s"] = request.timeout_s;
-  return base::WriteFileAtomic(path, document.dump() + "\n");
+  return base::WriteFileAtomic(path, document.dump() + "\n", 0644,
+                               base::FileSync::kProcessCrashSafe);
 }
 
 Result<KillRequest> ReadKillRequest(const std::string& path) {

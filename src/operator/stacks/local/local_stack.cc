@@ -294,9 +294,11 @@ Status LocalStack::PrepareAttempt(const AttemptLaunch& launch, const std::string
       {"max_log_bytes", options_.max_log_bytes},
   };
   RETURN_IF_ERROR(
-      base::WriteFileAtomic(JoinPath(dir, local::kLaunchFile), document.dump(2) + "\n"));
+      base::WriteFileAtomic(JoinPath(dir, local::kLaunchFile), document.dump(2) + "\n", 0644,
+                            base::FileSync::kProcessCrashSafe));
   // Present from the start, so ReadLog works before the first byte of output.
-  return base::WriteFileAtomic(JoinPath(dir, local::kOutputLog), "");
+  return base::WriteFileAtomic(JoinPath(dir, local::kOutputLog), "", 0644,
+                               base::FileSync::kProcessCrashSafe);
 }
 
 Result<pid_t> LocalStack::SpawnShim(const std::string& dir) const {
