@@ -38,6 +38,14 @@ struct Fit {
 // Whether `target` fits `resource`, counting nodes per instance type.
 Fit FitTarget(const spec::ComputeTarget& target, const ResourceView& resource) {
   Fit fit;
+  if (resource.health == Health::kUnknown) {
+    // No operator has reported since this control plane started (a new resource, or any
+    // resource just after a restart): its shapes are not known yet, so the job may fit once
+    // they are. Calling it infeasible would fail jobs that only need the operator to connect.
+    fit.ever = true;
+    fit.reason = "has not reported its capacity yet (its operator has not connected)";
+    return fit;
+  }
   std::map<std::string, int> wanted;
   if (target.head_instance_type.empty()) {
     const InstanceCapacity* head = DefaultHeadType(resource);

@@ -12,7 +12,8 @@
 //  - Only HEALTHY resources receive work. A job that no resource could ever hold (unknown
 //    pinned resource, a shape nobody offers, more nodes than a resource has in total) is
 //    infeasible; one that fits somewhere once capacity frees (or a resource recovers) is
-//    pending.
+//    pending. A resource whose health is UNKNOWN has not reported its shapes yet, so any
+//    job might fit it: jobs it could take are pending, never infeasible.
 #pragma once
 
 #include <map>

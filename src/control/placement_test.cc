@@ -103,6 +103,23 @@ TEST(Placement, ConfigsAreTriedInInputOrder) {
   EXPECT_EQ(decision.cloud_resource, "east");
 }
 
+// Regression (found by Durability.EveryAcknowledgedJobSurvivesServerKill9): a resource whose
+// operator had not reported yet made every job pinned to it FAILED as infeasible.
+TEST(Placement, ResourceThatHasNotReportedKeepsJobsPending) {
+  ResourceView fresh;
+  fresh.name = "fresh";
+  fresh.region = "eastus";
+  fresh.health = Health::kUnknown;
+  spec::JobConfig config = Job("1xT4");
+  config.compute_config.target.cloud_resource = "fresh";
+  PlacementDecision decision = PlaceJob(config, {fresh});
+  EXPECT_EQ(decision.kind, PlacementDecision::Kind::kPending);
+  EXPECT_NE(decision.reason.find("has not reported"), std::string::npos) << decision.reason;
+  // A shape that a reporting resource lacks is still pending while another may offer it.
+  decision = PlaceJob(Job("1xT4"), {Resource("east", "eastus"), fresh});
+  EXPECT_EQ(decision.kind, PlacementDecision::Kind::kPending);
+}
+
 TEST(Placement, NoResourcesAtAllIsInfeasible) {
   PlacementDecision decision = PlaceJob(Job(), {});
   EXPECT_EQ(decision.kind, PlacementDecision::Kind::kInfeasible);
