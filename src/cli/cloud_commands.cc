@@ -26,7 +26,7 @@ std::string CapacitySummary(const json& resource) {
   std::string out;
   for (const json& type : resource.value("instance_types", json::array())) {
     if (!out.empty()) out += ", ";
-    out += fmt::format("{}x{}", type.value("total_nodes", 0), type.value("name", std::string()));
+    out += fmt::format("{}:{}", type.value("name", std::string()), type.value("total_nodes", 0));
   }
   return out.empty() ? "-" : out;
 }

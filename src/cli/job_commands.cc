@@ -78,7 +78,7 @@ void PrintJobStatus(const json& job) {
     std::string nodes;
     for (const json& node : attempt["nodes"]) {
       if (!nodes.empty()) nodes += ",";
-      nodes += fmt::format("{}x{}", node.value("count", 0), node.value("instance_type", std::string()));
+      nodes += fmt::format("{}:{}", node.value("instance_type", std::string()), node.value("count", 0));
     }
     int exit_code = attempt.value("exit_code", -1);
     attempts.rows.push_back({Str(attempt, "number"), Str(attempt, "state"),

@@ -639,9 +639,12 @@ void ControlPlane::FinishAttemptLocked(Job& job, Attempt& attempt, JobState stat
   active_by_resource_[attempt.cloud_resource].erase(job.id);
   TouchResourceLocked(attempt.cloud_resource);
   counters_[fmt::format("attempts_{}_total", JobStateName(state))] += 1;
+  std::string outcome = state == JobState::kSucceeded    ? "succeeded"
+                        : state == JobState::kTerminated ? "was terminated"
+                                                         : "failed";
   std::string what = fmt::format("attempt {} on {} {}", attempt.number, attempt.cloud_resource,
-                                 attempt.message.empty() ? std::string(JobStateName(state))
-                                                         : attempt.message);
+                                 outcome);
+  if (!attempt.message.empty()) what += ": " + attempt.message;
   if (state == JobState::kSucceeded) {
     job.state = JobState::kSucceeded;
     job.message = what;
