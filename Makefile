@@ -1,6 +1,9 @@
 # The two set-up commands are `make up` and `make test`; each installs what is missing first.
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
+# ccache keys on paths relative to the checkout, so a second clone reuses the cache.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 BENCH ?=
 
 .PHONY: deps configure build test up bench clean format
@@ -23,6 +26,7 @@ up: build
 	@$(BUILD_DIR)/meridian up --example examples/jobs/hello.yaml
 
 bench: build
+	@./scripts/deps.sh --bench
 	@./scripts/bench.sh $(BENCH)
 
 format:

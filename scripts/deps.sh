@@ -11,6 +11,11 @@ packages=(
   libfuse3-dev fuse3 iproute2 procps openssl ca-certificates
 )
 
+# `deps.sh --bench` adds the peers the benchmarks measure against.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(postgresql postgresql-client rclone)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
