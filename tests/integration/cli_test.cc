@@ -1,0 +1,89 @@
+// The CLI on its own: `meridian up`, errors without a control plane, and help texts.
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace meridian::itest {
+namespace {
+
+using nlohmann::json;
+
+TEST(Up, RunsTheExampleAndReusesItsStateOnTheSecondRun) {
+  Platform platform;
+  std::vector<std::string> up = {"up", "--example", SourceDir() + "/examples/jobs/hello.yaml",
+                                 "--exit-after-example", "--home", platform.home()};
+  CommandResult first = platform.Cli(up, {}, /*prepend_home=*/false);
+  EXPECT_EQ(first.exit_code, 0) << first.Describe();
+  EXPECT_NE(first.out.find("hello from meridian"), std::string::npos) << first.Describe();
+  CommandResult second = platform.Cli(up, {}, /*prepend_home=*/false);
+  EXPECT_EQ(second.exit_code, 0) << second.Describe();
+  EXPECT_NE(second.out.find("hello from meridian"), std::string::npos) << second.Describe();
+  // `up` stopped everything it started.
+  EXPECT_TRUE(platform.ProcessesOfHome().empty());
+
+  // The state on disk: one cloud 'default', two resources, two jobs that succeeded.
+  Status started = platform.StartServer();
+  ASSERT_TRUE(started.ok()) << started;
+  json clouds = platform.GetJson("/api/v1/clouds");
+  int defaults = 0;
+  for (const json& cloud : clouds["items"]) defaults += cloud.value("name", "") == "default";
+  EXPECT_EQ(defaults, 1) << clouds.dump(2);
+  json resources = platform.GetJson("/api/v1/resources");
+  EXPECT_EQ(resources["items"].size(), 2u) << resources.dump(2);
+  json jobs = platform.GetJson("/api/v1/jobs");
+  ASSERT_EQ(jobs["items"].size(), 2u) << jobs.dump(2);
+  for (const json& job : jobs["items"]) EXPECT_EQ(job.value("state", ""), "SUCCEEDED");
+}
+
+TEST(NoServer, HomeWithoutConfigSaysToRunUp) {
+  Platform platform;
+  CommandResult listed = platform.Cli({"job", "list"});
+  EXPECT_TRUE(listed.exit_code == 2 || listed.exit_code == 4) << listed.Describe();
+  EXPECT_NE(listed.err.find("meridian up"), std::string::npos) << listed.Describe();
+}
+
+TEST(NoServer, ConfigPointingAtAClosedPortCannotReachTheControlPlane) {
+  Platform platform;
+  Status started = platform.StartServer();
+  ASSERT_TRUE(started.ok()) << started;
+  platform.KillServer();  // config.yaml and the CA stay; nothing listens any more
+  CommandResult listed = platform.Cli({"job", "list"});
+  EXPECT_EQ(listed.exit_code, 5) << listed.Describe();
+  EXPECT_NE(listed.err.find("cannot reach the control plane"), std::string::npos)
+      << listed.Describe();
+}
+
+TEST(Help, TopLevelAndCommandsShowExamples) {
+  Platform platform;
+  CommandResult top = platform.Cli({"--help"}, {}, false);
+  EXPECT_EQ(top.exit_code, 0) << top.Describe();
+  EXPECT_NE(top.out.find("meridian job submit -f"), std::string::npos) << top.Describe();
+  EXPECT_NE(top.out.find("meridian up"), std::string::npos) << top.Describe();
+
+  CommandResult submit = platform.Cli({"job", "submit", "--help"}, {}, false);
+  EXPECT_EQ(submit.exit_code, 0) << submit.Describe();
+  EXPECT_NE(submit.out.find("Example"), std::string::npos) << submit.Describe();
+  EXPECT_NE(submit.out.find("meridian job submit -f "), std::string::npos) << submit.Describe();
+
+  // Every command a user runs shows how to run it.
+  const std::vector<std::vector<std::string>> commands = {
+      {"cloud", "create"},           {"cloud", "list"},
+      {"cloud", "describe"},         {"cloud", "delete"},
+      {"cloud", "resource", "create"}, {"cloud", "resource", "list"},
+      {"cloud", "resource", "describe"}, {"cloud", "resource", "delete"},
+      {"job", "list"},               {"job", "status"},
+      {"job", "logs"},               {"job", "terminate"},
+      {"job", "wait"},               {"server"},
+      {"operator"},                  {"up"}};
+  for (std::vector<std::string> command : commands) {
+    std::string name = "meridian";
+    for (const std::string& word : command) name += " " + word;
+    command.push_back("--help");
+    CommandResult help = platform.Cli(command, {}, false);
+    EXPECT_EQ(help.exit_code, 0) << name << ": " << help.Describe();
+    EXPECT_NE(help.out.find("Example"), std::string::npos) << name << ": " << help.Describe();
+    EXPECT_NE(help.out.find("  " + name), std::string::npos) << name << ": " << help.Describe();
+  }
+}
+
+}  // namespace
+}  // namespace meridian::itest

@@ -1,0 +1,148 @@
+// A test harness that runs the real `meridian` binary: a control plane, LOCAL operators and
+// CLI commands, as separate processes on 127.0.0.1, in a temporary home directory.
+//
+// Ownership: a Platform owns its home directory and every process it starts. Its destructor
+// kills them all (server, operators, attempt shims and the entrypoints they started, found
+// by the home path they carry in their command line, working directory or environment) and
+// removes the home, so a failed test leaves no process behind.
+//
+// Thread safety: RunCli may be called from several threads at once; everything else is for
+// the test's main thread.
+//
+// Waits: every wait has a generous deadline that only keeps a broken test from hanging; no
+// test asserts on how long something took.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "net/http_client.h"
+
+namespace meridian::itest {
+
+// Generous deadlines, only there so that a broken test ends instead of hanging.
+inline constexpr int64_t kStartDeadlineMs = 60'000;
+inline constexpr int64_t kWaitDeadlineMs = 90'000;
+inline constexpr int64_t kCliDeadlineMs = 180'000;
+
+struct CommandResult {
+  int exit_code = -1;  // -1: killed at the deadline or by a signal
+  std::string out;
+  std::string err;
+  // "exit N\n--- stdout ---\n...\n--- stderr ---\n..." for assertion messages.
+  std::string Describe() const;
+};
+
+// An `env` value that removes the variable from the child's environment.
+inline constexpr char kUnsetEnv[] = "\x01unset";
+
+// Runs argv[0] with `argv`, stdin from /dev/null, the environment of this process without
+// any MERIDIAN_* variable plus `env` (a kUnsetEnv value removes that variable).
+// Captures stdout and stderr. Kills the process group at `deadline_ms`.
+CommandResult RunProcess(const std::vector<std::string>& argv,
+                         const std::map<std::string, std::string>& env = {},
+                         int64_t deadline_ms = kCliDeadlineMs);
+
+// Polls `condition` every 50 ms until it holds or `deadline_ms` passes; returns whether it
+// held.
+bool WaitFor(const std::function<bool()>& condition, int64_t deadline_ms = kWaitDeadlineMs);
+
+// The job id from `job submit`'s "Submitted job <id>" line, or "".
+std::string SubmittedJobId(const std::string& out);
+
+// The meridian binary under test and the source tree (for examples/).
+std::string MeridianBinary();
+std::string SourceDir();
+
+// A process started in the background with its output appended to a log file.
+struct BackgroundProcess {
+  std::string name;
+  std::vector<std::string> argv;
+  std::string log_file;
+  pid_t pid = -1;
+};
+
+struct OperatorSpec {
+  std::string cloud_resource;
+  std::string instance_types_file;     // Helm values; default: a small CPU + 1xT4 file
+  std::vector<std::string> nodes;      // "TYPE=N"
+};
+
+class Platform {
+ public:
+  Platform();
+  ~Platform();
+  Platform(const Platform&) = delete;
+  Platform& operator=(const Platform&) = delete;
+
+  const std::string& home() const { return home_; }
+  const std::string& url() const { return url_; }
+  std::string ca_file() const { return home_ + "/tls/ca.pem"; }
+
+  // Starts `meridian server` on 127.0.0.1:0 and waits for its ready file. Later calls after
+  // a kill start a fresh server process on the same home (and state).
+  Status StartServer(int64_t heartbeat_timeout_ms = 10'000);
+  void KillServer();  // SIGKILL, then reaps it
+  bool ServerAlive();
+
+  // Starts `meridian operator` for a cloud resource (which must exist).
+  Status StartOperator(const OperatorSpec& spec);
+  void KillOperator(const std::string& cloud_resource);  // SIGKILL, then reaps it
+
+  // Creates cloud `cloud` (once) and a LOCAL resource `name` in `region` through the API.
+  Status CreateLocalResource(const std::string& name, const std::string& region,
+                             const std::string& cloud = "default");
+
+  // Runs `meridian --home <home> args...` (prepend_home false: no --home).
+  CommandResult Cli(const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env = {},
+                    bool prepend_home = true) const;
+
+  // Writes `contents` at home/relative (parents created); returns the absolute path.
+  std::string WriteFile(const std::string& relative, const std::string& contents) const;
+
+  // HTTPS to the server, trusting the home's CA. Not shared between threads.
+  net::HttpClient Client(int timeout_ms = 30'000) const;
+  Result<net::HttpResponse> Request(const std::string& method, const std::string& path,
+                                    const std::string& body = "",
+                                    const std::string& content_type = "application/json") const;
+  // GET path and parse the JSON answer (any HTTP status: the body must be JSON).
+  nlohmann::json GetJson(const std::string& path) const;
+  nlohmann::json Job(const std::string& job_id) const;
+  nlohmann::json Resource(const std::string& name) const;
+
+  // Waits until the job reaches one of SUCCEEDED, FAILED, TERMINATED; returns its JSON.
+  nlohmann::json WaitJobFinal(const std::string& job_id, int64_t deadline_ms = kWaitDeadlineMs);
+  // Waits until the resource reports `health`.
+  bool WaitHealth(const std::string& name, const std::string& health);
+
+  // Processes (other than this test) whose command line, working directory or environment
+  // mention the home directory.
+  std::vector<pid_t> ProcessesOfHome() const;
+  // The tail of a background process's log, for failure messages.
+  std::string LogTail(const std::string& name) const;
+
+ private:
+  Status Spawn(BackgroundProcess& process);
+  void Kill(BackgroundProcess& process, int signal);
+  void KillEverything();
+
+  std::string home_;
+  std::string url_;
+  int server_starts_ = 0;
+  BackgroundProcess server_;
+  std::map<std::string, BackgroundProcess> operators_;
+  std::map<std::string, int> operator_starts_;
+  bool default_cloud_created_ = false;
+};
+
+}  // namespace meridian::itest
