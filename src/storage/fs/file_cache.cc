@@ -1,0 +1,352 @@
+#include "storage/fs/file_cache.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "base/files.h"
+#include "fmt/format.h"
+#include "spdlog/spdlog.h"
+#include "storage/fs/fs_errors.h"
+
+namespace meridian::storage::fs {
+namespace {
+
+constexpr char kMetaHeader[] = "meridian-cache 1";
+constexpr int64_t kMaxMetaBytes = 8 << 10;
+
+Status ErrnoStatus(int error_number, const std::string& what) {
+  return FsError(error_number, fmt::format("{}: {}", what, std::strerror(error_number)));
+}
+
+Status WriteAll(int fd, std::string_view data, int64_t offset, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "writing " + path);
+    }
+    data.remove_prefix(n);
+    offset += n;
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+FileCache::FileCache(ObjectStore* store, FileCacheOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+FileCache::~FileCache() {
+  for (auto& [name, file] : files_) {
+    if (file->fd >= 0) ::close(file->fd);
+  }
+}
+
+Result<std::unique_ptr<FileCache>> FileCache::Open(ObjectStore* store, FileCacheOptions options) {
+  if (options.dir.empty()) return absl::InvalidArgumentError("file cache: no directory given");
+  if (options.capacity_bytes <= 0) {
+    return absl::InvalidArgumentError("file cache: the size cap must be positive");
+  }
+  RETURN_IF_ERROR(base::MakeDirs(options.dir, 0700));
+  std::unique_ptr<FileCache> cache(new FileCache(store, std::move(options)));
+  RETURN_IF_ERROR(cache->AdoptExisting());
+  return cache;
+}
+
+std::string FileCache::PathFor(const std::string& key, const char* suffix) const {
+  return fmt::format("{}/{}{}", options_.dir, key, suffix);
+}
+
+int64_t FileCache::NowMs() const {
+  return (options_.clock ? options_.clock : base::SystemClock::Get())->MonotonicMs();
+}
+
+// Reuses clean copies from an earlier run; removes everything else in the directory.
+Status FileCache::AdoptExisting() {
+  DIR* dir = ::opendir(options_.dir.c_str());
+  if (dir == nullptr) return ErrnoStatus(errno, "opening cache directory " + options_.dir);
+  std::vector<std::string> names;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  std::lock_guard lock(mu_);
+  for (const std::string& name : names) {
+    if (!name.ends_with(".meta")) continue;
+    std::string key = name.substr(0, name.size() - 5);
+    Result<std::string> text = base::ReadFile(PathFor(key, ".meta"), kMaxMetaBytes);
+    struct stat data_stat {};
+    std::vector<std::string> lines;
+    if (text.ok()) {
+      size_t start = 0;
+      for (int i = 0; i < 3 && start <= text->size(); ++i) {
+        size_t end = text->find('\n', start);
+        if (end == std::string::npos) break;
+        lines.push_back(text->substr(start, end - start));
+        start = end + 1;
+      }
+      if (lines.size() == 3) lines.push_back(text->substr(start));
+    }
+    bool valid = lines.size() == 4 && lines[0] == kMetaHeader && !lines[3].empty() &&
+                 ::stat(PathFor(key, ".data").c_str(), &data_stat) == 0 &&
+                 std::to_string(data_stat.st_size) == lines[2] && !files_.contains(lines[3]);
+    if (!valid) continue;
+    auto file = std::make_shared<CachedFile>();
+    file->name = lines[3];
+    file->key = key;
+    file->etag = lines[1];
+    file->size = data_stat.st_size;
+    file->last_close_ms = NowMs();
+    files_[file->name] = file;
+  }
+  // Whatever was not adopted (dirty leftovers of a crash, stray files) goes.
+  for (const std::string& name : names) {
+    size_t dot = name.rfind('.');
+    std::string key = name.substr(0, dot);
+    bool adopted = std::any_of(files_.begin(), files_.end(),
+                               [&](const auto& item) { return item.second->key == key; });
+    if (!adopted) ::unlink(PathFor(name, "").c_str());
+    uint64_t number = std::strtoull(key.c_str(), nullptr, 16);
+    next_key_ = std::max(next_key_, number + 1);
+  }
+  EvictLocked();
+  return OkStatus();
+}
+
+Status FileCache::Download(CachedFile& file, const ObjectInfo& remote) {
+  std::string key;
+  {
+    std::lock_guard lock(mu_);
+    key = fmt::format("{:016x}", next_key_++);
+  }
+  std::string path = PathFor(key, ".data");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus(errno, "creating " + path);
+  Status status;
+  for (int64_t offset = 0; offset < remote.size && status.ok();) {
+    int64_t length = std::min(options_.download_chunk_bytes, remote.size - offset);
+    Result<std::string> chunk =
+        store_->GetRange(remote.name, offset, length, Condition::IfMatch(remote.etag));
+    if (!chunk.ok()) {
+      status = chunk.status();
+    } else if (chunk->empty()) {
+      status = absl::UnavailableError(fmt::format("object '{}' ended early", remote.name));
+    } else {
+      status = WriteAll(fd, *chunk, offset, path);
+      offset += static_cast<int64_t>(chunk->size());
+    }
+  }
+  if (!status.ok()) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return status;
+  }
+  // Swap the new bytes in: the old copy's files go, the new key takes their place.
+  if (file.fd >= 0) ::close(file.fd);
+  ::unlink(PathFor(file.key, ".data").c_str());
+  ::unlink(PathFor(file.key, ".meta").c_str());
+  if (::rename(path.c_str(), PathFor(file.key, ".data").c_str()) != 0) {
+    Status error = ErrnoStatus(errno, "renaming " + path);
+    ::close(fd);
+    ::unlink(path.c_str());
+    file.fd = -1;
+    return error;
+  }
+  file.fd = fd;
+  file.etag = remote.etag;
+  file.size = remote.size;
+  file.metadata = remote.metadata;
+  file.dirty = false;
+  WriteMeta(file);
+  return OkStatus();
+}
+
+void FileCache::WriteMeta(const CachedFile& file) {
+  std::string text = fmt::format("{}\n{}\n{}\n{}", kMetaHeader, file.etag, file.size, file.name);
+  Status status = base::WriteFileAtomic(PathFor(file.key, ".meta"), text, 0600,
+                                        base::FileSync::kProcessCrashSafe);
+  if (!status.ok()) spdlog::warn("file cache: {}", status.message());
+}
+
+Result<std::shared_ptr<CachedFile>> FileCache::Acquire(const ObjectInfo& remote, bool* replaced) {
+  std::shared_ptr<CachedFile> file;
+  {
+    std::lock_guard lock(mu_);
+    std::shared_ptr<CachedFile>& slot = files_[remote.name];
+    if (slot == nullptr) {
+      slot = std::make_shared<CachedFile>();
+      slot->name = remote.name;
+      slot->key = fmt::format("{:016x}", next_key_++);
+    }
+    file = slot;
+    ++file->open_count;
+  }
+  std::lock_guard file_lock(file->mu);
+  *replaced = false;
+  if (file->dirty) return file;
+  if (file->etag == remote.etag && file->fd < 0) {
+    std::string path = PathFor(file->key, ".data");
+    file->fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  }
+  if (file->etag == remote.etag && file->fd >= 0) return file;
+  Status status = Download(*file, remote);
+  if (!status.ok()) {
+    Release(file);
+    return status;
+  }
+  *replaced = true;
+  return file;
+}
+
+Result<std::shared_ptr<CachedFile>> FileCache::AcquireNew(const std::string& name,
+                                                           const std::string& etag,
+                                                           const Metadata& metadata) {
+  ObjectInfo empty;
+  empty.name = name;
+  empty.etag = etag;
+  empty.metadata = metadata;
+  Remove(name);  // any copy of an earlier object of this name is stale now
+  bool replaced = false;
+  return Acquire(empty, &replaced);
+}
+
+void FileCache::Release(const std::shared_ptr<CachedFile>& file) {
+  std::lock_guard lock(mu_);
+  --file->open_count;
+  file->last_close_ms = NowMs();
+  // The last close of a copy that is still dirty (its upload failed and was reported)
+  // drops it: the next open must see the store's version, not bytes that were refused.
+  if (file->open_count == 0 && (file->unlinked || file->dirty)) {
+    if (file->dirty && !file->unlinked) {
+      spdlog::error("dropping unsaved changes to '{}' after a failed upload", file->name);
+    }
+    file->dirty = false;
+    DropFilesLocked(*file);
+    auto it = files_.find(file->name);
+    if (it != files_.end() && it->second == file) files_.erase(it);
+  }
+  EvictLocked();
+}
+
+std::shared_ptr<CachedFile> FileCache::FindOpen(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(name);
+  if (it == files_.end() || it->second->open_count == 0) return nullptr;
+  return it->second;
+}
+
+void FileCache::MarkDirty(CachedFile& file) {
+  if (file.dirty) return;
+  // The .meta goes first: a crash after this leaves bytes that are never reused.
+  ::unlink(PathFor(file.key, ".meta").c_str());
+  file.dirty = true;
+}
+
+Status FileCache::Upload(CachedFile& file) {
+  if (!file.dirty || file.unlinked) return OkStatus();
+  UploadOptions upload = options_.upload;
+  upload.metadata = file.metadata;
+  upload.condition = file.etag.empty() ? Condition::IfNotExists() : Condition::IfMatch(file.etag);
+  int fd = file.fd;
+  DataSource source;
+  source.size_bytes = file.size;
+  source.read = [fd](int64_t offset, int64_t length) -> Result<std::string> {
+    std::string buffer(length, '\0');
+    int64_t done = 0;
+    while (done < length) {
+      ssize_t n = ::pread(fd, buffer.data() + done, length - done, offset + done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, "reading the cached copy");
+      if (n == 0) break;  // a sparse tail past the file's end reads as zeros
+      done += n;
+    }
+    return buffer;
+  };
+  Result<std::string> etag = UploadObject(*store_, file.name, source, upload);
+  if (!etag.ok()) {
+    if (etag.status().code() == absl::StatusCode::kFailedPrecondition) {
+      spdlog::error(
+          "not uploading '{}': it was changed or created elsewhere since this copy was opened "
+          "({}); the local changes are kept only until the file is closed",
+          file.name, etag.status().message());
+    } else {
+      spdlog::error("uploading '{}' failed: {}", file.name, etag.status().message());
+    }
+    return etag.status();
+  }
+  file.etag = *etag;
+  file.dirty = false;
+  WriteMeta(file);
+  return OkStatus();
+}
+
+void FileCache::Rename(const std::string& from, const std::string& to,
+                       const std::string& to_etag) {
+  std::lock_guard lock(mu_);
+  if (auto old = files_.find(to); old != files_.end()) {
+    old->second->unlinked = true;
+    if (old->second->open_count == 0) DropFilesLocked(*old->second);
+    files_.erase(old);
+  }
+  auto it = files_.find(from);
+  if (it == files_.end()) return;
+  std::shared_ptr<CachedFile> file = it->second;
+  files_.erase(it);
+  file->name = to;
+  // Copy gives the destination a new ETag; the bytes are the same, so keep them.
+  file->etag = to_etag;
+  if (!file->dirty) WriteMeta(*file);
+  files_[to] = file;
+}
+
+void FileCache::Remove(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(name);
+  if (it == files_.end()) return;
+  it->second->unlinked = true;
+  if (it->second->open_count == 0) DropFilesLocked(*it->second);
+  files_.erase(it);
+}
+
+int64_t FileCache::used_bytes() {
+  std::lock_guard lock(mu_);
+  int64_t total = 0;
+  for (const auto& [name, file] : files_) total += file->size;
+  return total;
+}
+
+void FileCache::DropFilesLocked(CachedFile& file) {
+  if (file.fd >= 0) ::close(file.fd);
+  file.fd = -1;
+  ::unlink(PathFor(file.key, ".meta").c_str());
+  ::unlink(PathFor(file.key, ".data").c_str());
+}
+
+void FileCache::EvictLocked() {
+  int64_t now_ms = NowMs();
+  int64_t used = 0;
+  std::vector<std::shared_ptr<CachedFile>> idle;
+  for (const auto& [name, file] : files_) {
+    used += file->size;
+    if (file->open_count == 0 && !file->dirty) idle.push_back(file);
+  }
+  std::sort(idle.begin(), idle.end(),
+            [](const auto& a, const auto& b) { return a->last_close_ms < b->last_close_ms; });
+  for (const std::shared_ptr<CachedFile>& file : idle) {
+    bool expired = now_ms - file->last_close_ms >= options_.timeout_after_close_ms;
+    if (used <= options_.capacity_bytes && !expired) continue;
+    used -= file->size;
+    DropFilesLocked(*file);
+    files_.erase(file->name);
+  }
+}
+
+}  // namespace meridian::storage::fs

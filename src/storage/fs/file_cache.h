@@ -1,0 +1,116 @@
+// FileCache: whole-file local copies of objects under a cache directory, shared by every
+// open handle of a file, with an LRU size cap and a timeout after close.
+//
+// Layout: <dir>/<key>.data holds the bytes, <key>.meta ("meridian-cache 1", the ETag, the
+// size and the object name, one per line, the name last) says which version they are. A
+// .meta file exists only while the copy is clean (equal to that ETag in the store): it is
+// removed before the first write makes the copy dirty and written again after an upload,
+// so after a crash or restart only clean copies are reused and dirty leftovers are deleted.
+//
+// Eviction: after each release, copies that are neither open nor dirty are removed, least
+// recently closed first, while the cache holds more than capacity_bytes, and any such copy
+// closed longer than timeout_after_close_ms ago is removed too. Open or dirty copies are
+// never evicted, so the cache may exceed its cap while files larger than it are open.
+//
+// Uploads (Upload) send the whole copy with UploadObject (one Put, or staged blocks and one
+// commit), conditional on the ETag the copy came from (If-Match), or on the object not
+// existing (If-None-Match: *) for a file that has never been in the store; a version
+// written elsewhere in between makes the upload fail with kFailedPrecondition and is never
+// overwritten.
+//
+// Thread safety: all methods are safe from many threads. CachedFile fields are guarded by
+// CachedFile::mu except where noted. Lock order: CachedFile::mu before the cache's own
+// lock; the store is never called while the cache's lock is held.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "base/clock.h"
+#include "storage/object_store.h"
+
+namespace meridian::storage::fs {
+
+struct CachedFile {
+  std::mutex mu;
+  std::string name;   // object name; changes on rename
+  std::string key;    // file names in the cache directory (constant)
+  int fd = -1;        // read/write descriptor of <key>.data, -1 until downloaded
+  std::string etag;   // version the copy came from or was last uploaded as; "" = none yet
+  int64_t size = 0;
+  bool dirty = false;     // local bytes or metadata differ from `etag`'s version
+  bool unlinked = false;  // removed from the namespace: never uploaded again
+  Metadata metadata;      // written with the next upload
+
+  // Guarded by the FileCache's lock.
+  int open_count = 0;
+  int64_t last_close_ms = 0;
+};
+
+struct FileCacheOptions {
+  std::string dir;
+  int64_t capacity_bytes = int64_t{1000} << 20;
+  int64_t timeout_after_close_ms = 120'000;
+  int64_t download_chunk_bytes = int64_t{8} << 20;
+  UploadOptions upload;                 // condition and metadata are set per upload
+  const base::Clock* clock = nullptr;   // not owned; nullptr: the system clock
+};
+
+class FileCache {
+ public:
+  // Creates `options.dir` when missing and adopts the clean copies left there.
+  static Result<std::unique_ptr<FileCache>> Open(ObjectStore* store, FileCacheOptions options);
+  ~FileCache();
+
+  // Opens the local copy of `remote` (the object as a Head saw it just now), downloading it
+  // unless the copy already has that ETag or is dirty (an open writer's bytes win locally).
+  // Sets *replaced when the bytes now differ from what the copy held before. The caller
+  // must Release the result.
+  Result<std::shared_ptr<CachedFile>> Acquire(const ObjectInfo& remote, bool* replaced);
+  // Opens an empty copy of an object just created with `etag`.
+  Result<std::shared_ptr<CachedFile>> AcquireNew(const std::string& name, const std::string& etag,
+                                                 const Metadata& metadata);
+  // Drops one reference taken by Acquire/AcquireNew, then evicts what the limits require.
+  void Release(const std::shared_ptr<CachedFile>& file);
+
+  // The copy of `name` if some handle has it open, else nullptr.
+  std::shared_ptr<CachedFile> FindOpen(const std::string& name);
+
+  // Requires file.mu. Marks the copy dirty (removing its .meta first).
+  void MarkDirty(CachedFile& file);
+  // Requires file.mu. Uploads a dirty copy (no-op when clean or unlinked).
+  Status Upload(CachedFile& file);
+
+  // The object was renamed from `from` to `to` with `to_etag`: the copy follows it, and any
+  // copy of the old `to` is dropped. Requires the moved file's mu when it is open.
+  void Rename(const std::string& from, const std::string& to, const std::string& to_etag);
+  // The object was removed: its copy is dropped now, or at last release when open.
+  void Remove(const std::string& name);
+
+  int64_t used_bytes();
+
+ private:
+  FileCache(ObjectStore* store, FileCacheOptions options);
+  Status AdoptExisting();
+  Status Download(CachedFile& file, const ObjectInfo& remote);
+  void WriteMeta(const CachedFile& file);
+  void DropFilesLocked(CachedFile& file);
+  void EvictLocked();
+  std::string PathFor(const std::string& key, const char* suffix) const;
+  int64_t NowMs() const;
+
+  // Constant after construction.
+  ObjectStore* const store_;
+  const FileCacheOptions options_;
+
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<CachedFile>> files_;  // by object name; guarded by mu_
+  uint64_t next_key_ = 1;                                     // guarded by mu_
+};
+
+}  // namespace meridian::storage::fs

@@ -1,0 +1,820 @@
+#include "storage/fs/fs_core.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "fmt/format.h"
+#include "spdlog/spdlog.h"
+#include "storage/fs/fs_errors.h"
+
+namespace meridian::storage::fs {
+namespace {
+
+constexpr char kFolderKey[] = "hdi_isfolder";
+constexpr char kSymlinkKey[] = "is_symlink";
+constexpr char kModeKey[] = "meridian_mode";
+constexpr char kMtimeKey[] = "meridian_mtime_ms";
+constexpr size_t kMaxDirectoryEntries = 1'000'000;
+
+bool IsTrue(const Metadata& metadata, const char* key) {
+  auto it = metadata.find(key);
+  return it != metadata.end() && (it->second == "true" || it->second == "True");
+}
+
+FileKind KindOf(const Metadata& metadata) {
+  if (IsTrue(metadata, kFolderKey)) return FileKind::kDirectory;
+  if (IsTrue(metadata, kSymlinkKey)) return FileKind::kSymlink;
+  return FileKind::kFile;
+}
+
+// A stable inode number for a directory entry the kernel has not looked up yet.
+InodeId NumberForPath(const std::string& path) {
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : path) hash = (hash ^ c) * 1099511628211ull;
+  return hash | (uint64_t{1} << 63);
+}
+
+// "a/b" -> "a/b/", "" -> "": the List prefix of a directory's children.
+std::string ChildPrefix(const std::string& path) {
+  std::string prefix = path;
+  if (!prefix.empty()) prefix.push_back('/');
+  return prefix;
+}
+
+Status ErrnoStatus(int error_number, const std::string& what) {
+  return FsError(error_number, fmt::format("{}: {}", what, std::strerror(error_number)));
+}
+
+}  // namespace
+
+struct FsCore::Found {
+  FileKind kind = FileKind::kFile;
+  ObjectInfo info;             // empty for a directory that is only a prefix
+  bool implicit_directory = false;
+};
+
+struct FsCore::Inode {
+  InodeId id = 0;
+  std::string path;  // "" for the root
+  FileKind kind = FileKind::kFile;
+  std::string etag;  // of the version the kernel's attributes describe
+  uint64_t nlookup = 0;
+  int open_handles = 0;
+  Attr attr;
+};
+
+struct FsCore::Handle {
+  InodeId inode = 0;
+  std::shared_ptr<CachedFile> file;
+  int flags = 0;
+};
+
+FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<FileCache> cache)
+    : store_(store), options_(std::move(options)), cache_(std::move(cache)) {
+  auto root = std::make_unique<Inode>();
+  root->id = kRootInode;
+  root->kind = FileKind::kDirectory;
+  root->nlookup = 1;
+  root->attr = AttrFor(kRootInode, Found{FileKind::kDirectory, {}, true});
+  inode_by_path_[""] = kRootInode;
+  inodes_[kRootInode] = std::move(root);
+}
+
+FsCore::~FsCore() = default;
+
+Result<std::unique_ptr<FsCore>> FsCore::Create(ObjectStore* store, FsOptions options) {
+  if (store == nullptr) return absl::InvalidArgumentError("filesystem: no object store");
+  if (options.cache_size_mb <= 0) {
+    return absl::InvalidArgumentError("--cache-size-mb must be positive");
+  }
+  FileCacheOptions cache_options;
+  cache_options.dir = options.cache_dir;
+  cache_options.capacity_bytes = options.cache_size_mb << 20;
+  cache_options.timeout_after_close_ms = options.file_cache_timeout_s * 1000;
+  cache_options.upload = options.upload;
+  cache_options.clock = options.clock;
+  ASSIGN_OR_RETURN(std::unique_ptr<FileCache> cache,
+                   FileCache::Open(store, std::move(cache_options)));
+  return std::unique_ptr<FsCore>(new FsCore(store, std::move(options), std::move(cache)));
+}
+
+int64_t FsCore::NowMs() const {
+  return (options_.clock ? options_.clock : base::SystemClock::Get())->NowUnixMs();
+}
+
+Status FsCore::RequireWritable() const {
+  if (options_.read_only) return FsError(EROFS, "the filesystem is mounted read-only");
+  return OkStatus();
+}
+
+// ---- Paths and inodes ---------------------------------------------------------------------
+
+Result<std::string> FsCore::PathOf(InodeId inode) {
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(inode);
+  if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+  return it->second->path;
+}
+
+Result<std::string> FsCore::ChildPath(InodeId parent, const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return FsError(EINVAL, fmt::format("'{}' is not a valid file name", name));
+  }
+  if (name.size() > kMaxNameComponentBytes) {
+    return FsError(ENAMETOOLONG, "a file name is longer than 255 bytes");
+  }
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(parent);
+  if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", parent));
+  if (it->second->kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
+  std::string path = it->second->path.empty() ? name : it->second->path + "/" + name;
+  if (path.size() > kMaxNameBytes) {
+    return FsError(ENAMETOOLONG, "a path is longer than the store's 1024-byte name limit");
+  }
+  return path;
+}
+
+Attr FsCore::AttrFor(InodeId inode, const Found& found) const {
+  Attr attr;
+  attr.inode = inode;
+  attr.kind = found.kind;
+  attr.uid = options_.uid;
+  attr.gid = options_.gid;
+  const Metadata& metadata = found.info.metadata;
+  uint32_t permissions = options_.file_mode;
+  switch (found.kind) {
+    case FileKind::kDirectory:
+      attr.mode = S_IFDIR;
+      attr.nlink = 2;
+      attr.size = 4096;
+      permissions = options_.directory_mode;
+      break;
+    case FileKind::kSymlink:
+      attr.mode = S_IFLNK;
+      attr.size = found.info.size;
+      permissions = 0777;
+      break;
+    case FileKind::kFile:
+      attr.mode = S_IFREG;
+      attr.size = found.info.size;
+      break;
+  }
+  if (auto it = metadata.find(kModeKey); it != metadata.end()) {
+    permissions = static_cast<uint32_t>(std::strtoul(it->second.c_str(), nullptr, 8)) & 07777;
+  }
+  attr.mode |= permissions;
+  attr.mtime_ms = found.info.last_modified_unix_ms;
+  if (auto it = metadata.find(kMtimeKey); it != metadata.end()) {
+    attr.mtime_ms = std::strtoll(it->second.c_str(), nullptr, 10);
+  }
+  attr.ctime_ms = found.info.last_modified_unix_ms;
+  return attr;
+}
+
+Attr FsCore::RememberLocked(const std::string& path, const Found& found, bool add_lookup) {
+  Inode* inode = nullptr;
+  if (auto it = inode_by_path_.find(path); it != inode_by_path_.end()) {
+    inode = inodes_.at(it->second).get();
+    if (inode->kind != found.kind) {
+      // Replaced by another kind of entry elsewhere: the old inode lives on, detached.
+      inode_by_path_.erase(it);
+      inode = nullptr;
+    }
+  }
+  if (inode == nullptr) {
+    auto created = std::make_unique<Inode>();
+    created->id = next_inode_++;
+    created->path = path;
+    created->kind = found.kind;
+    inode = created.get();
+    inode_by_path_[path] = inode->id;
+    inodes_[inode->id] = std::move(created);
+  }
+  if (add_lookup) ++inode->nlookup;
+  if (path.empty()) return inode->attr;
+  inode->etag = found.info.etag;
+  inode->attr = AttrFor(inode->id, found);
+  return inode->attr;
+}
+
+void FsCore::ForgetPathLocked(const std::string& path) {
+  auto it = inode_by_path_.find(path);
+  if (it == inode_by_path_.end() || path.empty()) return;
+  Inode& inode = *inodes_.at(it->second);
+  inode_by_path_.erase(it);
+  if (inode.nlookup == 0 && inode.open_handles == 0) inodes_.erase(inode.id);
+}
+
+void FsCore::CacheAttr(const std::string& path, const Found& found) {
+  if (!options_.use_attr_cache) return;
+  std::lock_guard lock(mu_);
+  attr_cache_[path] = {NowMs() + options_.attr_cache_timeout_s * 1000,
+                       std::make_shared<Found>(found)};
+}
+
+void FsCore::DropCachedAttr(const std::string& path) {
+  if (!options_.use_attr_cache) return;
+  std::lock_guard lock(mu_);
+  attr_cache_.erase(path);
+}
+
+Result<FsCore::Found> FsCore::FindPath(const std::string& path) {
+  if (path.empty()) return Found{FileKind::kDirectory, {}, true};
+  if (options_.use_attr_cache) {
+    std::lock_guard lock(mu_);
+    auto it = attr_cache_.find(path);
+    if (it != attr_cache_.end()) {
+      if (it->second.first > NowMs()) return *it->second.second;
+      attr_cache_.erase(it);
+    }
+  }
+  Found found;
+  Result<ObjectInfo> head = store_->Head(path);
+  if (head.ok()) {
+    found.kind = KindOf(head->metadata);
+    found.info = std::move(*head);
+  } else if (head.status().code() == absl::StatusCode::kNotFound) {
+    ListOptions list;
+    list.prefix = ChildPrefix(path);
+    list.max_results = 1;
+    ASSIGN_OR_RETURN(ListPage page, store_->List(list));
+    if (page.objects.empty() && page.common_prefixes.empty()) {
+      return FsError(ENOENT, fmt::format("'{}' does not exist", path));
+    }
+    found.kind = FileKind::kDirectory;
+    found.implicit_directory = true;
+    found.info.name = path;
+  } else {
+    return head.status();
+  }
+  CacheAttr(path, found);
+  return found;
+}
+
+Result<bool> FsCore::DirectoryIsEmpty(const std::string& path) {
+  ListOptions list;
+  list.prefix = ChildPrefix(path);
+  list.max_results = 1;
+  ASSIGN_OR_RETURN(ListPage page, store_->List(list));
+  return page.objects.empty() && page.common_prefixes.empty();
+}
+
+// ---- Metadata operations ------------------------------------------------------------------
+
+Result<Attr> FsCore::Lookup(InodeId parent, const std::string& name) {
+  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
+  ASSIGN_OR_RETURN(Found found, FindPath(path));
+  if (std::shared_ptr<CachedFile> open = cache_->FindOpen(path)) {
+    std::lock_guard file_lock(open->mu);
+    found.info.size = open->size;
+  }
+  std::lock_guard lock(mu_);
+  return RememberLocked(path, found, true);
+}
+
+void FsCore::Forget(InodeId inode, uint64_t count) {
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(inode);
+  if (it == inodes_.end() || inode == kRootInode) return;
+  Inode& node = *it->second;
+  node.nlookup -= std::min(count, node.nlookup);
+  if (node.nlookup > 0 || node.open_handles > 0) return;
+  if (auto by_path = inode_by_path_.find(node.path);
+      by_path != inode_by_path_.end() && by_path->second == inode) {
+    inode_by_path_.erase(by_path);
+  }
+  inodes_.erase(it);
+}
+
+Result<Attr> FsCore::GetAttr(InodeId inode) {
+  ASSIGN_OR_RETURN(std::string path, PathOf(inode));
+  if (path.empty()) {
+    std::lock_guard lock(mu_);
+    return inodes_.at(kRootInode)->attr;
+  }
+  if (std::shared_ptr<CachedFile> open = cache_->FindOpen(path)) {
+    int64_t size;
+    {
+      std::lock_guard file_lock(open->mu);
+      size = open->size;
+    }
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(inode);
+    if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
+    it->second->attr.size = size;
+    return it->second->attr;
+  }
+  ASSIGN_OR_RETURN(Found found, FindPath(path));
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(inode);
+  if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
+  if (it->second->kind != found.kind) return FsError(ENOENT, "replaced by another kind of entry");
+  it->second->attr = AttrFor(inode, found);
+  it->second->etag = found.info.etag;
+  return it->second->attr;
+}
+
+Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
+  ASSIGN_OR_RETURN(std::string path, PathOf(inode));
+  std::string prefix = ChildPrefix(path);
+  std::map<std::string, DirEntry> entries;
+  ListOptions list;
+  list.prefix = prefix;
+  list.delimiter = "/";
+  list.max_results = options_.list_page_size;
+  do {
+    ASSIGN_OR_RETURN(ListPage page, store_->List(list));
+    for (ObjectInfo& object : page.objects) {
+      std::string name = object.name.substr(prefix.size());
+      if (name.empty()) continue;
+      FileKind kind = KindOf(object.metadata);
+      entries[name] = DirEntry{name, kind, 0};
+      CacheAttr(object.name, Found{kind, std::move(object), false});
+    }
+    for (const std::string& common : page.common_prefixes) {
+      std::string name = common.substr(prefix.size(), common.size() - prefix.size() - 1);
+      if (!name.empty() && !entries.contains(name)) {
+        entries[name] = DirEntry{name, FileKind::kDirectory, 0};
+      }
+    }
+    if (entries.size() > kMaxDirectoryEntries) {
+      return FsError(EFBIG, fmt::format("directory '{}' has more than {} entries", path,
+                                        kMaxDirectoryEntries));
+    }
+    list.marker = page.next_marker;
+  } while (!list.marker.empty());
+  std::vector<DirEntry> result;
+  result.reserve(entries.size());
+  std::lock_guard lock(mu_);
+  for (auto& [name, entry] : entries) {
+    std::string child = prefix + name;
+    auto it = inode_by_path_.find(child);
+    entry.inode = it != inode_by_path_.end() ? it->second : NumberForPath(child);
+    result.push_back(std::move(entry));
+  }
+  return result;
+}
+
+Result<Attr> FsCore::MakeDirectory(InodeId parent, const std::string& name, uint32_t mode) {
+  RETURN_IF_ERROR(RequireWritable());
+  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
+  DropCachedAttr(path);
+  Result<Found> existing = FindPath(path);
+  if (existing.ok()) return FsError(EEXIST, fmt::format("'{}' already exists", path));
+  if (ErrnoFor(existing.status()) != ENOENT) return existing.status();
+  Metadata metadata{{kFolderKey, "true"}};
+  if ((mode & 07777) != options_.directory_mode) {
+    metadata[kModeKey] = fmt::format("{:o}", mode & 07777);
+  }
+  Result<std::string> etag = store_->Put(path, "", metadata, Condition::IfNotExists());
+  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
+    return FsError(EEXIST, fmt::format("'{}' already exists", path));
+  }
+  RETURN_IF_ERROR(etag.status());
+  Found found{FileKind::kDirectory, {}, false};
+  found.info.name = path;
+  found.info.etag = *etag;
+  found.info.metadata = metadata;
+  found.info.last_modified_unix_ms = NowMs();
+  std::lock_guard lock(mu_);
+  return RememberLocked(path, found, true);
+}
+
+Status FsCore::RemoveDirectory(InodeId parent, const std::string& name) {
+  RETURN_IF_ERROR(RequireWritable());
+  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
+  DropCachedAttr(path);
+  ASSIGN_OR_RETURN(Found found, FindPath(path));
+  if (found.kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
+  ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(path));
+  if (!empty) return FsError(ENOTEMPTY, fmt::format("directory '{}' is not empty", path));
+  if (!found.implicit_directory) {
+    Status deleted = store_->Delete(path, Condition::None());
+    if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) return deleted;
+  }
+  std::lock_guard lock(mu_);
+  ForgetPathLocked(path);
+  return OkStatus();
+}
+
+Status FsCore::Unlink(InodeId parent, const std::string& name) {
+  RETURN_IF_ERROR(RequireWritable());
+  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
+  DropCachedAttr(path);
+  ASSIGN_OR_RETURN(Found found, FindPath(path));
+  if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+  RETURN_IF_ERROR(store_->Delete(path, Condition::None()));
+  cache_->Remove(path);
+  std::lock_guard lock(mu_);
+  ForgetPathLocked(path);
+  return OkStatus();
+}
+
+Result<Attr> FsCore::Symlink(const std::string& target, InodeId parent, const std::string& name) {
+  RETURN_IF_ERROR(RequireWritable());
+  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
+  if (target.empty() || static_cast<int64_t>(target.size()) > kMaxSymlinkBytes) {
+    return FsError(ENAMETOOLONG, "a symlink target must be 1..4096 bytes");
+  }
+  DropCachedAttr(path);
+  Metadata metadata{{kSymlinkKey, "true"}};
+  Result<std::string> etag = store_->Put(path, target, metadata, Condition::IfNotExists());
+  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
+    return FsError(EEXIST, fmt::format("'{}' already exists", path));
+  }
+  RETURN_IF_ERROR(etag.status());
+  Found found{FileKind::kSymlink, {}, false};
+  found.info.name = path;
+  found.info.etag = *etag;
+  found.info.size = static_cast<int64_t>(target.size());
+  found.info.metadata = metadata;
+  found.info.last_modified_unix_ms = NowMs();
+  std::lock_guard lock(mu_);
+  return RememberLocked(path, found, true);
+}
+
+Result<std::string> FsCore::ReadLink(InodeId inode) {
+  ASSIGN_OR_RETURN(std::string path, PathOf(inode));
+  ASSIGN_OR_RETURN(std::string target,
+                   store_->GetRange(path, 0, kMaxSymlinkBytes + 1, Condition::None()));
+  if (static_cast<int64_t>(target.size()) > kMaxSymlinkBytes) {
+    return FsError(EIO, fmt::format("symlink '{}' has a target longer than 4096 bytes", path));
+  }
+  return target;
+}
+
+Result<FsStat> FsCore::StatFs() {
+  // Object storage has no fixed size; report a large, stable figure as BlobFuse2 does.
+  FsStat stat;
+  stat.blocks = uint64_t{1} << 32;  // 16 TiB of 4 KiB blocks
+  stat.blocks_free = stat.blocks;
+  stat.files = uint64_t{1} << 32;
+  stat.files_free = stat.files;
+  return stat;
+}
+
+// ---- Rename -------------------------------------------------------------------------------
+
+Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_parent,
+                      const std::string& new_name, unsigned flags) {
+  RETURN_IF_ERROR(RequireWritable());
+  if (flags & RENAME_EXCHANGE) {
+    return FsError(ENOTSUP, "exchanging two names atomically is not possible on object storage");
+  }
+  if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE)) return FsError(EINVAL, "rename flags");
+  ASSIGN_OR_RETURN(std::string from, ChildPath(parent, name));
+  ASSIGN_OR_RETURN(std::string to, ChildPath(new_parent, new_name));
+  if (from == to) return OkStatus();
+  DropCachedAttr(from);
+  DropCachedAttr(to);
+  ASSIGN_OR_RETURN(Found source, FindPath(from));
+  Result<Found> target = FindPath(to);
+  if (!target.ok() && ErrnoFor(target.status()) != ENOENT) return target.status();
+  if (target.ok()) {
+    if (flags & RENAME_NOREPLACE) return FsError(EEXIST, fmt::format("'{}' exists", to));
+    bool source_dir = source.kind == FileKind::kDirectory;
+    bool target_dir = target->kind == FileKind::kDirectory;
+    if (target_dir && !source_dir) return FsError(EISDIR, fmt::format("'{}' is a directory", to));
+    if (!target_dir && source_dir) return FsError(ENOTDIR, fmt::format("'{}' is not a directory", to));
+    if (target_dir) {
+      ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(to));
+      if (!empty) return FsError(ENOTEMPTY, fmt::format("directory '{}' is not empty", to));
+    }
+  }
+  if (source.kind == FileKind::kDirectory) {
+    RETURN_IF_ERROR(RenameDirectory(from, to));
+  } else {
+    // An open copy with unsaved bytes goes up first, so the copy below carries them.
+    std::shared_ptr<CachedFile> open = cache_->FindOpen(from);
+    std::unique_lock<std::mutex> file_lock;
+    if (open != nullptr) {
+      file_lock = std::unique_lock(open->mu);
+      RETURN_IF_ERROR(cache_->Upload(*open));
+    }
+    ASSIGN_OR_RETURN(std::string etag, store_->Copy(from, to));
+    Status deleted = store_->Delete(from, Condition::None());
+    if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) {
+      spdlog::error("rename: '{}' was copied to '{}' but could not be removed: {}", from, to,
+                    deleted.message());
+      return deleted;
+    }
+    cache_->Rename(from, to, etag);
+  }
+  std::lock_guard lock(mu_);
+  ForgetPathLocked(to);
+  auto it = inode_by_path_.find(from);
+  if (it != inode_by_path_.end()) {
+    InodeId moved = it->second;
+    inode_by_path_.erase(it);
+    inodes_.at(moved)->path = to;
+    inode_by_path_[to] = moved;
+  }
+  return OkStatus();
+}
+
+Status FsCore::RenameDirectory(const std::string& from, const std::string& to) {
+  ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(from));
+  if (!empty) {
+    // Object storage has no atomic rename of a prefix; copying every object one by one would
+    // expose a half-moved tree on failure. EXDEV makes mv(1) copy and delete by itself.
+    return FsError(EXDEV, fmt::format("renaming the non-empty directory '{}' is not supported "
+                                      "(object storage cannot move a prefix atomically)",
+                                      from));
+  }
+  Result<ObjectInfo> marker = store_->Head(from);
+  Metadata metadata{{kFolderKey, "true"}};
+  if (marker.ok()) metadata = marker->metadata;
+  RETURN_IF_ERROR(store_->Put(to, "", metadata, Condition::None()).status());
+  if (marker.ok()) {
+    Status deleted = store_->Delete(from, Condition::None());
+    if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) return deleted;
+  }
+  return OkStatus();
+}
+
+// ---- Files --------------------------------------------------------------------------------
+
+uint64_t FsCore::AddHandle(InodeId inode, std::shared_ptr<CachedFile> file, int flags) {
+  std::lock_guard lock(mu_);
+  uint64_t id = next_handle_++;
+  handles_[id] = std::make_unique<Handle>(Handle{inode, std::move(file), flags});
+  if (auto it = inodes_.find(inode); it != inodes_.end()) ++it->second->open_handles;
+  return id;
+}
+
+Result<std::shared_ptr<CachedFile>> FsCore::HandleFile(uint64_t handle) {
+  std::lock_guard lock(mu_);
+  auto it = handles_.find(handle);
+  if (it == handles_.end()) return FsError(EBADF, fmt::format("unknown file handle {}", handle));
+  return it->second->file;
+}
+
+Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name, uint32_t mode,
+                                        int flags) {
+  RETURN_IF_ERROR(RequireWritable());
+  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
+  DropCachedAttr(path);
+  Metadata metadata;
+  if ((mode & 07777) != options_.file_mode) metadata[kModeKey] = fmt::format("{:o}", mode & 07777);
+  // The empty object is made at once (as BlobFuse2 does) so the name is taken in the store
+  // and the first upload can be conditional on this version.
+  Result<std::string> etag = store_->Put(path, "", metadata, Condition::IfNotExists());
+  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
+    if (flags & O_EXCL) return FsError(EEXIST, fmt::format("'{}' already exists", path));
+    // Created elsewhere after the kernel's lookup: open what is there.
+    ASSIGN_OR_RETURN(Attr attr, Lookup(parent, name));
+    if (attr.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+    Result<OpenResult> opened = Open(attr.inode, flags);
+    if (!opened.ok()) {
+      Forget(attr.inode, 1);
+      return opened.status();
+    }
+    return CreateResult{attr, opened->handle};
+  }
+  RETURN_IF_ERROR(etag.status());
+  ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, cache_->AcquireNew(path, *etag, metadata));
+  Found found{FileKind::kFile, {}, false};
+  found.info.name = path;
+  found.info.etag = *etag;
+  found.info.metadata = metadata;
+  found.info.last_modified_unix_ms = NowMs();
+  Attr attr;
+  {
+    std::lock_guard lock(mu_);
+    attr = RememberLocked(path, found, true);
+  }
+  return CreateResult{attr, AddHandle(attr.inode, std::move(file), flags)};
+}
+
+Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
+  bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  if (writes) RETURN_IF_ERROR(RequireWritable());
+  std::string path;
+  std::string known_etag;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(inode);
+    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    if (it->second->kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+    path = it->second->path;
+    known_etag = it->second->etag;
+  }
+  std::shared_ptr<CachedFile> file;
+  bool changed = false;
+  std::shared_ptr<CachedFile> open = cache_->FindOpen(path);
+  bool open_dirty = false;
+  std::string open_etag;
+  if (open != nullptr) {
+    std::lock_guard file_lock(open->mu);
+    open_dirty = open->dirty;
+    open_etag = open->etag;
+  }
+  if (open_dirty) {
+    // Another handle here has unsaved bytes: they are this mount's newest version.
+    ObjectInfo local;
+    local.name = path;
+    local.etag = open_etag;
+    ASSIGN_OR_RETURN(file, cache_->Acquire(local, &changed));
+  } else {
+    // Close-to-open: always ask the store which version is current.
+    DropCachedAttr(path);
+    ASSIGN_OR_RETURN(Found found, FindPath(path));
+    if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+    ASSIGN_OR_RETURN(file, cache_->Acquire(found.info, &changed));
+    changed = changed || found.info.etag != known_etag;
+    std::lock_guard lock(mu_);
+    if (auto it = inodes_.find(inode); it != inodes_.end() && it->second->kind == found.kind) {
+      it->second->etag = found.info.etag;
+      it->second->attr = AttrFor(inode, found);
+    }
+  }
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+    SetAttrRequest truncate;
+    truncate.size = 0;
+    std::lock_guard file_lock(file->mu);
+    Status status = ApplyFileAttr(*file, truncate);
+    if (!status.ok()) {
+      cache_->Release(file);
+      return status;
+    }
+    changed = true;
+  }
+  return OpenResult{AddHandle(inode, std::move(file), flags), changed};
+}
+
+Result<std::string> FsCore::Read(uint64_t handle, int64_t offset, int64_t length) {
+  ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, HandleFile(handle));
+  std::lock_guard file_lock(file->mu);
+  if (offset >= file->size || length <= 0) return std::string();
+  length = std::min(length, file->size - offset);
+  std::string buffer(length, '\0');
+  int64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(file->fd, buffer.data() + done, length - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "reading the cached copy of " + file->name);
+    if (n == 0) break;  // past the copy's end: zeros (a sparse tail)
+    done += n;
+  }
+  return buffer;
+}
+
+Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view data) {
+  RETURN_IF_ERROR(RequireWritable());
+  int flags = 0;
+  std::shared_ptr<CachedFile> file;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(handle);
+    if (it == handles_.end()) return FsError(EBADF, "unknown file handle");
+    file = it->second->file;
+    flags = it->second->flags;
+  }
+  if ((flags & O_ACCMODE) == O_RDONLY) return FsError(EBADF, "the file is open read-only");
+  std::lock_guard file_lock(file->mu);
+  if (flags & O_APPEND) offset = file->size;
+  cache_->MarkDirty(*file);
+  file->metadata.erase(kMtimeKey);  // the blob's own time is the modification time again
+  int64_t done = 0;
+  while (done < static_cast<int64_t>(data.size())) {
+    ssize_t n = ::pwrite(file->fd, data.data() + done, data.size() - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "writing the cached copy of " + file->name);
+    done += n;
+  }
+  file->size = std::max(file->size, offset + done);
+  return done;
+}
+
+Status FsCore::Flush(uint64_t handle) {
+  ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, HandleFile(handle));
+  std::lock_guard file_lock(file->mu);
+  RETURN_IF_ERROR(cache_->Upload(*file));
+  std::lock_guard lock(mu_);
+  if (auto it = inode_by_path_.find(file->name); it != inode_by_path_.end()) {
+    Inode& inode = *inodes_.at(it->second);
+    inode.etag = file->etag;
+    inode.attr.size = file->size;
+  }
+  return OkStatus();
+}
+
+Status FsCore::Release(uint64_t handle) {
+  Status flushed = Flush(handle);
+  std::unique_ptr<Handle> released;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(handle);
+    if (it == handles_.end()) return FsError(EBADF, "unknown file handle");
+    released = std::move(it->second);
+    handles_.erase(it);
+    if (auto node = inodes_.find(released->inode); node != inodes_.end()) {
+      --node->second->open_handles;
+      if (node->second->open_handles == 0 && node->second->nlookup == 0) {
+        if (auto by_path = inode_by_path_.find(node->second->path);
+            by_path != inode_by_path_.end() && by_path->second == released->inode) {
+          inode_by_path_.erase(by_path);
+        }
+        inodes_.erase(node);
+      }
+    }
+  }
+  cache_->Release(released->file);
+  return flushed;
+}
+
+Status FsCore::FlushAll() {
+  std::vector<std::shared_ptr<CachedFile>> files;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, handle] : handles_) files.push_back(handle->file);
+  }
+  Status first;
+  for (const std::shared_ptr<CachedFile>& file : files) {
+    std::lock_guard file_lock(file->mu);
+    Status status = cache_->Upload(*file);
+    if (first.ok()) first = status;
+  }
+  return first;
+}
+
+// ---- Attributes ---------------------------------------------------------------------------
+
+Status FsCore::ApplyFileAttr(CachedFile& file, const SetAttrRequest& request) {
+  cache_->MarkDirty(file);
+  if (request.size) {
+    if (*request.size < 0) return FsError(EINVAL, "negative size");
+    if (::ftruncate(file.fd, *request.size) != 0) {
+      return ErrnoStatus(errno, "truncating the cached copy of " + file.name);
+    }
+    file.size = *request.size;
+    file.metadata.erase(kMtimeKey);
+  }
+  if (request.mode) file.metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
+  if (request.mtime_ms) file.metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
+  return OkStatus();
+}
+
+Status FsCore::SetDirectoryAttr(const std::string& path, const SetAttrRequest& request) {
+  if (request.size) return FsError(EISDIR, "is a directory");
+  if (path.empty()) return OkStatus();  // the root has no marker to keep attributes in
+  Result<ObjectInfo> marker = store_->Head(path);
+  Metadata metadata{{kFolderKey, "true"}};
+  Condition condition = Condition::IfNotExists();
+  if (marker.ok()) {
+    metadata = marker->metadata;
+    condition = Condition::IfMatch(marker->etag);
+  } else if (marker.status().code() != absl::StatusCode::kNotFound) {
+    return marker.status();
+  }
+  if (request.mode) metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
+  if (request.mtime_ms) metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
+  DropCachedAttr(path);
+  return store_->Put(path, "", metadata, condition).status();
+}
+
+Result<Attr> FsCore::SetAttr(InodeId inode, const SetAttrRequest& request, uint64_t handle) {
+  if (!request.mode && !request.size && !request.mtime_ms) return GetAttr(inode);
+  RETURN_IF_ERROR(RequireWritable());
+  FileKind kind;
+  std::string path;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(inode);
+    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    kind = it->second->kind;
+    path = it->second->path;
+  }
+  if (kind == FileKind::kDirectory) {
+    RETURN_IF_ERROR(SetDirectoryAttr(path, request));
+    return GetAttr(inode);
+  }
+  if (kind == FileKind::kSymlink) return GetAttr(inode);  // links have no own attributes
+  if (handle != 0) {
+    ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, HandleFile(handle));
+    std::lock_guard file_lock(file->mu);
+    RETURN_IF_ERROR(ApplyFileAttr(*file, request));
+  } else {
+    // truncate(2), chmod(2), utimes(2) on a path: change a copy and upload it at once.
+    ASSIGN_OR_RETURN(OpenResult opened, Open(inode, O_RDWR));
+    ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, HandleFile(opened.handle));
+    Status applied;
+    {
+      std::lock_guard file_lock(file->mu);
+      applied = ApplyFileAttr(*file, request);
+    }
+    Status released = Release(opened.handle);
+    RETURN_IF_ERROR(applied);
+    RETURN_IF_ERROR(released);
+  }
+  return GetAttr(inode);
+}
+
+}  // namespace meridian::storage::fs

@@ -1,0 +1,199 @@
+// FsCore: a POSIX-like filesystem over an ObjectStore, with no FUSE dependency. The FUSE
+// adapter (fuse_adapter.h) turns each kernel request into one call here and one reply;
+// tests call it directly.
+//
+// On-store format (BlobFuse2's, so either tool reads the other's data):
+//   a file "a/b"       the object "a/b";
+//   a directory "a"    the prefix "a/", plus a marker object "a" with metadata
+//                      hdi_isfolder=true (made by mkdir; a prefix without one is a directory
+//                      too, as written by other tools);
+//   a symlink "a/l"    the object "a/l" with metadata is_symlink=true and the target as data.
+//   chmod and utimens are kept in metadata meridian_mode (octal) and meridian_mtime_ms.
+//
+// Inodes live while the kernel holds lookups on them (nlookup, dropped by Forget) or a
+// handle is open. Files are served from whole-file copies in a FileCache (file_cache.h).
+//
+// Consistency (docs/storage.md states it for users):
+//   - close-to-open: Open always asks the store for the object's ETag and downloads the
+//     object again when the cached copy is of another version, so a file rewritten and
+//     closed elsewhere is read new after it is opened again (OpenResult::changed tells the
+//     adapter to drop the kernel's cached attributes and pages).
+//   - Flush/Fsync/Release upload a dirty file as one atomic commit, conditional on the ETag
+//     the copy came from; if someone else wrote the object meanwhile the upload fails (EIO)
+//     and nothing is overwritten.
+//   - Metadata (lookup, getattr) is cached for attr_cache_timeout_ms when use_attr_cache.
+// What cannot be kept fails early: rename of a non-empty directory is EXDEV (so `mv` falls
+// back to copy and delete), RENAME_EXCHANGE and hard links are ENOTSUP.
+//
+// Errors: every method returns a Status; ErrnoFor (fs_errors.h) gives its errno.
+// Thread safety: all methods may be called from many threads at once. Lock order:
+// CachedFile::mu, then the FileCache's lock, then mu_; the store is never called with mu_
+// held.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "storage/fs/file_cache.h"
+#include "storage/object_store.h"
+
+namespace meridian::storage::fs {
+
+using InodeId = uint64_t;
+inline constexpr InodeId kRootInode = 1;
+inline constexpr int kMaxNameComponentBytes = 255;
+inline constexpr int64_t kMaxSymlinkBytes = 4096;
+
+enum class FileKind { kFile, kDirectory, kSymlink };
+
+struct Attr {
+  InodeId inode = 0;
+  FileKind kind = FileKind::kFile;
+  int64_t size = 0;
+  uint32_t mode = 0;  // including the S_IFMT bits
+  uint32_t nlink = 1;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  int64_t mtime_ms = 0;
+  int64_t ctime_ms = 0;
+};
+
+struct DirEntry {
+  std::string name;
+  FileKind kind = FileKind::kFile;
+  InodeId inode = 0;  // the live inode's number, else a stable number derived from the name
+};
+
+struct OpenResult {
+  uint64_t handle = 0;
+  bool changed = false;  // the file's bytes or size differ from what the kernel may cache
+};
+
+struct CreateResult {
+  Attr attr;
+  uint64_t handle = 0;
+};
+
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;      // permission bits
+  std::optional<int64_t> size;       // truncate or extend
+  std::optional<int64_t> mtime_ms;
+};
+
+struct FsStat {
+  uint64_t block_size = 4096;
+  uint64_t blocks = 0;
+  uint64_t blocks_free = 0;
+  uint64_t files = 0;
+  uint64_t files_free = 0;
+  uint32_t name_max = kMaxNameComponentBytes;
+};
+
+struct FsOptions {
+  std::string cache_dir;                             // required
+  int64_t cache_size_mb = 1000;                      // --cache-size-mb
+  int64_t file_cache_timeout_s = 120;                // --file-cache-timeout-in-seconds
+  bool use_attr_cache = false;                       // --use-attr-cache
+  int64_t attr_cache_timeout_s = 120;
+  bool read_only = false;                            // --read-only: writes are EROFS
+  uid_t uid = 0;                                     // owner shown for every file
+  gid_t gid = 0;
+  uint32_t file_mode = 0644;                         // when no meridian_mode is stored
+  uint32_t directory_mode = 0755;
+  int list_page_size = kMaxListResults;
+  UploadOptions upload;                              // block size and parallelism
+  const base::Clock* clock = nullptr;                // not owned; nullptr: system clock
+};
+
+class FsCore {
+ public:
+  // `store` is not owned and must outlive the core.
+  static Result<std::unique_ptr<FsCore>> Create(ObjectStore* store, FsOptions options);
+  ~FsCore();
+
+  // Each successful Lookup/Mkdir/Create/Symlink adds one to the inode's lookup count;
+  // Forget takes `count` away and frees the inode when nothing else holds it.
+  Result<Attr> Lookup(InodeId parent, const std::string& name);
+  void Forget(InodeId inode, uint64_t count);
+  Result<Attr> GetAttr(InodeId inode);
+  // `handle` is 0 or an open handle of the inode (ftruncate, futimens).
+  Result<Attr> SetAttr(InodeId inode, const SetAttrRequest& request, uint64_t handle);
+
+  // Every entry of the directory except "." and "..", in name order, read page by page.
+  Result<std::vector<DirEntry>> ReadDir(InodeId inode);
+  Result<Attr> MakeDirectory(InodeId parent, const std::string& name, uint32_t mode);
+  Status RemoveDirectory(InodeId parent, const std::string& name);
+  Status Unlink(InodeId parent, const std::string& name);
+  // `flags`: 0 or RENAME_NOREPLACE (RENAME_EXCHANGE is ENOTSUP).
+  Status Rename(InodeId parent, const std::string& name, InodeId new_parent,
+                const std::string& new_name, unsigned flags);
+  Result<Attr> Symlink(const std::string& target, InodeId parent, const std::string& name);
+  Result<std::string> ReadLink(InodeId inode);
+
+  // `flags` as open(2) passes them (O_ACCMODE, O_TRUNC, O_APPEND, O_EXCL).
+  Result<CreateResult> CreateFile(InodeId parent, const std::string& name, uint32_t mode,
+                                  int flags);
+  Result<OpenResult> Open(InodeId inode, int flags);
+  Result<std::string> Read(uint64_t handle, int64_t offset, int64_t length);
+  Result<int64_t> Write(uint64_t handle, int64_t offset, std::string_view data);
+  // Upload when dirty; returns once the store has committed the data.
+  Status Flush(uint64_t handle);
+  Status Fsync(uint64_t handle) { return Flush(handle); }
+  // Flushes (a failure is logged and the unsaved bytes are dropped), then closes.
+  Status Release(uint64_t handle);
+
+  Result<FsStat> StatFs();
+
+  // Uploads every dirty open file (at unmount). Returns the first error.
+  Status FlushAll();
+
+  FileCache& file_cache() { return *cache_; }
+
+ private:
+  struct Inode;
+  struct Handle;
+  struct Found;  // what a store lookup found at a path
+
+  FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<FileCache> cache);
+
+  int64_t NowMs() const;
+  Result<std::string> ChildPath(InodeId parent, const std::string& name);
+  Result<std::string> PathOf(InodeId inode);
+  Result<Found> FindPath(const std::string& path);
+  Result<bool> DirectoryIsEmpty(const std::string& path);
+  Attr AttrFor(InodeId inode, const Found& found) const;
+  Attr RememberLocked(const std::string& path, const Found& found, bool add_lookup);
+  void ForgetPathLocked(const std::string& path);
+  void CacheAttr(const std::string& path, const Found& found);
+  void DropCachedAttr(const std::string& path);
+  Result<std::shared_ptr<CachedFile>> HandleFile(uint64_t handle);
+  uint64_t AddHandle(InodeId inode, std::shared_ptr<CachedFile> file, int flags);
+  Status SetDirectoryAttr(const std::string& path, const SetAttrRequest& request);
+  Status ApplyFileAttr(CachedFile& file, const SetAttrRequest& request);
+  Status RenameDirectory(const std::string& from, const std::string& to);
+  Status RequireWritable() const;
+
+  // Constant after construction.
+  ObjectStore* const store_;
+  const FsOptions options_;
+  const std::unique_ptr<FileCache> cache_;
+
+  std::mutex mu_;
+  // Guarded by mu_.
+  std::unordered_map<InodeId, std::unique_ptr<Inode>> inodes_;
+  std::unordered_map<std::string, InodeId> inode_by_path_;
+  std::unordered_map<uint64_t, std::unique_ptr<Handle>> handles_;
+  std::map<std::string, std::pair<int64_t, std::shared_ptr<Found>>> attr_cache_;  // expiry
+  InodeId next_inode_ = kRootInode + 1;
+  uint64_t next_handle_ = 1;
+};
+
+}  // namespace meridian::storage::fs

@@ -1,0 +1,326 @@
+// The filesystem core over the local backend, without FUSE: what a user of the mount would
+// notice (data read back, directories, renames, links, consistency between two mounts, ETag
+// conflicts, the cache cap).
+#include "storage/fs/fs_core.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "base/files.h"
+#include "fmt/format.h"
+#include "storage/fs/fs_errors.h"
+#include "storage/local_store.h"
+
+namespace meridian::storage::fs {
+namespace {
+
+class FsCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("TMPDIR");
+    root_ = fmt::format("{}/fs-core-XXXXXX", tmp != nullptr && *tmp ? tmp : "/tmp");
+    ASSERT_NE(::mkdtemp(root_.data()), nullptr);
+    Result<std::unique_ptr<LocalStore>> store = LocalStore::Open(root_ + "/store", {nullptr, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    core_ = NewCore("a");
+  }
+  void TearDown() override {
+    core_.reset();
+    EXPECT_TRUE(base::RemoveAll(root_).ok());
+  }
+
+  std::unique_ptr<FsCore> NewCore(const std::string& cache_name, FsOptions options = {}) {
+    options.cache_dir = root_ + "/cache-" + cache_name;
+    Result<std::unique_ptr<FsCore>> core = FsCore::Create(store_.get(), options);
+    EXPECT_TRUE(core.ok()) << core.status();
+    return core.ok() ? std::move(*core) : nullptr;
+  }
+
+  // Writes `data` to a new or existing file at the root and closes it.
+  static Status WriteFile(FsCore& core, const std::string& name, const std::string& data) {
+    Result<Attr> existing = core.Lookup(kRootInode, name);
+    uint64_t handle;
+    if (existing.ok()) {
+      ASSIGN_OR_RETURN(OpenResult opened, core.Open(existing->inode, O_WRONLY | O_TRUNC));
+      handle = opened.handle;
+    } else {
+      ASSIGN_OR_RETURN(CreateResult created, core.CreateFile(kRootInode, name, 0644, O_WRONLY));
+      handle = created.handle;
+    }
+    Result<int64_t> written = core.Write(handle, 0, data);
+    Status released = core.Release(handle);
+    RETURN_IF_ERROR(written.status());
+    return released;
+  }
+
+  static Result<std::string> ReadFile(FsCore& core, const std::string& name) {
+    ASSIGN_OR_RETURN(Attr attr, core.Lookup(kRootInode, name));
+    ASSIGN_OR_RETURN(OpenResult opened, core.Open(attr.inode, O_RDONLY));
+    Result<std::string> data = core.Read(opened.handle, 0, 1 << 20);
+    RETURN_IF_ERROR(core.Release(opened.handle));
+    return data;
+  }
+
+  std::string root_;
+  std::unique_ptr<LocalStore> store_;
+  std::unique_ptr<FsCore> core_;
+};
+
+TEST_F(FsCoreTest, CreateWriteReadBackAndStoredAsOneObject) {
+  ASSERT_TRUE(WriteFile(*core_, "hello.txt", "hello, world").ok());
+  Result<std::string> data = ReadFile(*core_, "hello.txt");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(*data, "hello, world");
+  EXPECT_EQ(*store_->GetRange("hello.txt", 0, -1, {}), "hello, world");
+  Result<Attr> attr = core_->Lookup(kRootInode, "hello.txt");
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->size, 12);
+  EXPECT_TRUE(S_ISREG(attr->mode));
+}
+
+TEST_F(FsCoreTest, DataIsInTheStoreOnlyAfterFlush) {
+  Result<CreateResult> created = core_->CreateFile(kRootInode, "f", 0644, O_WRONLY);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(core_->Write(created->handle, 0, "abc").ok());
+  EXPECT_EQ(*store_->GetRange("f", 0, -1, {}), "");  // the empty object from create
+  ASSERT_TRUE(core_->Fsync(created->handle).ok());
+  EXPECT_EQ(*store_->GetRange("f", 0, -1, {}), "abc");
+  ASSERT_TRUE(core_->Release(created->handle).ok());
+}
+
+TEST_F(FsCoreTest, MkdirWritesBlobFuseMarkerAndReaddirListsEntries) {
+  Result<Attr> dir = core_->MakeDirectory(kRootInode, "data", 0755);
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_TRUE(S_ISDIR(dir->mode));
+  Result<ObjectInfo> marker = store_->Head("data");
+  ASSERT_TRUE(marker.ok());
+  EXPECT_EQ(marker->metadata.at("hdi_isfolder"), "true");
+  Result<CreateResult> file = core_->CreateFile(dir->inode, "x.bin", 0644, O_WRONLY);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(core_->Release(file->handle).ok());
+  // A directory written by another tool: only a prefix, no marker.
+  ASSERT_TRUE(store_->Put("data/implicit/y", "y", {}, {}).ok());
+
+  Result<std::vector<DirEntry>> root = core_->ReadDir(kRootInode);
+  ASSERT_TRUE(root.ok());
+  ASSERT_EQ(root->size(), 1u);  // the marker and the prefix are one entry
+  EXPECT_EQ((*root)[0].name, "data");
+  EXPECT_EQ((*root)[0].kind, FileKind::kDirectory);
+  Result<std::vector<DirEntry>> inside = core_->ReadDir(dir->inode);
+  ASSERT_TRUE(inside.ok());
+  ASSERT_EQ(inside->size(), 2u);
+  EXPECT_EQ((*inside)[0].name, "implicit");
+  EXPECT_EQ((*inside)[0].kind, FileKind::kDirectory);
+  EXPECT_EQ((*inside)[1].name, "x.bin");
+
+  EXPECT_EQ(ErrnoFor(core_->MakeDirectory(kRootInode, "data", 0755).status()), EEXIST);
+  EXPECT_EQ(ErrnoFor(core_->RemoveDirectory(kRootInode, "data")), ENOTEMPTY);
+  EXPECT_EQ(ErrnoFor(core_->Unlink(kRootInode, "data")), EISDIR);
+}
+
+TEST_F(FsCoreTest, ReaddirPagesThroughLongListings) {
+  FsOptions options;
+  options.list_page_size = 7;
+  std::unique_ptr<FsCore> core = NewCore("paged", options);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(store_->Put(fmt::format("many/f{:03}", i), "", {}, {}).ok());
+  Result<Attr> dir = core->Lookup(kRootInode, "many");
+  ASSERT_TRUE(dir.ok());
+  Result<std::vector<DirEntry>> entries = core->ReadDir(dir->inode);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 50u);
+  EXPECT_EQ(entries->back().name, "f049");
+}
+
+TEST_F(FsCoreTest, RmdirRemovesAnEmptyDirectory) {
+  ASSERT_TRUE(core_->MakeDirectory(kRootInode, "empty", 0755).ok());
+  ASSERT_TRUE(core_->RemoveDirectory(kRootInode, "empty").ok());
+  EXPECT_EQ(store_->Head("empty").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ErrnoFor(core_->Lookup(kRootInode, "empty").status()), ENOENT);
+}
+
+TEST_F(FsCoreTest, RenameFileReplacesTargetAndKeepsData) {
+  ASSERT_TRUE(WriteFile(*core_, "a", "new").ok());
+  ASSERT_TRUE(WriteFile(*core_, "b", "old").ok());
+  ASSERT_TRUE(core_->Rename(kRootInode, "a", kRootInode, "b", 0).ok());
+  EXPECT_EQ(ErrnoFor(core_->Lookup(kRootInode, "a").status()), ENOENT);
+  EXPECT_EQ(*ReadFile(*core_, "b"), "new");
+  EXPECT_EQ(store_->Head("a").status().code(), absl::StatusCode::kNotFound);
+
+  ASSERT_TRUE(WriteFile(*core_, "c", "c").ok());
+  EXPECT_EQ(ErrnoFor(core_->Rename(kRootInode, "c", kRootInode, "b", RENAME_NOREPLACE)), EEXIST);
+  EXPECT_EQ(ErrnoFor(core_->Rename(kRootInode, "c", kRootInode, "b", RENAME_EXCHANGE)), ENOTSUP);
+}
+
+TEST_F(FsCoreTest, RenameOfNonEmptyDirectoryFailsEarlyWithExdev) {
+  Result<Attr> dir = core_->MakeDirectory(kRootInode, "d", 0755);
+  ASSERT_TRUE(dir.ok());
+  ASSERT_TRUE(store_->Put("d/file", "x", {}, {}).ok());
+  EXPECT_EQ(ErrnoFor(core_->Rename(kRootInode, "d", kRootInode, "e", 0)), EXDEV);
+  EXPECT_TRUE(store_->Head("d/file").ok());  // nothing moved
+  ASSERT_TRUE(core_->MakeDirectory(kRootInode, "empty", 0700).ok());
+  ASSERT_TRUE(core_->Rename(kRootInode, "empty", kRootInode, "moved", 0).ok());
+  Result<Attr> moved = core_->Lookup(kRootInode, "moved");
+  ASSERT_TRUE(moved.ok());
+  EXPECT_TRUE(S_ISDIR(moved->mode));
+  EXPECT_EQ(moved->mode & 07777, 0700u);
+}
+
+TEST_F(FsCoreTest, SymlinkStoredTheBlobFuseWay) {
+  Result<Attr> link = core_->Symlink("target/file", kRootInode, "link");
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_TRUE(S_ISLNK(link->mode));
+  EXPECT_EQ(*core_->ReadLink(link->inode), "target/file");
+  Result<ObjectInfo> object = store_->Head("link");
+  ASSERT_TRUE(object.ok());
+  EXPECT_EQ(object->metadata.at("is_symlink"), "true");
+  EXPECT_EQ(*store_->GetRange("link", 0, -1, {}), "target/file");
+  std::unique_ptr<FsCore> other = NewCore("other");
+  Result<Attr> seen = other->Lookup(kRootInode, "link");
+  ASSERT_TRUE(seen.ok());
+  EXPECT_TRUE(S_ISLNK(seen->mode));
+}
+
+TEST_F(FsCoreTest, TruncateExtendAndSparseWrite) {
+  ASSERT_TRUE(WriteFile(*core_, "t", "0123456789").ok());
+  Result<Attr> attr = core_->Lookup(kRootInode, "t");
+  ASSERT_TRUE(attr.ok());
+  SetAttrRequest shrink;
+  shrink.size = 4;
+  ASSERT_TRUE(core_->SetAttr(attr->inode, shrink, 0).ok());
+  EXPECT_EQ(*store_->GetRange("t", 0, -1, {}), "0123");
+  Result<OpenResult> opened = core_->Open(attr->inode, O_WRONLY);
+  ASSERT_TRUE(opened.ok());
+  ASSERT_TRUE(core_->Write(opened->handle, 8, "xy").ok());
+  ASSERT_TRUE(core_->Release(opened->handle).ok());
+  EXPECT_EQ(*store_->GetRange("t", 0, -1, {}), std::string("0123\0\0\0\0xy", 10));
+}
+
+TEST_F(FsCoreTest, AppendWritesAtTheEnd) {
+  ASSERT_TRUE(WriteFile(*core_, "log", "one\n").ok());
+  Result<Attr> attr = core_->Lookup(kRootInode, "log");
+  Result<OpenResult> opened = core_->Open(attr->inode, O_WRONLY | O_APPEND);
+  ASSERT_TRUE(opened.ok());
+  ASSERT_TRUE(core_->Write(opened->handle, 0, "two\n").ok());
+  ASSERT_TRUE(core_->Release(opened->handle).ok());
+  EXPECT_EQ(*ReadFile(*core_, "log"), "one\ntwo\n");
+}
+
+TEST_F(FsCoreTest, ChmodAndUtimensAreKeptInMetadata) {
+  ASSERT_TRUE(WriteFile(*core_, "m", "data").ok());
+  Result<Attr> attr = core_->Lookup(kRootInode, "m");
+  SetAttrRequest request;
+  request.mode = 0600;
+  request.mtime_ms = 1'600'000'000'000;
+  ASSERT_TRUE(core_->SetAttr(attr->inode, request, 0).ok());
+  std::unique_ptr<FsCore> other = NewCore("other");
+  Result<Attr> seen = other->Lookup(kRootInode, "m");
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ(seen->mode & 07777, 0600u);
+  EXPECT_EQ(seen->mtime_ms, 1'600'000'000'000);
+  EXPECT_EQ(*ReadFile(*other, "m"), "data");
+}
+
+TEST_F(FsCoreTest, CloseToOpenAcrossTwoMounts) {
+  std::unique_ptr<FsCore> other = NewCore("other");
+  ASSERT_TRUE(WriteFile(*core_, "shared", "version 1").ok());
+  EXPECT_EQ(*ReadFile(*other, "shared"), "version 1");  // now cached on the other mount
+  ASSERT_TRUE(WriteFile(*core_, "shared", "version 2, longer").ok());
+  Result<Attr> attr = other->Lookup(kRootInode, "shared");
+  ASSERT_TRUE(attr.ok());
+  Result<OpenResult> opened = other->Open(attr->inode, O_RDONLY);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_TRUE(opened->changed);  // the adapter drops the kernel's cached pages and size
+  EXPECT_EQ(*other->Read(opened->handle, 0, 100), "version 2, longer");
+  ASSERT_TRUE(other->Release(opened->handle).ok());
+}
+
+TEST_F(FsCoreTest, ConcurrentWriteElsewhereIsAConflictNotAnOverwrite) {
+  std::unique_ptr<FsCore> other = NewCore("other");
+  ASSERT_TRUE(WriteFile(*core_, "doc", "base").ok());
+  Result<Attr> mine = core_->Lookup(kRootInode, "doc");
+  Result<OpenResult> opened = core_->Open(mine->inode, O_WRONLY);
+  ASSERT_TRUE(opened.ok());
+  ASSERT_TRUE(core_->Write(opened->handle, 0, "mine").ok());
+  ASSERT_TRUE(WriteFile(*other, "doc", "theirs").ok());  // written and closed elsewhere
+  Status flushed = core_->Flush(opened->handle);
+  EXPECT_EQ(ErrnoFor(flushed), EIO) << flushed;
+  EXPECT_FALSE(core_->Release(opened->handle).ok());
+  EXPECT_EQ(*store_->GetRange("doc", 0, -1, {}), "theirs");
+  EXPECT_EQ(*ReadFile(*core_, "doc"), "theirs");  // the refused bytes are not served later
+}
+
+TEST_F(FsCoreTest, TwoNewFilesOfOneNameDoNotOverwriteEachOther) {
+  std::unique_ptr<FsCore> other = NewCore("other");
+  Result<CreateResult> created = core_->CreateFile(kRootInode, "n", 0644, O_WRONLY | O_EXCL);
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(ErrnoFor(other->CreateFile(kRootInode, "n", 0644, O_WRONLY | O_EXCL).status()),
+            EEXIST);
+  ASSERT_TRUE(core_->Release(created->handle).ok());
+}
+
+TEST_F(FsCoreTest, CacheStaysUnderItsCapAndNeverEvictsOpenFiles) {
+  FsOptions options;
+  options.cache_size_mb = 1;
+  std::unique_ptr<FsCore> core = NewCore("small", options);
+  std::string chunk(300 << 10, 'x');
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(WriteFile(*core, fmt::format("f{}", i), chunk).ok());
+  EXPECT_LE(core->file_cache().used_bytes(), int64_t{1} << 20);
+  // An open file bigger than the cap stays while open.
+  std::string big(3 << 20, 'b');
+  ASSERT_TRUE(WriteFile(*core, "big", big).ok());
+  Result<Attr> attr = core->Lookup(kRootInode, "big");
+  Result<OpenResult> opened = core->Open(attr->inode, O_RDONLY);
+  ASSERT_TRUE(opened.ok());
+  ASSERT_TRUE(WriteFile(*core, "later", chunk).ok());
+  EXPECT_EQ(core->Read(opened->handle, 0, 4 << 20)->size(), big.size());
+  ASSERT_TRUE(core->Release(opened->handle).ok());
+  EXPECT_LE(core->file_cache().used_bytes(), int64_t{1} << 20);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(*ReadFile(*core, fmt::format("f{}", i)), chunk);
+}
+
+TEST_F(FsCoreTest, CleanCopiesSurviveARestartDirtyOnesDoNot) {
+  ASSERT_TRUE(WriteFile(*core_, "kept", "cached bytes").ok());
+  EXPECT_GT(core_->file_cache().used_bytes(), 0);
+  core_.reset();
+  core_ = NewCore("a");
+  EXPECT_EQ(core_->file_cache().used_bytes(), 12);
+  EXPECT_EQ(*ReadFile(*core_, "kept"), "cached bytes");
+}
+
+TEST_F(FsCoreTest, UnlinkRemovesTheObject) {
+  ASSERT_TRUE(WriteFile(*core_, "gone", "x").ok());
+  ASSERT_TRUE(core_->Unlink(kRootInode, "gone").ok());
+  EXPECT_EQ(store_->Head("gone").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ErrnoFor(core_->Unlink(kRootInode, "gone")), ENOENT);
+}
+
+TEST_F(FsCoreTest, ReadOnlyRefusesWrites) {
+  FsOptions options;
+  options.read_only = true;
+  std::unique_ptr<FsCore> core = NewCore("ro", options);
+  EXPECT_EQ(ErrnoFor(core->CreateFile(kRootInode, "x", 0644, O_WRONLY).status()), EROFS);
+  EXPECT_EQ(ErrnoFor(core->MakeDirectory(kRootInode, "d", 0755).status()), EROFS);
+}
+
+TEST_F(FsCoreTest, AttrCacheServesLookupsUntilItExpires) {
+  base::FakeClock clock;
+  FsOptions options;
+  options.use_attr_cache = true;
+  options.attr_cache_timeout_s = 10;
+  options.clock = &clock;
+  std::unique_ptr<FsCore> core = NewCore("attr", options);
+  ASSERT_TRUE(store_->Put("x", "12", {}, {}).ok());
+  EXPECT_EQ(core->Lookup(kRootInode, "x")->size, 2);
+  ASSERT_TRUE(store_->Put("x", "12345", {}, {}).ok());
+  EXPECT_EQ(core->Lookup(kRootInode, "x")->size, 2);  // cached
+  clock.AdvanceMs(11'000);
+  EXPECT_EQ(core->Lookup(kRootInode, "x")->size, 5);
+  EXPECT_EQ(*ReadFile(*core, "x"), "12345");  // open always revalidates
+}
+
+}  // namespace
+}  // namespace meridian::storage::fs
