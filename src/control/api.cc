@@ -133,21 +133,6 @@ Result<OperatorReport> ParseOperatorReport(const json& body) {
   return report;
 }
 
-// A route: the path split on '/', and the method.
-struct Route {
-  std::vector<std::string> parts;
-  const std::string& method;
-  bool Is(std::initializer_list<std::string_view> pattern) const {
-    if (pattern.size() != parts.size()) return false;
-    size_t i = 0;
-    for (std::string_view want : pattern) {
-      if (want != "*" && want != parts[i]) return false;
-      ++i;
-    }
-    return true;
-  }
-};
-
 }  // namespace
 
 int HttpStatusFor(const Status& status) {
@@ -178,8 +163,33 @@ int64_t ApiHandler::BodyLimit(std::string_view method, std::string_view path) co
   return options_.max_request_bytes;
 }
 
+// One request on its way through the routes: the path split on '/' after /api/v1/.
+struct ApiHandler::Call {
+  net::HttpRequest request;
+  net::Responder respond;
+  std::vector<std::string> parts;
+
+  const std::string& method() const { return request.method; }
+  bool Is(std::initializer_list<std::string_view> pattern) const {
+    if (pattern.size() != parts.size()) return false;
+    size_t i = 0;
+    for (std::string_view want : pattern) {
+      if (want != "*" && want != parts[i]) return false;
+      ++i;
+    }
+    return true;
+  }
+  void Fail(const Status& status) { respond(ErrorResponse(status)); }
+  void BadMethod(const std::string& allowed) {
+    net::HttpResponse response = ErrorResponse(absl::InvalidArgumentError(fmt::format(
+        "{} is not allowed on {} (allowed: {})", request.method, request.path, allowed)));
+    response.status = 405;
+    response.headers.push_back({"allow", allowed});
+    respond(std::move(response));
+  }
+};
+
 void ApiHandler::Handle(net::HttpRequest request, net::Responder respond) {
-  const std::string& method = request.method;
   if (request.path == "/healthz" || request.path == "/readyz") {
     respond(JsonResponse(200, {{"status", "ok"}}));
     return;
@@ -200,202 +210,257 @@ void ApiHandler::Handle(net::HttpRequest request, net::Responder respond) {
     respond(ErrorResponse(principal.status()));
     return;
   }
-  std::vector<std::string> parts =
-      absl::StrSplit(request.path.substr(8), '/', absl::SkipEmpty());
-  Route route{std::move(parts), method};
-  auto bad_method = [&](std::string allowed) {
-    net::HttpResponse response = ErrorResponse(absl::InvalidArgumentError(
-        fmt::format("{} is not allowed on {} (allowed: {})", method, request.path, allowed)));
-    response.status = 405;
-    response.headers.push_back({"allow", allowed});
-    respond(std::move(response));
-  };
-  auto fail = [&](const Status& status) { respond(ErrorResponse(status)); };
+  std::vector<std::string> parts = absl::StrSplit(request.path.substr(8), '/', absl::SkipEmpty());
+  Call call{std::move(request), std::move(respond), std::move(parts)};
+  const std::string first = call.parts.empty() ? "" : call.parts[0];
+  if (first == "clouds") return HandleClouds(call);
+  if (first == "resources") return HandleResources(call);
+  if (first == "jobs") return HandleJobs(call);
+  if (first == "packages") return HandlePackages(call);
+  if (first == "operators") return HandleOperators(call);
+  call.Fail(absl::NotFoundError(
+      fmt::format("no such API path: {} {}", call.method(), call.request.path)));
+}
 
-  // ---- clouds ----
-  if (route.Is({"clouds"})) {
-    if (method == "GET") return respond(JsonResponse(200, plane_->ListClouds()));
-    if (method != "POST") return bad_method("GET, POST");
-    Result<json> body = ParseBody(request);
-    if (!body.ok()) return fail(body.status());
+void ApiHandler::NotFound(Call& call) {
+  call.Fail(absl::NotFoundError(
+      fmt::format("no such API path: {} {}", call.method(), call.request.path)));
+}
+
+void ApiHandler::HandleClouds(Call& call) {
+  const std::string& method = call.method();
+  if (call.Is({"clouds"})) {
+    if (method == "GET") return call.respond(JsonResponse(200, plane_->ListClouds()));
+    if (method != "POST") return call.BadMethod("GET, POST");
+    Result<json> body = ParseBody(call.request);
+    if (!body.ok()) return call.Fail(body.status());
     if (!body->contains("name") || !(*body)["name"].is_string()) {
-      return fail(absl::InvalidArgumentError("name: required, a string"));
+      return call.Fail(absl::InvalidArgumentError("name: required, a string"));
     }
-    return plane_->CreateCloud((*body)["name"].get<std::string>(), Reply(std::move(respond), 201));
+    return plane_->CreateCloud((*body)["name"].get<std::string>(),
+                               Reply(std::move(call.respond), 201));
   }
-  if (route.Is({"clouds", "*"})) {
-    if (method == "GET") return Reply(std::move(respond))(plane_->GetCloud(route.parts[1]));
-    if (method == "DELETE") return plane_->DeleteCloud(route.parts[1], Reply(std::move(respond)));
-    return bad_method("GET, DELETE");
+  if (call.Is({"clouds", "*"})) {
+    if (method == "GET") return Reply(std::move(call.respond))(plane_->GetCloud(call.parts[1]));
+    if (method == "DELETE") {
+      return plane_->DeleteCloud(call.parts[1], Reply(std::move(call.respond)));
+    }
+    return call.BadMethod("GET, DELETE");
   }
-  if (route.Is({"clouds", "*", "resources"})) {
-    if (method == "GET") return Reply(std::move(respond))(plane_->ListResources(route.parts[1]));
-    if (method != "POST") return bad_method("GET, POST");
-    Result<json> body = ParseBody(request);
-    if (!body.ok()) return fail(body.status());
-    Result<spec::CloudResourceSpec> spec = spec::CloudResourceFromJson(*body);
-    if (!spec.ok()) return fail(spec.status());
-    return plane_->CreateResource(route.parts[1], *std::move(spec), Reply(std::move(respond), 201));
-  }
-  // ---- cloud resources ----
-  if (route.Is({"resources"})) {
-    if (method != "GET") return bad_method("GET");
-    return Reply(std::move(respond))(plane_->ListResources(QueryString(request, "cloud")));
-  }
-  if (route.Is({"resources", "*"})) {
-    if (method == "GET") return Reply(std::move(respond))(plane_->GetResource(route.parts[1]));
-    if (method == "DELETE") return plane_->DeleteResource(route.parts[1], Reply(std::move(respond)));
-    return bad_method("GET, DELETE");
-  }
-  // ---- jobs ----
-  if (route.Is({"jobs"})) {
+  if (call.Is({"clouds", "*", "resources"})) {
     if (method == "GET") {
-      JobFilter filter;
-      std::string state = QueryString(request, "state");
-      if (!state.empty()) {
-        filter.state = ParseJobState(state);
-        if (!filter.state.has_value()) {
-          return fail(absl::InvalidArgumentError(fmt::format(
-              "query parameter state: '{}' is not one of STARTING, RUNNING, SUCCEEDED, FAILED, "
-              "TERMINATED, UNKNOWN", state)));
-        }
-      }
-      filter.cloud_resource = QueryString(request, "cloud_resource");
-      Result<int64_t> limit = QueryInt(request, "limit", 100);
-      if (!limit.ok()) return fail(limit.status());
-      if (*limit < 1 || *limit > 10'000) {
-        return fail(absl::InvalidArgumentError("query parameter limit: must be 1 to 10000"));
-      }
-      filter.limit = static_cast<size_t>(*limit);
-      return respond(JsonResponse(200, plane_->ListJobs(filter)));
+      return Reply(std::move(call.respond))(plane_->ListResources(call.parts[1]));
     }
-    if (method != "POST") return bad_method("GET, POST");
-    Result<json> body = ParseBody(request);
-    if (!body.ok()) return fail(body.status());
-    if (!body->contains("config")) return fail(absl::InvalidArgumentError("config: required"));
-    Result<spec::JobConfig> config = spec::JobConfigFromJson((*body)["config"]);
-    if (!config.ok()) {
-      return fail(absl::InvalidArgumentError(fmt::format("config.{}", config.status().message())));
-    }
-    std::string package = body->value("package", std::string());
-    if (!package.empty()) {
-      if (!IsPackageDigest(package)) {
-        return fail(absl::InvalidArgumentError("package: expected sha256:<64 hex digits>"));
-      }
-      if (!base::PathExists(fmt::format("{}/{}.tar.gz", options_.package_dir, package.substr(7)))) {
-        return fail(absl::FailedPreconditionError(
-            fmt::format("package: {} has not been uploaded", package)));
-      }
-    }
-    return plane_->SubmitJob(*std::move(config), std::move(package), Reply(std::move(respond), 201));
+    if (method != "POST") return call.BadMethod("GET, POST");
+    Result<json> body = ParseBody(call.request);
+    if (!body.ok()) return call.Fail(body.status());
+    Result<spec::CloudResourceSpec> spec = spec::CloudResourceFromJson(*body);
+    if (!spec.ok()) return call.Fail(spec.status());
+    return plane_->CreateResource(call.parts[1], *std::move(spec),
+                                  Reply(std::move(call.respond), 201));
   }
-  if (route.Is({"jobs", "*"})) {
-    if (method != "GET") return bad_method("GET");
-    Result<int64_t> seen = QueryInt(request, "wait_version", -1);
-    Result<int64_t> wait_ms = QueryInt(request, "wait_ms", 0);
-    if (!seen.ok()) return fail(seen.status());
-    if (!wait_ms.ok()) return fail(wait_ms.status());
-    return plane_->WaitJob(route.parts[1], *seen, *seen < 0 ? 0 : *wait_ms, Reply(std::move(respond)));
+  NotFound(call);
+}
+
+void ApiHandler::HandleResources(Call& call) {
+  const std::string& method = call.method();
+  if (call.Is({"resources"})) {
+    if (method != "GET") return call.BadMethod("GET");
+    return Reply(std::move(call.respond))(
+        plane_->ListResources(QueryString(call.request, "cloud")));
   }
-  if (route.Is({"jobs", "*", "terminate"})) {
-    if (method != "POST") return bad_method("POST");
-    return plane_->TerminateJob(route.parts[1], Reply(std::move(respond)));
+  if (call.Is({"resources", "*"})) {
+    if (method == "GET") {
+      return Reply(std::move(call.respond))(plane_->GetResource(call.parts[1]));
+    }
+    if (method == "DELETE") {
+      return plane_->DeleteResource(call.parts[1], Reply(std::move(call.respond)));
+    }
+    return call.BadMethod("GET, DELETE");
   }
-  if (route.Is({"jobs", "*", "logs"})) {
-    if (method != "GET") return bad_method("GET");
-    Result<int64_t> attempt = QueryInt(request, "attempt", 0);
-    Result<int64_t> offset = QueryInt(request, "offset", 0);
-    Result<int64_t> max_bytes = QueryInt(request, "max_bytes", 1 << 20);
-    Result<int64_t> wait_ms = QueryInt(request, "wait_ms", 0);
-    for (const auto* value : {&attempt, &offset, &max_bytes, &wait_ms}) {
-      if (!value->ok()) return fail(value->status());
-    }
-    if (*offset < 0) return fail(absl::InvalidArgumentError("query parameter offset: must be >= 0"));
-    auto shared = std::make_shared<net::Responder>(std::move(respond));
-    return plane_->ReadLog(
-        route.parts[1], static_cast<int>(*attempt), *offset, *max_bytes, *wait_ms,
-        [shared](Result<ControlPlane::LogResult> result) {
-          if (!result.ok()) return (*shared)(ErrorResponse(result.status()));
-          net::HttpResponse response;
-          response.content_type = "application/octet-stream";
-          response.headers = {
-              {"x-meridian-attempt", std::to_string(result->attempt)},
-              {"x-meridian-start-offset", std::to_string(result->read.start_offset)},
-              {"x-meridian-next-offset", std::to_string(result->read.next_offset)},
-              {"x-meridian-complete", result->complete ? "true" : "false"}};
-          response.body = std::move(result->read.data);
-          (*shared)(std::move(response));
-        });
+  NotFound(call);
+}
+
+void ApiHandler::HandleJobs(Call& call) {
+  const std::string& method = call.method();
+  if (call.Is({"jobs"})) {
+    if (method == "GET") return ListJobs(call);
+    if (method != "POST") return call.BadMethod("GET, POST");
+    return SubmitJob(call);
   }
-  // ---- packages ----
-  if (route.Is({"packages", "*"})) {
-    const std::string& digest = route.parts[1];
-    if (!IsPackageDigest(digest)) {
-      return fail(absl::InvalidArgumentError(
-          fmt::format("package '{}': expected sha256:<64 hex digits>", digest)));
-    }
-    std::string path = fmt::format("{}/{}.tar.gz", options_.package_dir, digest.substr(7));
-    if (method == "PUT") {
-      if ("sha256:" + base::Sha256Hex(request.body) != digest) {
-        return fail(absl::InvalidArgumentError(
-            fmt::format("package body does not hash to {}", digest)));
-      }
-      if (!base::PathExists(path)) {
-        Status written = base::WriteFileAtomic(path, request.body, 0644);
-        if (!written.ok()) return fail(written);
-      }
-      return respond(JsonResponse(201, {{"package", digest}, {"size", request.body.size()}}));
-    }
-    if (method != "GET") return bad_method("GET, PUT");
-    if (QueryString(request, "stat") == "1") {
-      bool exists = base::PathExists(path);
-      return respond(JsonResponse(200, {{"package", digest}, {"exists", exists}}));
-    }
-    Result<std::string> data = base::ReadFile(path, options_.max_package_bytes);
-    if (!data.ok()) {
-      return fail(data.status().code() == absl::StatusCode::kNotFound
-                      ? absl::NotFoundError(fmt::format("package {} does not exist", digest))
-                      : data.status());
-    }
-    net::HttpResponse response;
-    response.content_type = "application/gzip";
-    response.body = *std::move(data);
-    return respond(std::move(response));
+  if (call.Is({"jobs", "*"})) {
+    if (method != "GET") return call.BadMethod("GET");
+    Result<int64_t> seen = QueryInt(call.request, "wait_version", -1);
+    Result<int64_t> wait_ms = QueryInt(call.request, "wait_ms", 0);
+    if (!seen.ok()) return call.Fail(seen.status());
+    if (!wait_ms.ok()) return call.Fail(wait_ms.status());
+    return plane_->WaitJob(call.parts[1], *seen, *seen < 0 ? 0 : *wait_ms,
+                           Reply(std::move(call.respond)));
   }
-  // ---- operators ----
-  if (route.parts.size() == 3 && route.parts[0] == "operators") {
-    const std::string& resource = route.parts[1];
-    const std::string& what = route.parts[2];
-    if (what == "heartbeat") {
-      if (method != "POST") return bad_method("POST");
-      Result<json> body = ParseBody(request);
-      if (!body.ok()) return fail(body.status());
-      Result<OperatorReport> report = ParseOperatorReport(*body);
-      if (!report.ok()) return fail(report.status());
-      return plane_->OperatorHeartbeat(resource, *std::move(report), Reply(std::move(respond)));
-    }
-    if (what == "assignments") {
-      if (method != "GET") return bad_method("GET");
-      Result<int64_t> wait_ms = QueryInt(request, "wait_ms", 0);
-      if (!wait_ms.ok()) return fail(wait_ms.status());
-      return plane_->WatchAssignments(resource, QueryString(request, "version"), *wait_ms,
-                                      Reply(std::move(respond)));
-    }
-    if (what == "logs") {
-      if (method != "POST") return bad_method("POST");
-      Result<int64_t> attempt = QueryInt(request, "attempt", 0);
-      Result<int64_t> epoch = QueryInt(request, "epoch", 0);
-      Result<int64_t> offset = QueryInt(request, "offset", -1);
-      for (const auto* value : {&attempt, &epoch, &offset}) {
-        if (!value->ok()) return fail(value->status());
-      }
-      if (*offset < 0) return fail(absl::InvalidArgumentError("query parameter offset: required"));
-      return plane_->AppendAttemptLog(resource, QueryString(request, "job_id"),
-                                      static_cast<int>(*attempt), *epoch, *offset,
-                                      std::move(request.body), Reply(std::move(respond)));
+  if (call.Is({"jobs", "*", "terminate"})) {
+    if (method != "POST") return call.BadMethod("POST");
+    return plane_->TerminateJob(call.parts[1], Reply(std::move(call.respond)));
+  }
+  if (call.Is({"jobs", "*", "logs"})) {
+    if (method != "GET") return call.BadMethod("GET");
+    return ReadJobLog(call);
+  }
+  NotFound(call);
+}
+
+void ApiHandler::ListJobs(Call& call) {
+  JobFilter filter;
+  std::string state = QueryString(call.request, "state");
+  if (!state.empty()) {
+    filter.state = ParseJobState(state);
+    if (!filter.state.has_value()) {
+      return call.Fail(absl::InvalidArgumentError(fmt::format(
+          "query parameter state: '{}' is not one of STARTING, RUNNING, SUCCEEDED, FAILED, "
+          "TERMINATED, UNKNOWN", state)));
     }
   }
-  fail(absl::NotFoundError(fmt::format("no such API path: {} {}", method, request.path)));
+  filter.cloud_resource = QueryString(call.request, "cloud_resource");
+  Result<int64_t> limit = QueryInt(call.request, "limit", 100);
+  if (!limit.ok()) return call.Fail(limit.status());
+  if (*limit < 1 || *limit > 10'000) {
+    return call.Fail(absl::InvalidArgumentError("query parameter limit: must be 1 to 10000"));
+  }
+  filter.limit = static_cast<size_t>(*limit);
+  call.respond(JsonResponse(200, plane_->ListJobs(filter)));
+}
+
+void ApiHandler::SubmitJob(Call& call) {
+  Result<json> body = ParseBody(call.request);
+  if (!body.ok()) return call.Fail(body.status());
+  if (!body->contains("config")) return call.Fail(absl::InvalidArgumentError("config: required"));
+  Result<spec::JobConfig> config = spec::JobConfigFromJson((*body)["config"]);
+  if (!config.ok()) {
+    return call.Fail(
+        absl::InvalidArgumentError(fmt::format("config.{}", config.status().message())));
+  }
+  const json& package_field = body->contains("package") ? (*body)["package"] : json();
+  if (!package_field.is_null() && !package_field.is_string()) {
+    return call.Fail(absl::InvalidArgumentError("package: expected a string"));
+  }
+  std::string package = package_field.is_string() ? package_field.get<std::string>() : "";
+  if (!package.empty()) {
+    if (!IsPackageDigest(package)) {
+      return call.Fail(absl::InvalidArgumentError("package: expected sha256:<64 hex digits>"));
+    }
+    if (!base::PathExists(PackagePath(package))) {
+      return call.Fail(absl::FailedPreconditionError(
+          fmt::format("package: {} has not been uploaded", package)));
+    }
+  }
+  plane_->SubmitJob(*std::move(config), std::move(package), Reply(std::move(call.respond), 201));
+}
+
+void ApiHandler::ReadJobLog(Call& call) {
+  Result<int64_t> attempt = QueryInt(call.request, "attempt", 0);
+  Result<int64_t> offset = QueryInt(call.request, "offset", 0);
+  Result<int64_t> max_bytes = QueryInt(call.request, "max_bytes", 1 << 20);
+  Result<int64_t> wait_ms = QueryInt(call.request, "wait_ms", 0);
+  for (const auto* value : {&attempt, &offset, &max_bytes, &wait_ms}) {
+    if (!value->ok()) return call.Fail(value->status());
+  }
+  if (*offset < 0) {
+    return call.Fail(absl::InvalidArgumentError("query parameter offset: must be >= 0"));
+  }
+  auto shared = std::make_shared<net::Responder>(std::move(call.respond));
+  plane_->ReadLog(
+      call.parts[1], static_cast<int>(*attempt), *offset, *max_bytes, *wait_ms,
+      [shared](Result<ControlPlane::LogResult> result) {
+        if (!result.ok()) return (*shared)(ErrorResponse(result.status()));
+        net::HttpResponse response;
+        response.content_type = "application/octet-stream";
+        response.headers = {
+            {"x-meridian-attempt", std::to_string(result->attempt)},
+            {"x-meridian-start-offset", std::to_string(result->read.start_offset)},
+            {"x-meridian-next-offset", std::to_string(result->read.next_offset)},
+            {"x-meridian-complete", result->complete ? "true" : "false"}};
+        response.body = std::move(result->read.data);
+        (*shared)(std::move(response));
+      });
+}
+
+std::string ApiHandler::PackagePath(const std::string& digest) const {
+  return fmt::format("{}/{}.tar.gz", options_.package_dir, digest.substr(7));
+}
+
+void ApiHandler::HandlePackages(Call& call) {
+  if (!call.Is({"packages", "*"})) return NotFound(call);
+  const std::string& digest = call.parts[1];
+  if (!IsPackageDigest(digest)) {
+    return call.Fail(absl::InvalidArgumentError(
+        fmt::format("package '{}': expected sha256:<64 hex digits>", digest)));
+  }
+  std::string path = PackagePath(digest);
+  if (call.method() == "PUT") {
+    if ("sha256:" + base::Sha256Hex(call.request.body) != digest) {
+      return call.Fail(absl::InvalidArgumentError(
+          fmt::format("package body does not hash to {}", digest)));
+    }
+    if (!base::PathExists(path)) {
+      Status written = base::WriteFileAtomic(path, call.request.body, 0644);
+      if (!written.ok()) return call.Fail(written);
+    }
+    return call.respond(
+        JsonResponse(201, {{"package", digest}, {"size", call.request.body.size()}}));
+  }
+  if (call.method() != "GET") return call.BadMethod("GET, PUT");
+  if (QueryString(call.request, "stat") == "1") {
+    return call.respond(
+        JsonResponse(200, {{"package", digest}, {"exists", base::PathExists(path)}}));
+  }
+  Result<std::string> data = base::ReadFile(path, options_.max_package_bytes);
+  if (!data.ok()) {
+    return call.Fail(data.status().code() == absl::StatusCode::kNotFound
+                         ? absl::NotFoundError(fmt::format("package {} does not exist", digest))
+                         : data.status());
+  }
+  net::HttpResponse response;
+  response.content_type = "application/gzip";
+  response.body = *std::move(data);
+  call.respond(std::move(response));
+}
+
+void ApiHandler::HandleOperators(Call& call) {
+  if (call.parts.size() != 3) return NotFound(call);
+  const std::string& resource = call.parts[1];
+  const std::string& what = call.parts[2];
+  const std::string& method = call.method();
+  if (what == "heartbeat") {
+    if (method != "POST") return call.BadMethod("POST");
+    Result<json> body = ParseBody(call.request);
+    if (!body.ok()) return call.Fail(body.status());
+    Result<OperatorReport> report = ParseOperatorReport(*body);
+    if (!report.ok()) return call.Fail(report.status());
+    return plane_->OperatorHeartbeat(resource, *std::move(report),
+                                     Reply(std::move(call.respond)));
+  }
+  if (what == "assignments") {
+    if (method != "GET") return call.BadMethod("GET");
+    Result<int64_t> wait_ms = QueryInt(call.request, "wait_ms", 0);
+    if (!wait_ms.ok()) return call.Fail(wait_ms.status());
+    return plane_->WatchAssignments(resource, QueryString(call.request, "version"), *wait_ms,
+                                    Reply(std::move(call.respond)));
+  }
+  if (what == "logs") {
+    if (method != "POST") return call.BadMethod("POST");
+    Result<int64_t> attempt = QueryInt(call.request, "attempt", 0);
+    Result<int64_t> epoch = QueryInt(call.request, "epoch", 0);
+    Result<int64_t> offset = QueryInt(call.request, "offset", -1);
+    for (const auto* value : {&attempt, &epoch, &offset}) {
+      if (!value->ok()) return call.Fail(value->status());
+    }
+    if (*offset < 0) {
+      return call.Fail(absl::InvalidArgumentError("query parameter offset: required"));
+    }
+    return plane_->AppendAttemptLog(resource, QueryString(call.request, "job_id"),
+                                    static_cast<int>(*attempt), *epoch, *offset,
+                                    std::move(call.request.body), Reply(std::move(call.respond)));
+  }
+  NotFound(call);
 }
 
 }  // namespace meridian::control

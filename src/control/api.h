@@ -30,6 +30,18 @@ class ApiHandler {
   int64_t BodyLimit(std::string_view method, std::string_view path) const;
 
  private:
+  struct Call;
+  void HandleClouds(Call& call);
+  void HandleResources(Call& call);
+  void HandleJobs(Call& call);
+  void ListJobs(Call& call);
+  void SubmitJob(Call& call);
+  void ReadJobLog(Call& call);
+  void HandlePackages(Call& call);
+  void HandleOperators(Call& call);
+  void NotFound(Call& call);
+  std::string PackagePath(const std::string& digest) const;
+
   ControlPlane* const plane_;
   Authenticator* const auth_;
   const ApiOptions options_;

@@ -1,0 +1,30 @@
+// Helpers shared by the ControlPlane's .cc files (not part of its interface).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "control/model.h"
+#include "fmt/format.h"
+
+namespace meridian::control::internal {
+
+inline constexpr std::string_view kCloudKind = "cloud";
+inline constexpr std::string_view kResourceKind = "cloud_resource";
+inline constexpr std::string_view kJobKind = "job";
+
+// The state-store log stream of one attempt's output.
+inline std::string LogStream(const std::string& job_id, int attempt) {
+  return fmt::format("job/{}/{}", job_id, attempt);
+}
+
+// JSON text; invalid UTF-8 in user strings is replaced rather than thrown.
+inline std::string Dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+inline bool IsActive(const Attempt& attempt) { return !IsFinal(attempt.state); }
+
+}  // namespace meridian::control::internal
