@@ -234,6 +234,16 @@ int RunUp(const UpOptions& options) {
     stop_all();
     return ReportError(url.status());
   }
+  // A restarted control plane must come back on the same address: the operators were given
+  // this URL and keep it, so a new free port would leave them talking to nothing.
+  size_t port_colon = url->rfind(':');
+  if (port_colon != std::string::npos) {
+    for (size_t i = 0; i + 1 < children[0].argv.size(); ++i) {
+      if (children[0].argv[i] == "--listen") {
+        children[0].argv[i + 1] = "127.0.0.1" + url->substr(port_colon);
+      }
+    }
+  }
   ApiClient client(ClientConfig{options.home, *url, options.home + "/tls/ca.pem"});
   if (Status ensured = EnsureResources(client); !ensured.ok()) {
     stop_all();
