@@ -1,4 +1,6 @@
 // The CLI on its own: `meridian up`, errors without a control plane, and help texts.
+#include <signal.h>
+
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 
@@ -32,6 +34,32 @@ TEST(Up, RunsTheExampleAndReusesItsStateOnTheSecondRun) {
   json jobs = platform.GetJson("/api/v1/jobs");
   ASSERT_EQ(jobs["items"].size(), 2u) << jobs.dump(2);
   for (const json& job : jobs["items"]) EXPECT_EQ(job.value("state", ""), "SUCCEEDED");
+}
+
+TEST(Up, ControlPlaneRestartedAfterACrashIsReachedByItsOperators) {
+  Platform platform;
+  Status started = platform.StartBackground("up", {"--home", platform.home(), "up"});
+  ASSERT_TRUE(started.ok()) << started;
+  ASSERT_TRUE(WaitFor([&] { return platform.AdoptServerFromConfig().ok(); }));
+  ASSERT_TRUE(platform.WaitHealth("local-eastus", "HEALTHY")) << platform.LogTail("up");
+  ASSERT_TRUE(platform.WaitHealth("local-westus", "HEALTHY")) << platform.LogTail("up");
+
+  std::vector<pid_t> servers = platform.ProcessesOfHome("server");
+  ASSERT_EQ(servers.size(), 1u);
+  ::kill(servers[0], SIGKILL);
+  // `up` starts it again; its operators must find it.
+  ASSERT_TRUE(WaitFor([&] {
+    std::vector<pid_t> now = platform.ProcessesOfHome("server");
+    return now.size() == 1 && now[0] != servers[0];
+  })) << platform.LogTail("up");
+  ASSERT_TRUE(WaitFor([&] { return platform.AdoptServerFromConfig().ok() &&
+                                   platform.Request("GET", "/healthz").ok(); }));
+  ASSERT_TRUE(platform.WaitHealth("local-eastus", "HEALTHY")) << platform.LogTail("up");
+  ASSERT_TRUE(platform.WaitHealth("local-westus", "HEALTHY")) << platform.LogTail("up");
+  CommandResult submitted = platform.Cli(
+      {"job", "submit", "-f", SourceDir() + "/examples/jobs/hello.yaml", "--wait"});
+  EXPECT_EQ(submitted.exit_code, 0) << submitted.Describe() << platform.LogTail("up");
+  EXPECT_NE(submitted.out.find("hello from meridian"), std::string::npos) << submitted.Describe();
 }
 
 TEST(NoServer, HomeWithoutConfigSaysToRunUp) {

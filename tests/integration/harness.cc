@@ -243,12 +243,12 @@ void Platform::Kill(BackgroundProcess& process, int signal) {
   process.pid = -1;
 }
 
-Status Platform::StartServer(int64_t heartbeat_timeout_ms) {
+Status Platform::StartServer(int64_t heartbeat_timeout_ms, int port) {
   server_starts_ += 1;
   std::string ready_file = fmt::format("{}/run/server-ready-{}", home_, server_starts_);
   server_ = BackgroundProcess{"server",
                               {MeridianBinary(), "--home", home_, "server", "--listen",
-                               "127.0.0.1:0", "--ready-file", ready_file,
+                               fmt::format("127.0.0.1:{}", port), "--ready-file", ready_file,
                                "--heartbeat-timeout-ms", std::to_string(heartbeat_timeout_ms)},
                               home_ + "/logs/server.log"};
   RETURN_IF_ERROR(Spawn(server_));
@@ -266,6 +266,29 @@ Status Platform::StartServer(int64_t heartbeat_timeout_ms) {
   }
   url_ = url;
   return OkStatus();
+}
+
+int Platform::port() const {
+  size_t colon = url_.rfind(':');
+  return colon == std::string::npos ? 0 : std::atoi(url_.c_str() + colon + 1);
+}
+
+Status Platform::AdoptServerFromConfig() {
+  std::string config = ReadWhole(home_ + "/config.yaml");
+  const std::string key = "server: ";
+  size_t at = config.find(key);
+  if (at == std::string::npos) return absl::NotFoundError("no server in config.yaml");
+  size_t end = config.find('\n', at);
+  url_ = config.substr(at + key.size(), end == std::string::npos ? std::string::npos
+                                                                  : end - at - key.size());
+  return OkStatus();
+}
+
+Status Platform::StartBackground(const std::string& name, const std::vector<std::string>& args) {
+  BackgroundProcess process{name, {MeridianBinary()}, fmt::format("{}/logs/{}.log", home_, name)};
+  process.argv.insert(process.argv.end(), args.begin(), args.end());
+  background_[name] = process;
+  return Spawn(background_[name]);
 }
 
 void Platform::KillServer() { Kill(server_, SIGKILL); }
@@ -414,7 +437,7 @@ bool Platform::WaitHealth(const std::string& name, const std::string& health) {
   return WaitFor([&] { return Resource(name).value("health", "") == health; });
 }
 
-std::vector<pid_t> Platform::ProcessesOfHome() const {
+std::vector<pid_t> Platform::ProcessesOfHome(const std::string& argument) const {
   std::vector<pid_t> out;
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return out;
@@ -432,6 +455,10 @@ std::vector<pid_t> Platform::ProcessesOfHome() const {
     bool mine = cmdline.find(home_) != std::string::npos ||
                 environment.find(home_) != std::string::npos ||
                 cwd_text.rfind(home_, 0) == 0;
+    if (mine && !argument.empty()) {
+      const std::string nul(1, '\0');  // argv elements are NUL-separated in cmdline
+      mine = (nul + cmdline).find(nul + argument + nul) != std::string::npos;
+    }
     if (mine && !IsZombie(static_cast<pid_t>(pid))) out.push_back(static_cast<pid_t>(pid));
   }
   ::closedir(proc);
@@ -439,13 +466,15 @@ std::vector<pid_t> Platform::ProcessesOfHome() const {
 }
 
 std::string Platform::LogTail(const std::string& name) const {
-  std::string file = name == "server" ? home_ + "/logs/server.log"
-                                      : fmt::format("{}/logs/operator-{}.log", home_, name);
+  std::string file = name == "server"          ? home_ + "/logs/server.log"
+                     : background_.count(name) ? fmt::format("{}/logs/{}.log", home_, name)
+                                               : fmt::format("{}/logs/operator-{}.log", home_, name);
   std::string text = ReadWhole(file);
   return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
 }
 
 void Platform::KillEverything() {
+  for (auto& [name, process] : background_) Kill(process, SIGKILL);
   for (auto& [name, process] : operators_) Kill(process, SIGKILL);
   Kill(server_, SIGKILL);
   // Attempt shims run detached in their own sessions: find them (and what they started) by

@@ -88,9 +88,13 @@ class Platform {
   const std::string& url() const { return url_; }
   std::string ca_file() const { return home_ + "/tls/ca.pem"; }
 
-  // Starts `meridian server` on 127.0.0.1:0 and waits for its ready file. Later calls after
-  // a kill start a fresh server process on the same home (and state).
-  Status StartServer(int64_t heartbeat_timeout_ms = 10'000);
+  // Starts `meridian server` on 127.0.0.1:`port` (0: a free one) and waits for its ready
+  // file. Later calls after a kill start a fresh server process on the same home (and state);
+  // pass port() to keep the address that operators already use.
+  Status StartServer(int64_t heartbeat_timeout_ms = 10'000, int port = 0);
+  int port() const;
+  // Takes the server URL from <home>/config.yaml (for a server started by `meridian up`).
+  Status AdoptServerFromConfig();
   void KillServer();  // SIGKILL, then reaps it
   bool ServerAlive();
 
@@ -101,6 +105,10 @@ class Platform {
   // Creates cloud `cloud` (once) and a LOCAL resource `name` in `region` through the API.
   Status CreateLocalResource(const std::string& name, const std::string& region,
                              const std::string& cloud = "default");
+
+  // Starts `meridian args...` in the background (output in logs/<name>.log); it is killed,
+  // with everything else, at teardown.
+  Status StartBackground(const std::string& name, const std::vector<std::string>& args);
 
   // Runs `meridian --home <home> args...` (prepend_home false: no --home).
   CommandResult Cli(const std::vector<std::string>& args,
@@ -126,8 +134,8 @@ class Platform {
   bool WaitHealth(const std::string& name, const std::string& health);
 
   // Processes (other than this test) whose command line, working directory or environment
-  // mention the home directory.
-  std::vector<pid_t> ProcessesOfHome() const;
+  // mention the home directory; with `argument`, only those with that exact argv element.
+  std::vector<pid_t> ProcessesOfHome(const std::string& argument = "") const;
   // The tail of a background process's log, for failure messages.
   std::string LogTail(const std::string& name) const;
 
@@ -141,6 +149,7 @@ class Platform {
   int server_starts_ = 0;
   BackgroundProcess server_;
   std::map<std::string, BackgroundProcess> operators_;
+  std::map<std::string, BackgroundProcess> background_;
   std::map<std::string, int> operator_starts_;
   bool default_cloud_created_ = false;
 };

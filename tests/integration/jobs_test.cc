@@ -275,5 +275,26 @@ TEST_F(JobsTest, OperatorKilledAndRestartedKeepsOneAttemptAndTheWholeOutput) {
   }
 }
 
+TEST_F(JobsTest, ServerKill9WhileAJobRunsLosesNeitherTheJobNorItsOutput) {
+  std::string id = Submit(JobFile("survivor", std::string("entrypoint: ") + kGatedEntrypoint +
+                                                  "\nmax_retries: 0\n"));
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitFor([&] {
+    return platform_.Job(id).value("state", "") == "RUNNING" &&
+           ApiLogs(id).find("before") != std::string::npos;
+  })) << platform_.Job(id).dump(2);
+
+  platform_.KillServer();
+  // Same address: the operator keeps the URL it was started with.
+  Status restarted = platform_.StartServer(10'000, platform_.port());
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  EXPECT_EQ(platform_.Job(id).value("state", ""), "RUNNING");
+  Release(id);
+  json job = platform_.WaitJobFinal(id);
+  EXPECT_EQ(job.value("state", ""), "SUCCEEDED") << job.dump(2);
+  EXPECT_EQ(job["attempts"].size(), 1u) << job.dump(2);
+  EXPECT_EQ(Logs(id), "before\nafter\n");
+}
+
 }  // namespace
 }  // namespace meridian::itest

@@ -182,6 +182,20 @@ TEST_F(PlacementTest, JobPinnedToAFullResourceWaitsThenRuns) {
       << waiting.dump(2);
   EXPECT_TRUE(waiting["attempts"].empty()) << waiting.dump(2);
 
+  // A waiting job can be terminated; it never runs afterwards.
+  std::string third = Submit("third", gated);
+  ASSERT_FALSE(third.empty());
+  CommandResult terminated = platform_.Cli({"job", "terminate", third, "--wait"});
+  EXPECT_EQ(terminated.exit_code, 0) << terminated.Describe();
+  CommandResult waited = platform_.Cli({"job", "wait", third});
+  EXPECT_EQ(waited.exit_code, 8) << waited.Describe();
+
+  // Nothing can be deleted from under a running job.
+  CommandResult busy = platform_.Cli({"cloud", "resource", "delete", "cpu-only"});
+  EXPECT_EQ(busy.exit_code, 4) << busy.Describe();
+  CommandResult cloud_in_use = platform_.Cli({"cloud", "delete", "default"});
+  EXPECT_EQ(cloud_in_use.exit_code, 4) << cloud_in_use.Describe();
+
   platform_.WriteFile("cluster-storage/go", "go\n");
   for (const std::string& id : {first, second}) {
     json job = platform_.WaitJobFinal(id);
@@ -189,6 +203,9 @@ TEST_F(PlacementTest, JobPinnedToAFullResourceWaitsThenRuns) {
     ASSERT_EQ(job["attempts"].size(), 1u) << job.dump(2);
     EXPECT_EQ(job["attempts"][0].value("cloud_resource", ""), "cpu-only") << job.dump(2);
   }
+  json never_ran = platform_.Job(third);
+  EXPECT_EQ(never_ran.value("state", ""), "TERMINATED") << never_ran.dump(2);
+  EXPECT_TRUE(never_ran["attempts"].empty()) << never_ran.dump(2);
 }
 
 TEST_F(PlacementTest, GpuShapedJobGoesToTheResourceThatOffersIt) {
