@@ -51,6 +51,7 @@ int Main(int argc, char** argv) {
   AddCloudCommands(app, context);
   AddJobCommands(app, context);
   AddProcessCommands(app, context);
+  AddStorageCommands(app, context);
 
   try {
     app.parse(argc, argv);

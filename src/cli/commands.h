@@ -30,6 +30,7 @@ void AddOutputFlag(CLI::App* command, Context& context);
 void AddCloudCommands(CLI::App& app, Context& context);
 void AddJobCommands(CLI::App& app, Context& context);
 void AddProcessCommands(CLI::App& app, Context& context);  // server, operator, up
+void AddStorageCommands(CLI::App& app, Context& context);  // storage mount|ls|cat|cp|rm
 
 // The text of value[key]: strings as they are, other values as JSON, missing as "".
 std::string Str(const nlohmann::json& value, const char* key);

@@ -82,6 +82,7 @@ FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<FileCache>
   root->kind = FileKind::kDirectory;
   root->nlookup = 1;
   root->attr = AttrFor(kRootInode, Found{FileKind::kDirectory, {}, true});
+  root->attr.mtime_ms = root->attr.ctime_ms = NowMs();  // the root has no marker: mount time
   inode_by_path_[""] = kRootInode;
   inodes_[kRootInode] = std::move(root);
 }
@@ -327,7 +328,7 @@ Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
   std::map<std::string, DirEntry> entries;
   ListOptions list;
   list.prefix = prefix;
-  list.delimiter = "/";
+  list.delimiter.push_back('/');
   list.max_results = options_.list_page_size;
   do {
     ASSIGN_OR_RETURN(ListPage page, store_->List(list));

@@ -23,7 +23,8 @@
 //     and nothing is overwritten.
 //   - Metadata (lookup, getattr) is cached for attr_cache_timeout_ms when use_attr_cache.
 // What cannot be kept fails early: rename of a non-empty directory is EXDEV (so `mv` falls
-// back to copy and delete), RENAME_EXCHANGE and hard links are ENOTSUP.
+// back to copy and delete), RENAME_EXCHANGE is ENOTSUP and hard links are EPERM (link(2)'s
+// "no hard links here").
 //
 // Errors: every method returns a Status; ErrnoFor (fs_errors.h) gives its errno.
 // Thread safety: all methods may be called from many threads at once. Lock order:
