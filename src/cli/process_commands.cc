@@ -99,15 +99,18 @@ Status RunOperator(const Context& context, const OperatorFlags& flags) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::atomic<bool> stop{false};
+  std::atomic<bool> agent_ended{false};
   std::thread waiter([&] {
     int signal_number = 0;
     sigwait(&signals, &signal_number);
+    if (agent_ended) return;  // woken below only to end this thread: no signal came
     spdlog::info("received {}, stopping the operator (attempts keep running)", strsignal(signal_number));
     stop = true;
   });
   Status result = op::RunAgent(options, stop);
   if (!stop) {
     // The agent ended by itself (an error): release the signal thread.
+    agent_ended = true;
     pthread_kill(waiter.native_handle(), SIGTERM);
   }
   waiter.join();
