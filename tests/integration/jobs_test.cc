@@ -19,6 +19,16 @@ constexpr char kGatedEntrypoint[] =
     "'echo before; while [ ! -f \"$MERIDIAN_CLUSTER_STORAGE/go-$MERIDIAN_JOB_ID\" ]; "
     "do sleep 0.1; done; echo after'";
 
+// Whether `pid` runs (a zombie left for an init that does not reap runs nothing).
+bool Running(pid_t pid) {
+  std::string stat;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::getline(in, stat);
+  size_t paren = stat.rfind(')');
+  return !stat.empty() && paren != std::string::npos && paren + 2 < stat.size() &&
+         stat[paren + 2] != 'Z';
+}
+
 class JobsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -216,7 +226,7 @@ TEST_F(JobsTest, TerminateWaitStopsTheJobAndItsProcesses) {
     return static_cast<bool>(in >> sleep_pid) && sleep_pid > 0 &&
            platform_.Job(id).value("state", "") == "RUNNING";
   })) << platform_.Job(id).dump(2);
-  ASSERT_EQ(::kill(sleep_pid, 0), 0) << "the job's sleep should be running";
+  ASSERT_TRUE(Running(sleep_pid)) << "the job's sleep should be running";
 
   CommandResult terminated = platform_.Cli({"job", "terminate", id, "--wait"});
   EXPECT_EQ(terminated.exit_code, 0) << terminated.Describe();
@@ -225,13 +235,7 @@ TEST_F(JobsTest, TerminateWaitStopsTheJobAndItsProcesses) {
   EXPECT_EQ(job["attempts"][0].value("state", ""), "TERMINATED") << job.dump(2);
   // Nothing of the attempt is left: neither the sleep nor any process with the job's id.
   auto gone = [&] {
-    std::string stat;
-    std::ifstream in("/proc/" + std::to_string(sleep_pid) + "/stat");
-    std::getline(in, stat);
-    size_t paren = stat.rfind(')');
-    bool sleep_alive = !stat.empty() && paren != std::string::npos && paren + 2 < stat.size() &&
-                       stat[paren + 2] != 'Z';
-    if (sleep_alive) return false;
+    if (Running(sleep_pid)) return false;
     for (pid_t pid : platform_.ProcessesOfHome()) {
       std::ifstream environ("/proc/" + std::to_string(pid) + "/environ");
       std::stringstream text;
@@ -241,6 +245,31 @@ TEST_F(JobsTest, TerminateWaitStopsTheJobAndItsProcesses) {
     return true;
   };
   EXPECT_TRUE(WaitFor(gone)) << "a process of the terminated job is still running";
+}
+
+TEST_F(JobsTest, TerminateKillsAnEntrypointThatIgnoresSigtermAndWhatItDetached) {
+  // The shell ignores SIGTERM (so only the SIGKILL after the grace period stops it), and a
+  // sleep escapes into its own session, out of the entrypoint's process group.
+  std::string file = JobFile(
+      "stubborn",
+      "entrypoint: 'trap \"\" TERM; setsid sleep 301 & "
+      "echo $! > \"$MERIDIAN_CLUSTER_STORAGE/detached-$MERIDIAN_JOB_ID\"; "
+      "while true; do sleep 1; done'\n"
+      "max_retries: 0\n");
+  std::string id = Submit(file);
+  ASSERT_FALSE(id.empty());
+  pid_t detached = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    std::ifstream in(platform_.home() + "/cluster-storage/detached-" + id);
+    return static_cast<bool>(in >> detached) && detached > 0 &&
+           platform_.Job(id).value("state", "") == "RUNNING";
+  })) << platform_.Job(id).dump(2);
+
+  CommandResult terminated = platform_.Cli({"job", "terminate", id, "--wait"});
+  EXPECT_EQ(terminated.exit_code, 0) << terminated.Describe();
+  EXPECT_EQ(platform_.Job(id).value("state", ""), "TERMINATED");
+  EXPECT_TRUE(WaitFor([&] { return !Running(detached); }))
+      << "the detached sleep of a terminated job is still running";
 }
 
 TEST_F(JobsTest, OperatorKilledAndRestartedKeepsOneAttemptAndTheWholeOutput) {

@@ -125,6 +125,31 @@ TEST(Health, UnknownThenHealthyThenUnhealthyWhenTheOperatorDies) {
   // The table says it too.
   CommandResult table = platform.Cli({"cloud", "resource", "list"});
   EXPECT_NE(table.out.find("UNHEALTHY"), std::string::npos) << table.Describe();
+  // An operator that comes back makes it healthy again.
+  ASSERT_TRUE(platform.StartOperator({"local-h", "", {}}).ok());
+  EXPECT_TRUE(WaitFor([&] { return health() == "HEALTHY"; })) << platform.LogTail("local-h");
+}
+
+TEST(Operators, OperatorOfAResourceThatDoesNotExistExitsWithAClearError) {
+  Platform platform;
+  Status started = platform.StartServer();
+  ASSERT_TRUE(started.ok()) << started;
+  std::string types = platform.WriteFile(
+      "types.yaml", "workloads:\n  instanceTypes:\n    additional:\n"
+                    "      2CPU-8GB:\n        resources: {CPU: 2, memory: 8Gi}\n");
+  CommandResult result = platform.Cli({"operator", "--cloud-resource", "nowhere",
+                                       "--instance-types", types});
+  EXPECT_EQ(result.exit_code, 3) << result.Describe();
+  EXPECT_NE(result.err.find("'nowhere' does not exist"), std::string::npos) << result.Describe();
+  EXPECT_NE(result.err.find("meridian cloud resource create"), std::string::npos)
+      << result.Describe();
+  // It ended because of the error, not because anyone signalled it.
+  EXPECT_EQ(result.err.find("received"), std::string::npos) << result.Describe();
+
+  CommandResult bad_nodes = platform.Cli({"operator", "--cloud-resource", "nowhere",
+                                          "--instance-types", types, "--nodes", "8xA100=2"});
+  EXPECT_EQ(bad_nodes.exit_code, 2) << bad_nodes.Describe();
+  EXPECT_NE(bad_nodes.err.find("8xA100"), std::string::npos) << bad_nodes.Describe();
 }
 
 class PlacementTest : public ::testing::Test {
