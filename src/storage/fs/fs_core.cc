@@ -206,6 +206,7 @@ Attr FsCore::RememberLocked(const std::string& path, const Found& found, bool ad
 }
 
 void FsCore::ForgetPathLocked(const std::string& path) {
+  attr_cache_.erase(path);  // the lookups made on the way here cached it
   auto it = inode_by_path_.find(path);
   if (it == inode_by_path_.end() || path.empty()) return;
   Inode& inode = *inodes_.at(it->second);
@@ -510,6 +511,7 @@ Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_paren
   }
   std::lock_guard lock(mu_);
   ForgetPathLocked(to);
+  attr_cache_.erase(from);
   auto it = inode_by_path_.find(from);
   if (it != inode_by_path_.end()) {
     InodeId moved = it->second;

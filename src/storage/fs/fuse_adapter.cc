@@ -186,12 +186,12 @@ void OnOpen(fuse_req_t request, fuse_ino_t inode, fuse_file_info* file) {
     if (!opened.ok()) return ReplyError(request, opened.status());
     file->fh = opened->handle;
     file->keep_cache = 0;
+    // Before the reply, so the caller's first read already sees the new size (after it,
+    // the read could race ahead of the invalidation and stop at the old size).
+    if (opened->changed) fuse_lowlevel_notify_inval_inode(mount.session(), inode, 0, 0);
     if (fuse_reply_open(request, file) != 0) {
       (void)mount.core().Release(opened->handle);  // the caller went away
-      return;
     }
-    // After the reply, never inside it: drop the kernel's pages and size of the old version.
-    if (opened->changed) fuse_lowlevel_notify_inval_inode(mount.session(), inode, 0, 0);
   });
 }
 

@@ -5,7 +5,7 @@
 // every callback catches and replies EIO. The kernel is told the timeouts the user chose
 // (entry_timeout, attr_timeout, negative_timeout: a negative lookup is cached as an entry
 // with inode 0). When Open reports that a file changed in the store, the kernel's cached
-// pages and attributes of that inode are invalidated after the open is answered, so a file
+// pages and attributes of that inode are invalidated before the open is answered, so a file
 // rewritten elsewhere is never read stale or cut at its old size.
 //
 // Mount options always include default_permissions (the kernel checks the mode bits FsCore

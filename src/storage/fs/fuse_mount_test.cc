@@ -1,0 +1,259 @@
+// POSIX behaviour through a real FUSE mount: the meridian binary is started with
+// `storage mount` over the local backend and over Azurite, and the tests use plain system
+// calls on the mount point. Requires /dev/fuse and the right to mount (root, or fusermount3).
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "base/files.h"
+#include "fmt/format.h"
+#include "storage/azure_blob_store.h"
+#include "storage/azurite_fixture.h"
+
+namespace meridian::storage::fs {
+namespace {
+
+std::string TempDir(const std::string& label) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string path = fmt::format("{}/{}-XXXXXX", tmp != nullptr && *tmp ? tmp : "/tmp", label);
+  return ::mkdtemp(path.data()) != nullptr ? path : "";
+}
+
+bool IsMounted(const std::string& mountpoint) {
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    if (line.find(" " + mountpoint + " ") != std::string::npos &&
+        line.find("fuse") != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// One `meridian storage mount` process; unmounted (lazily, even after a failure) on
+// destruction.
+class Mount {
+ public:
+  static std::unique_ptr<Mount> Start(const std::string& url, const std::string& dir) {
+    auto mount = std::unique_ptr<Mount>(new Mount);
+    mount->mountpoint_ = dir + "/mnt";
+    std::string cache = dir + "/cache";
+    EXPECT_TRUE(base::MakeDirs(mount->mountpoint_).ok());
+    mount->pid_ = ::fork();
+    if (mount->pid_ == 0) {
+      // The StorageClass options verbatim, plus a private cache directory.
+      ::execl(MERIDIAN_BINARY, MERIDIAN_BINARY, "storage", "mount", url.c_str(),
+              mount->mountpoint_.c_str(), "-o", "allow_other",
+              "--file-cache-timeout-in-seconds=120", "--use-attr-cache=true",
+              "--cancel-list-on-mount-seconds=10", "-o", "attr_timeout=120", "-o",
+              "entry_timeout=120", "-o", "negative_timeout=120", "--log-level=LOG_WARNING",
+              "--cache-size-mb=1000", "--cache-dir", cache.c_str(), nullptr);
+      ::_exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!IsMounted(mount->mountpoint_)) {
+      int status = 0;
+      if (::waitpid(mount->pid_, &status, WNOHANG) == mount->pid_) {
+        mount->pid_ = -1;
+        ADD_FAILURE() << "meridian storage mount exited with status " << status;
+        return nullptr;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the mount did not appear within 30 s";
+        return nullptr;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return mount;
+  }
+
+  ~Mount() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);  // the clean path: flush and unmount
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (IsMounted(mountpoint_)) {
+      ADD_FAILURE() << "SIGTERM did not unmount " << mountpoint_;
+      std::string command = fmt::format("fusermount3 -u -z '{}' 2>/dev/null", mountpoint_);
+      (void)std::system(command.c_str());
+    }
+  }
+
+  std::string Path(const std::string& name) const { return mountpoint_ + "/" + name; }
+
+ private:
+  Mount() = default;
+  pid_t pid_ = -1;
+  std::string mountpoint_;
+};
+
+bool WriteText(const std::string& path, const std::string& text, int flags = O_TRUNC) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | flags, 0644);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  return ::close(fd) == 0 && ok;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+enum class Backend { kLocal, kAzurite };
+
+// Shared across tests: starting Azurite takes seconds.
+AzuriteServer* SharedAzurite() {
+  static Result<std::unique_ptr<AzuriteServer>>* azurite =
+      new Result<std::unique_ptr<AzuriteServer>>(AzuriteServer::Start());
+  EXPECT_TRUE(azurite->ok()) << azurite->status();
+  return azurite->ok() ? azurite->value().get() : nullptr;
+}
+
+class FuseMountTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("fuse-mount");
+    ASSERT_FALSE(dir_.empty());
+    if (GetParam() == Backend::kLocal) {
+      url_ = "file://" + dir_ + "/store";
+    } else {
+      AzuriteServer* azurite = SharedAzurite();
+      ASSERT_NE(azurite, nullptr);
+      static int counter = 0;
+      std::string container = fmt::format("mount{}x{}", ::getpid(), ++counter);
+      Result<std::unique_ptr<AzureBlobStore>> store =
+          AzureBlobStore::Create(azurite->ConfigFor(container), {});
+      ASSERT_TRUE(store.ok()) << store.status();
+      ASSERT_TRUE((*store)->CreateContainer().ok());
+      url_ = azurite->endpoint() + "/" + container;
+      // The mount process reads the key the way BlobFuse2 does.
+      ::setenv("AZURE_STORAGE_ACCOUNT", kDevelopmentAccount, 1);
+      ::setenv("AZURE_STORAGE_ACCESS_KEY", kDevelopmentAccountKey, 1);
+    }
+    mount_ = Mount::Start(url_, dir_ + "/a");
+    ASSERT_NE(mount_, nullptr);
+  }
+  void TearDown() override {
+    mount_.reset();
+    (void)base::RemoveAll(dir_);
+  }
+
+  std::string dir_;
+  std::string url_;
+  std::unique_ptr<Mount> mount_;
+};
+
+TEST_P(FuseMountTest, WriteThenReadBack) {
+  ASSERT_TRUE(WriteText(mount_->Path("hello.txt"), "hello through FUSE"));
+  EXPECT_EQ(ReadText(mount_->Path("hello.txt")), "hello through FUSE");
+  struct stat st {};
+  ASSERT_EQ(::stat(mount_->Path("hello.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 18);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+}
+
+TEST_P(FuseMountTest, AppendTruncateExtendAndSparseWrites) {
+  ASSERT_TRUE(WriteText(mount_->Path("f"), "one\n"));
+  ASSERT_TRUE(WriteText(mount_->Path("f"), "two\n", O_APPEND));
+  EXPECT_EQ(ReadText(mount_->Path("f")), "one\ntwo\n");
+  ASSERT_EQ(::truncate(mount_->Path("f").c_str(), 3), 0);
+  EXPECT_EQ(ReadText(mount_->Path("f")), "one");
+  ASSERT_EQ(::truncate(mount_->Path("f").c_str(), 6), 0);
+  EXPECT_EQ(ReadText(mount_->Path("f")), std::string("one\0\0\0", 6));
+  int fd = ::open(mount_->Path("sparse").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "end", 3, 1 << 20), 3);
+  ASSERT_EQ(::close(fd), 0);
+  std::string sparse = ReadText(mount_->Path("sparse"));
+  ASSERT_EQ(sparse.size(), (1u << 20) + 3);
+  EXPECT_EQ(sparse.substr(0, 4), std::string(4, '\0'));
+  EXPECT_EQ(sparse.substr(1 << 20), "end");
+}
+
+TEST_P(FuseMountTest, RenameOverAnExistingFile) {
+  ASSERT_TRUE(WriteText(mount_->Path("new"), "new contents"));
+  ASSERT_TRUE(WriteText(mount_->Path("old"), "old"));
+  ASSERT_EQ(::rename(mount_->Path("new").c_str(), mount_->Path("old").c_str()), 0);
+  EXPECT_EQ(ReadText(mount_->Path("old")), "new contents");
+  EXPECT_NE(::access(mount_->Path("new").c_str(), F_OK), 0);
+}
+
+TEST_P(FuseMountTest, DirectoriesSymlinksAndWhatIsRefused) {
+  ASSERT_EQ(::mkdir(mount_->Path("d").c_str(), 0755), 0);
+  ASSERT_TRUE(WriteText(mount_->Path("d/x"), "x"));
+  EXPECT_EQ(::rmdir(mount_->Path("d").c_str()), -1);
+  EXPECT_EQ(errno, ENOTEMPTY);
+  EXPECT_EQ(::rename(mount_->Path("d").c_str(), mount_->Path("e").c_str()), -1);
+  EXPECT_EQ(errno, EXDEV);
+  EXPECT_EQ(::link(mount_->Path("d/x").c_str(), mount_->Path("hard").c_str()), -1);
+  EXPECT_EQ(errno, EPERM);
+  ASSERT_EQ(::unlink(mount_->Path("d/x").c_str()), 0);
+  ASSERT_EQ(::rmdir(mount_->Path("d").c_str()), 0);
+  EXPECT_NE(::access(mount_->Path("d").c_str(), F_OK), 0);
+
+  ASSERT_EQ(::symlink("target.txt", mount_->Path("link").c_str()), 0);
+  ASSERT_TRUE(WriteText(mount_->Path("target.txt"), "via link"));
+  char buffer[64] = {};
+  ASSERT_EQ(::readlink(mount_->Path("link").c_str(), buffer, sizeof(buffer)), 10);
+  EXPECT_STREQ(buffer, "target.txt");
+  EXPECT_EQ(ReadText(mount_->Path("link")), "via link");
+}
+
+TEST_P(FuseMountTest, ManyFilesInOneDirectory) {
+  ASSERT_EQ(::mkdir(mount_->Path("many").c_str(), 0755), 0);
+  constexpr int kFiles = 300;
+  for (int i = 0; i < kFiles; ++i) {
+    ASSERT_TRUE(WriteText(mount_->Path(fmt::format("many/file-{:04}", i)), std::to_string(i)));
+  }
+  DIR* dir = ::opendir(mount_->Path("many").c_str());
+  ASSERT_NE(dir, nullptr);
+  std::set<std::string> names;
+  while (dirent* entry = ::readdir(dir)) names.insert(entry->d_name);
+  ::closedir(dir);
+  EXPECT_EQ(names.size(), static_cast<size_t>(kFiles) + 2);  // with "." and ".."
+  EXPECT_TRUE(names.contains("file-0299"));
+  EXPECT_EQ(ReadText(mount_->Path("many/file-0123")), "123");
+}
+
+TEST_P(FuseMountTest, TwoMountsSeeEachOthersClosedFilesAfterReopen) {
+  std::unique_ptr<Mount> other = Mount::Start(url_, dir_ + "/b");
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(WriteText(mount_->Path("shared"), "version 1"));
+  EXPECT_EQ(ReadText(other->Path("shared")), "version 1");
+  // Rewritten (and longer) on the first mount; attr_timeout is 120 s on both.
+  ASSERT_TRUE(WriteText(mount_->Path("shared"), "version 2 is longer"));
+  EXPECT_EQ(ReadText(other->Path("shared")), "version 2 is longer");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, FuseMountTest,
+                         ::testing::Values(Backend::kLocal, Backend::kAzurite),
+                         [](const auto& info) {
+                           return info.param == Backend::kLocal ? "Local" : "Azurite";
+                         });
+
+}  // namespace
+}  // namespace meridian::storage::fs
