@@ -77,8 +77,8 @@ Status ApplyFuseOptions(const std::vector<std::string>& values, storage::fs::Mou
     size_t start = 0;
     while (start <= value.size()) {
       size_t comma = value.find(',', start);
-      std::string item = value.substr(start, comma == std::string::npos ? std::string::npos
-                                                                        : comma - start);
+      std::string item =
+          value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       start = comma == std::string::npos ? value.size() + 1 : comma + 1;
       if (item.empty()) continue;
       size_t equals = item.find('=');
@@ -114,7 +114,8 @@ Status RunMount(const MountFlags& flags, const std::vector<std::string>& extras,
     spdlog::warn("ignoring option {} (a BlobFuse2 option meridian does not support)", extra);
   }
   if (flags.cancel_list_on_mount_s > 0) {
-    spdlog::info("--cancel-list-on-mount-seconds: meridian does not list at mount; nothing to cancel");
+    spdlog::info(
+        "--cancel-list-on-mount-seconds: meridian does not list at mount; nothing to cancel");
   }
   if (flags.block_cache) {
     spdlog::warn("--block-cache: streaming mode is not built yet; using the file cache");
@@ -161,7 +162,8 @@ Status List(const std::string& url, const std::string& prefix, bool recursive,
     }
     for (const storage::ObjectInfo& object : page.objects) {
       bool folder = object.metadata.contains("hdi_isfolder");
-      items.push_back({{"name", object.name}, {"size", object.size},
+      items.push_back({{"name", object.name},
+                       {"size", object.size},
                        {"last_modified_unix_ms", object.last_modified_unix_ms},
                        {"directory", folder}});
       if (!folder) {
@@ -179,9 +181,8 @@ Status Cat(const std::string& url, const std::string& name) {
   ASSIGN_OR_RETURN(auto store, OpenStore(url));
   ASSIGN_OR_RETURN(storage::ObjectInfo info, store->Head(name));
   for (int64_t offset = 0; offset < info.size;) {
-    ASSIGN_OR_RETURN(std::string chunk,
-                     store->GetRange(name, offset, int64_t{8} << 20,
-                                     storage::Condition::IfMatch(info.etag)));
+    ASSIGN_OR_RETURN(std::string chunk, store->GetRange(name, offset, int64_t{8} << 20,
+                                                        storage::Condition::IfMatch(info.etag)));
     if (chunk.empty()) break;
     std::cout.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
     offset += static_cast<int64_t>(chunk.size());
@@ -215,7 +216,8 @@ Status Upload(const std::string& file, const std::string& url, const std::string
   Result<std::string> etag = storage::UploadObject(*store, name, source, {});
   ::close(fd);
   RETURN_IF_ERROR(etag.status());
-  if (st.st_size >= kProgressMinBytes) progress.Finish(fmt::format("done, {}", FormatBytes(st.st_size)));
+  if (st.st_size >= kProgressMinBytes)
+    progress.Finish(fmt::format("done, {}", FormatBytes(st.st_size)));
   return OkStatus();
 }
 
@@ -228,8 +230,8 @@ Status Download(const std::string& url, const std::string& name, const std::stri
   Progress progress("download " + name);
   Status status;
   for (int64_t offset = 0; offset < info.size && status.ok();) {
-    Result<std::string> chunk = store->GetRange(name, offset, int64_t{8} << 20,
-                                                storage::Condition::IfMatch(info.etag));
+    Result<std::string> chunk =
+        store->GetRange(name, offset, int64_t{8} << 20, storage::Condition::IfMatch(info.etag));
     if (!chunk.ok()) {
       status = chunk.status();
     } else if (::pwrite(fd, chunk->data(), chunk->size(), offset) !=
@@ -248,7 +250,8 @@ Status Download(const std::string& url, const std::string& name, const std::stri
     ::unlink(temp.c_str());
     return status;
   }
-  if (info.size >= kProgressMinBytes) progress.Finish(fmt::format("done, {}", FormatBytes(info.size)));
+  if (info.size >= kProgressMinBytes)
+    progress.Finish(fmt::format("done, {}", FormatBytes(info.size)));
   return OkStatus();
 }
 
@@ -271,8 +274,9 @@ void AddScriptCommands(CLI::App* storage, Context& context) {
   static std::string url;
   static std::string name;
   static bool recursive = false;
-  CLI::App* ls = storage->add_subcommand(
-      "ls", "List objects under a prefix\n\nExample:\n  meridian storage ls file:///srv/data checkpoints/");
+  CLI::App* ls = storage->add_subcommand("ls",
+                                         "List objects under a prefix\n\nExample:\n  meridian "
+                                         "storage ls file:///srv/data checkpoints/");
   ls->add_option("url", url, "Storage URL")->required();
   ls->add_option("prefix", name, "Prefix (a directory) inside it");
   ls->add_flag("-r,--recursive", recursive, "List everything below, not one level");
@@ -283,7 +287,8 @@ void AddScriptCommands(CLI::App* storage, Context& context) {
   }));
 
   CLI::App* cat = storage->add_subcommand(
-      "cat", "Write an object to stdout\n\nExample:\n  meridian storage cat file:///srv/data notes.txt");
+      "cat",
+      "Write an object to stdout\n\nExample:\n  meridian storage cat file:///srv/data notes.txt");
   cat->add_option("url", url, "Storage URL")->required();
   cat->add_option("name", name, "Object name")->required();
   cat->callback(Run(context, [] { return Cat(url, name); }));
@@ -295,7 +300,8 @@ void AddScriptCommands(CLI::App* storage, Context& context) {
       "  meridian storage cp model.bin https://acct.blob.core.windows.net/c models/model.bin\n"
       "  meridian storage cp https://acct.blob.core.windows.net/c models/model.bin model.bin");
   cp->add_option("args", cp_args, "FILE URL NAME (upload) or URL NAME FILE (download)")
-      ->required()->expected(3);
+      ->required()
+      ->expected(3);
   cp->callback(Run(context, [] {
     if (IsUrl(cp_args[0])) return Download(cp_args[0], cp_args[1], cp_args[2]);
     if (IsUrl(cp_args[1])) return Upload(cp_args[0], cp_args[1], cp_args[2]);
@@ -332,13 +338,17 @@ void AddStorageCommands(CLI::App& app, Context& context) {
       "    -o allow_other --file-cache-timeout-in-seconds=120 --use-attr-cache=true \\\n"
       "    -o attr_timeout=120 -o entry_timeout=120 -o negative_timeout=120 \\\n"
       "    --log-level=LOG_WARNING --cache-size-mb=1000");
-  mount->add_option("url", flags.url, "abfss://, https://, http://127.0.0.1:PORT/account/container or file:///path")
+  mount
+      ->add_option("url", flags.url,
+                   "abfss://, https://, http://127.0.0.1:PORT/account/container or file:///path")
       ->required();
   mount->add_option("mountpoint", flags.mountpoint, "An existing empty directory")->required();
   mount->add_option("-o", flags.fuse_options,
                     "allow_other, ro, attr_timeout=N, entry_timeout=N, negative_timeout=N");
-  mount->add_option("--file-cache-timeout-in-seconds", flags.file_cache_timeout_s,
-                    "Keep a closed file's local copy this long")->capture_default_str();
+  mount
+      ->add_option("--file-cache-timeout-in-seconds", flags.file_cache_timeout_s,
+                   "Keep a closed file's local copy this long")
+      ->capture_default_str();
   mount->add_flag("--use-attr-cache", flags.use_attr_cache,
                   "Cache file attributes for attr_timeout seconds");
   mount->add_option("--cancel-list-on-mount-seconds", flags.cancel_list_on_mount_s,

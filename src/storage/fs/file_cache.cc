@@ -207,8 +207,8 @@ Result<std::shared_ptr<CachedFile>> FileCache::Acquire(const ObjectInfo& remote,
 }
 
 Result<std::shared_ptr<CachedFile>> FileCache::AcquireNew(const std::string& name,
-                                                           const std::string& etag,
-                                                           const Metadata& metadata) {
+                                                          const std::string& etag,
+                                                          const Metadata& metadata) {
   ObjectInfo empty;
   empty.name = name;
   empty.etag = etag;
@@ -288,8 +288,7 @@ Status FileCache::Upload(CachedFile& file) {
   return OkStatus();
 }
 
-void FileCache::Rename(const std::string& from, const std::string& to,
-                       const std::string& to_etag) {
+void FileCache::Rename(const std::string& from, const std::string& to, const std::string& to_etag) {
   std::lock_guard lock(mu_);
   if (auto old = files_.find(to); old != files_.end()) {
     old->second->unlinked = true;

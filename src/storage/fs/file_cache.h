@@ -38,10 +38,10 @@ namespace meridian::storage::fs {
 
 struct CachedFile {
   std::mutex mu;
-  std::string name;   // object name; changes on rename
-  std::string key;    // file names in the cache directory (constant)
-  int fd = -1;        // read/write descriptor of <key>.data, -1 until downloaded
-  std::string etag;   // version the copy came from or was last uploaded as; "" = none yet
+  std::string name;  // object name; changes on rename
+  std::string key;   // file names in the cache directory (constant)
+  int fd = -1;       // read/write descriptor of <key>.data, -1 until downloaded
+  std::string etag;  // version the copy came from or was last uploaded as; "" = none yet
   int64_t size = 0;
   bool dirty = false;     // local bytes or metadata differ from `etag`'s version
   bool unlinked = false;  // removed from the namespace: never uploaded again
@@ -57,8 +57,8 @@ struct FileCacheOptions {
   int64_t capacity_bytes = int64_t{1000} << 20;
   int64_t timeout_after_close_ms = 120'000;
   int64_t download_chunk_bytes = int64_t{8} << 20;
-  UploadOptions upload;                 // condition and metadata are set per upload
-  const base::Clock* clock = nullptr;   // not owned; nullptr: the system clock
+  UploadOptions upload;                // condition and metadata are set per upload
+  const base::Clock* clock = nullptr;  // not owned; nullptr: the system clock
 };
 
 class FileCache {

@@ -55,7 +55,7 @@ Status ErrnoStatus(int error_number, const std::string& what) {
 
 struct FsCore::Found {
   FileKind kind = FileKind::kFile;
-  ObjectInfo info;             // empty for a directory that is only a prefix
+  ObjectInfo info;  // empty for a directory that is only a prefix
   bool implicit_directory = false;
 };
 
@@ -484,7 +484,8 @@ Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_paren
     bool source_dir = source.kind == FileKind::kDirectory;
     bool target_dir = target->kind == FileKind::kDirectory;
     if (target_dir && !source_dir) return FsError(EISDIR, fmt::format("'{}' is a directory", to));
-    if (!target_dir && source_dir) return FsError(ENOTDIR, fmt::format("'{}' is not a directory", to));
+    if (!target_dir && source_dir)
+      return FsError(ENOTDIR, fmt::format("'{}' is not a directory", to));
     if (target_dir) {
       ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(to));
       if (!empty) return FsError(ENOTEMPTY, fmt::format("directory '{}' is not empty", to));

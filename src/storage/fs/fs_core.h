@@ -84,8 +84,8 @@ struct CreateResult {
 };
 
 struct SetAttrRequest {
-  std::optional<uint32_t> mode;      // permission bits
-  std::optional<int64_t> size;       // truncate or extend
+  std::optional<uint32_t> mode;  // permission bits
+  std::optional<int64_t> size;   // truncate or extend
   std::optional<int64_t> mtime_ms;
 };
 
@@ -99,19 +99,19 @@ struct FsStat {
 };
 
 struct FsOptions {
-  std::string cache_dir;                             // required
-  int64_t cache_size_mb = 1000;                      // --cache-size-mb
-  int64_t file_cache_timeout_s = 120;                // --file-cache-timeout-in-seconds
-  bool use_attr_cache = false;                       // --use-attr-cache
+  std::string cache_dir;               // required
+  int64_t cache_size_mb = 1000;        // --cache-size-mb
+  int64_t file_cache_timeout_s = 120;  // --file-cache-timeout-in-seconds
+  bool use_attr_cache = false;         // --use-attr-cache
   int64_t attr_cache_timeout_s = 120;
-  bool read_only = false;                            // --read-only: writes are EROFS
-  uid_t uid = 0;                                     // owner shown for every file
+  bool read_only = false;  // --read-only: writes are EROFS
+  uid_t uid = 0;           // owner shown for every file
   gid_t gid = 0;
-  uint32_t file_mode = 0644;                         // when no meridian_mode is stored
+  uint32_t file_mode = 0644;  // when no meridian_mode is stored
   uint32_t directory_mode = 0755;
   int list_page_size = kMaxListResults;
-  UploadOptions upload;                              // block size and parallelism
-  const base::Clock* clock = nullptr;                // not owned; nullptr: system clock
+  UploadOptions upload;                // block size and parallelism
+  const base::Clock* clock = nullptr;  // not owned; nullptr: system clock
 };
 
 class FsCore {

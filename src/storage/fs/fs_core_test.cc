@@ -23,7 +23,8 @@ class FsCoreTest : public ::testing::Test {
     const char* tmp = std::getenv("TMPDIR");
     root_ = fmt::format("{}/fs-core-XXXXXX", tmp != nullptr && *tmp ? tmp : "/tmp");
     ASSERT_NE(::mkdtemp(root_.data()), nullptr);
-    Result<std::unique_ptr<LocalStore>> store = LocalStore::Open(root_ + "/store", {nullptr, false});
+    Result<std::unique_ptr<LocalStore>> store =
+        LocalStore::Open(root_ + "/store", {nullptr, false});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     core_ = NewCore("a");
@@ -126,7 +127,8 @@ TEST_F(FsCoreTest, ReaddirPagesThroughLongListings) {
   FsOptions options;
   options.list_page_size = 7;
   std::unique_ptr<FsCore> core = NewCore("paged", options);
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(store_->Put(fmt::format("many/f{:03}", i), "", {}, {}).ok());
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(store_->Put(fmt::format("many/f{:03}", i), "", {}, {}).ok());
   Result<Attr> dir = core->Lookup(kRootInode, "many");
   ASSERT_TRUE(dir.ok());
   Result<std::vector<DirEntry>> entries = core->ReadDir(dir->inode);
@@ -257,8 +259,7 @@ TEST_F(FsCoreTest, TwoNewFilesOfOneNameDoNotOverwriteEachOther) {
   std::unique_ptr<FsCore> other = NewCore("other");
   Result<CreateResult> created = core_->CreateFile(kRootInode, "n", 0644, O_WRONLY | O_EXCL);
   ASSERT_TRUE(created.ok());
-  EXPECT_EQ(ErrnoFor(other->CreateFile(kRootInode, "n", 0644, O_WRONLY | O_EXCL).status()),
-            EEXIST);
+  EXPECT_EQ(ErrnoFor(other->CreateFile(kRootInode, "n", 0644, O_WRONLY | O_EXCL).status()), EEXIST);
   ASSERT_TRUE(core_->Release(created->handle).ok());
 }
 

@@ -13,21 +13,29 @@ constexpr char kErrnoPayload[] = "meridian.storage.fs/errno";
 
 absl::StatusCode CodeFor(int error_number) {
   switch (error_number) {
-    case ENOENT: return absl::StatusCode::kNotFound;
-    case EEXIST: return absl::StatusCode::kAlreadyExists;
+    case ENOENT:
+      return absl::StatusCode::kNotFound;
+    case EEXIST:
+      return absl::StatusCode::kAlreadyExists;
     case EACCES:
     case EPERM:
-    case EROFS: return absl::StatusCode::kPermissionDenied;
+    case EROFS:
+      return absl::StatusCode::kPermissionDenied;
     case EINVAL:
     case ENAMETOOLONG:
     case EISDIR:
-    case ENOTDIR: return absl::StatusCode::kInvalidArgument;
-    case ENOTEMPTY: return absl::StatusCode::kFailedPrecondition;
+    case ENOTDIR:
+      return absl::StatusCode::kInvalidArgument;
+    case ENOTEMPTY:
+      return absl::StatusCode::kFailedPrecondition;
     case ENOTSUP:
-    case EXDEV: return absl::StatusCode::kUnimplemented;
+    case EXDEV:
+      return absl::StatusCode::kUnimplemented;
     case ENOSPC:
-    case EFBIG: return absl::StatusCode::kResourceExhausted;
-    default: return absl::StatusCode::kInternal;
+    case EFBIG:
+      return absl::StatusCode::kResourceExhausted;
+    default:
+      return absl::StatusCode::kInternal;
   }
 }
 
@@ -46,16 +54,24 @@ int ErrnoFor(const Status& status) {
     if (value > 0) return value;
   }
   switch (status.code()) {
-    case absl::StatusCode::kNotFound: return ENOENT;
-    case absl::StatusCode::kAlreadyExists: return EEXIST;
+    case absl::StatusCode::kNotFound:
+      return ENOENT;
+    case absl::StatusCode::kAlreadyExists:
+      return EEXIST;
     case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange: return EINVAL;
+    case absl::StatusCode::kOutOfRange:
+      return EINVAL;
     case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated: return EACCES;
-    case absl::StatusCode::kResourceExhausted: return ENOSPC;
-    case absl::StatusCode::kUnimplemented: return ENOTSUP;
-    case absl::StatusCode::kDeadlineExceeded: return ETIMEDOUT;
-    default: return EIO;
+    case absl::StatusCode::kUnauthenticated:
+      return EACCES;
+    case absl::StatusCode::kResourceExhausted:
+      return ENOSPC;
+    case absl::StatusCode::kUnimplemented:
+      return ENOTSUP;
+    case absl::StatusCode::kDeadlineExceeded:
+      return ETIMEDOUT;
+    default:
+      return EIO;
   }
 }
 

@@ -22,7 +22,8 @@ FuseMount& MountOf(fuse_req_t request) {
 }
 
 timespec ToTimespec(int64_t unix_ms) {
-  return timespec{static_cast<time_t>(unix_ms / 1000), static_cast<long>(unix_ms % 1000) * 1'000'000};
+  return timespec{static_cast<time_t>(unix_ms / 1000),
+                  static_cast<long>(unix_ms % 1000) * 1'000'000};
 }
 
 struct stat ToStat(const Attr& attr) {
@@ -103,7 +104,8 @@ void OnForget(fuse_req_t request, fuse_ino_t inode, uint64_t count) {
 }
 
 void OnForgetMulti(fuse_req_t request, size_t count, fuse_forget_data* forgets) {
-  for (size_t i = 0; i < count; ++i) MountOf(request).core().Forget(forgets[i].ino, forgets[i].nlookup);
+  for (size_t i = 0; i < count; ++i)
+    MountOf(request).core().Forget(forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(request);
 }
 
@@ -127,7 +129,8 @@ void OnSetAttr(fuse_req_t request, fuse_ino_t inode, struct stat* values, int to
       ::clock_gettime(CLOCK_REALTIME, &now);
       change.mtime_ms = int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
     } else if (to_set & FUSE_SET_ATTR_MTIME) {
-      change.mtime_ms = int64_t{values->st_mtim.tv_sec} * 1000 + values->st_mtim.tv_nsec / 1'000'000;
+      change.mtime_ms =
+          int64_t{values->st_mtim.tv_sec} * 1000 + values->st_mtim.tv_nsec / 1'000'000;
     }
     // Owners are not kept (every file shows the mounting user); changing them is accepted
     // and ignored, as BlobFuse2 does, so cp -p and tar keep working.
@@ -148,11 +151,13 @@ void OnReadLink(fuse_req_t request, fuse_ino_t inode) {
 }
 
 void OnMkdir(fuse_req_t request, fuse_ino_t parent, const char* name, mode_t mode) {
-  Guard(request, [&] { ReplyEntry(request, MountOf(request).core().MakeDirectory(parent, name, mode)); });
+  Guard(request,
+        [&] { ReplyEntry(request, MountOf(request).core().MakeDirectory(parent, name, mode)); });
 }
 
 void OnUnlink(fuse_req_t request, fuse_ino_t parent, const char* name) {
-  Guard(request, [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Unlink(parent, name))); });
+  Guard(request,
+        [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Unlink(parent, name))); });
 }
 
 void OnRmdir(fuse_req_t request, fuse_ino_t parent, const char* name) {
@@ -162,7 +167,8 @@ void OnRmdir(fuse_req_t request, fuse_ino_t parent, const char* name) {
 }
 
 void OnSymlink(fuse_req_t request, const char* target, fuse_ino_t parent, const char* name) {
-  Guard(request, [&] { ReplyEntry(request, MountOf(request).core().Symlink(target, parent, name)); });
+  Guard(request,
+        [&] { ReplyEntry(request, MountOf(request).core().Symlink(target, parent, name)); });
 }
 
 void OnRename(fuse_req_t request, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
@@ -226,15 +232,18 @@ void OnWrite(fuse_req_t request, fuse_ino_t, const char* data, size_t size, off_
 }
 
 void OnFlush(fuse_req_t request, fuse_ino_t, fuse_file_info* file) {
-  Guard(request, [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Flush(file->fh))); });
+  Guard(request,
+        [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Flush(file->fh))); });
 }
 
 void OnFsync(fuse_req_t request, fuse_ino_t, int, fuse_file_info* file) {
-  Guard(request, [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Fsync(file->fh))); });
+  Guard(request,
+        [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Fsync(file->fh))); });
 }
 
 void OnRelease(fuse_req_t request, fuse_ino_t, fuse_file_info* file) {
-  Guard(request, [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Release(file->fh))); });
+  Guard(request,
+        [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Release(file->fh))); });
 }
 
 // A directory handle holds the listing taken at opendir, so offsets stay stable while the

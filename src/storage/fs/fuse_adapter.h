@@ -30,13 +30,13 @@ namespace meridian::storage::fs {
 
 struct MountOptions {
   std::string mountpoint;
-  bool allow_other = false;        // -o allow_other
-  bool read_only = false;          // --read-only: mounted ro as well
-  double entry_timeout_s = 1.0;    // -o entry_timeout=N
-  double attr_timeout_s = 1.0;     // -o attr_timeout=N
-  double negative_timeout_s = 0;   // -o negative_timeout=N
-  int max_idle_threads = 16;       // threads kept for the loop
-  bool handle_signals = true;      // SIGTERM/SIGINT/SIGHUP end Run() cleanly
+  bool allow_other = false;       // -o allow_other
+  bool read_only = false;         // --read-only: mounted ro as well
+  double entry_timeout_s = 1.0;   // -o entry_timeout=N
+  double attr_timeout_s = 1.0;    // -o attr_timeout=N
+  double negative_timeout_s = 0;  // -o negative_timeout=N
+  int max_idle_threads = 16;      // threads kept for the loop
+  bool handle_signals = true;     // SIGTERM/SIGINT/SIGHUP end Run() cleanly
 };
 
 class FuseMount {
