@@ -111,6 +111,14 @@ Result<bool> PumpLogs(ApiClient& client, const std::string& job_id, int attempt,
                                fmt::format("/api/v1/jobs/{}/logs?attempt={}&offset={}&wait_ms={}",
                                            net::PercentEncode(job_id), attempt, offset, wait_ms),
                                "", "", wait_ms + 30'000));
+  std::string start = response.Header("x-meridian-start-offset");
+  if (!start.empty() && std::stoll(start) > offset) {
+    // The control plane keeps only the newest output of each attempt: say so, on stderr so
+    // that the output itself stays as the job wrote it.
+    std::cerr << fmt::format(
+        "[meridian: {} bytes of older output were dropped; the control plane keeps the newest "
+        "output of each attempt]\n", std::stoll(start) - offset);
+  }
   std::cout << response.body << std::flush;
   std::string next = response.Header("x-meridian-next-offset");
   if (!next.empty()) offset = std::stoll(next);
