@@ -159,6 +159,32 @@ TEST_F(JobsTest, SubmitWaitRunsWorkingDirWithExcludesAndShowsStatusLogsAndEnviro
   EXPECT_NE(table.out.find("local-a"), std::string::npos) << table.Describe();
 }
 
+TEST_F(JobsTest, OutputBeyondTheKeptLimitShowsTheNewestPartAndSaysTheRestWasDropped) {
+  constexpr int kLines = 2'000'000;  // about 15 MB, beyond what the control plane keeps
+  std::string file = JobFile("chatty", "entrypoint: seq 1 " + std::to_string(kLines) +
+                                           "\nmax_retries: 0\n");
+  CommandResult submitted = platform_.Cli({"job", "submit", "-f", file, "--wait"});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  std::string id = SubmittedJobId(submitted.out);
+  ASSERT_FALSE(id.empty());
+  std::string expected;
+  for (int i = 1; i <= kLines; ++i) expected += std::to_string(i) + "\n";
+
+  // The control plane drops older output in the background: wait until it has.
+  ASSERT_TRUE(WaitFor([&] {
+    Result<net::HttpResponse> head =
+        platform_.Request("GET", "/api/v1/jobs/" + id + "/logs?attempt=1&max_bytes=1");
+    return head.ok() && head->Header("x-meridian-start-offset") != "0";
+  }));
+  CommandResult logs = platform_.Cli({"job", "logs", id});
+  ASSERT_EQ(logs.exit_code, 0) << logs.err;
+  ASSERT_FALSE(logs.out.empty());
+  ASSERT_LT(logs.out.size(), expected.size());
+  EXPECT_EQ(logs.out, expected.substr(expected.size() - logs.out.size()))
+      << "the output shown must be the newest part, unchanged";
+  EXPECT_NE(logs.err.find("older output were dropped"), std::string::npos) << logs.err;
+}
+
 TEST_F(JobsTest, FailingEntrypointIsRetriedOnceThenFails) {
   std::string file = JobFile("exits-3", "entrypoint: 'echo try-$MERIDIAN_ATTEMPT; exit 3'\n"
                                         "max_retries: 1\n");
