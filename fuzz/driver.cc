@@ -224,9 +224,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> paths;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    long long* target = arg == "--runs"      ? &runs
-                        : arg == "--seed"    ? &seed
-                        : arg == "--max-len" ? &max_len_bytes
+    long long* target = arg == "--runs"        ? &runs
+                        : arg == "--seed"      ? &seed
+                        : arg == "--max-len"   ? &max_len_bytes
                         : arg == "--timeout-s" ? &timeout_s
                                                : nullptr;
     if (target != nullptr) {
