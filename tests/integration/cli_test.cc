@@ -11,8 +11,9 @@ using nlohmann::json;
 
 TEST(Up, RunsTheExampleAndReusesItsStateOnTheSecondRun) {
   Platform platform;
-  std::vector<std::string> up = {"up", "--example", SourceDir() + "/examples/jobs/hello.yaml",
-                                 "--exit-after-example", "--home", platform.home()};
+  std::vector<std::string> up = {
+      "up",     "--example",    SourceDir() + "/examples/jobs/hello.yaml", "--exit-after-example",
+      "--home", platform.home()};
   CommandResult first = platform.Cli(up, {}, /*prepend_home=*/false);
   EXPECT_EQ(first.exit_code, 0) << first.Describe();
   EXPECT_NE(first.out.find("hello from meridian"), std::string::npos) << first.Describe();
@@ -52,12 +53,13 @@ TEST(Up, ControlPlaneRestartedAfterACrashIsReachedByItsOperators) {
     std::vector<pid_t> now = platform.ProcessesOfHome("server");
     return now.size() == 1 && now[0] != servers[0];
   })) << platform.LogTail("up");
-  ASSERT_TRUE(WaitFor([&] { return platform.AdoptServerFromConfig().ok() &&
-                                   platform.Request("GET", "/healthz").ok(); }));
+  ASSERT_TRUE(WaitFor([&] {
+    return platform.AdoptServerFromConfig().ok() && platform.Request("GET", "/healthz").ok();
+  }));
   ASSERT_TRUE(platform.WaitHealth("local-eastus", "HEALTHY")) << platform.LogTail("up");
   ASSERT_TRUE(platform.WaitHealth("local-westus", "HEALTHY")) << platform.LogTail("up");
-  CommandResult submitted = platform.Cli(
-      {"job", "submit", "-f", SourceDir() + "/examples/jobs/hello.yaml", "--wait"});
+  CommandResult submitted =
+      platform.Cli({"job", "submit", "-f", SourceDir() + "/examples/jobs/hello.yaml", "--wait"});
   EXPECT_EQ(submitted.exit_code, 0) << submitted.Describe() << platform.LogTail("up");
   EXPECT_NE(submitted.out.find("hello from meridian"), std::string::npos) << submitted.Describe();
 }
@@ -93,15 +95,22 @@ TEST(Help, TopLevelAndCommandsShowExamples) {
   EXPECT_NE(submit.out.find("meridian job submit -f "), std::string::npos) << submit.Describe();
 
   // Every command a user runs shows how to run it.
-  const std::vector<std::vector<std::string>> commands = {
-      {"cloud", "create"},           {"cloud", "list"},
-      {"cloud", "describe"},         {"cloud", "delete"},
-      {"cloud", "resource", "create"}, {"cloud", "resource", "list"},
-      {"cloud", "resource", "describe"}, {"cloud", "resource", "delete"},
-      {"job", "list"},               {"job", "status"},
-      {"job", "logs"},               {"job", "terminate"},
-      {"job", "wait"},               {"server"},
-      {"operator"},                  {"up"}};
+  const std::vector<std::vector<std::string>> commands = {{"cloud", "create"},
+                                                          {"cloud", "list"},
+                                                          {"cloud", "describe"},
+                                                          {"cloud", "delete"},
+                                                          {"cloud", "resource", "create"},
+                                                          {"cloud", "resource", "list"},
+                                                          {"cloud", "resource", "describe"},
+                                                          {"cloud", "resource", "delete"},
+                                                          {"job", "list"},
+                                                          {"job", "status"},
+                                                          {"job", "logs"},
+                                                          {"job", "terminate"},
+                                                          {"job", "wait"},
+                                                          {"server"},
+                                                          {"operator"},
+                                                          {"up"}};
   for (std::vector<std::string> command : commands) {
     std::string name = "meridian";
     for (const std::string& word : command) name += " " + word;

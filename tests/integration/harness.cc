@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,7 +117,8 @@ CommandResult RunProcess(const std::vector<std::string>& argv_in,
   }
   pid_t pid = ::fork();
   if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec.
+    // Only async-signal-safe calls between fork and exec. If the test dies, so does this.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     ::setpgid(0, 0);
     int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
@@ -221,6 +223,7 @@ Status Platform::Spawn(BackgroundProcess& process) {
   if (log_fd < 0) return absl::InternalError("cannot open " + process.log_file);
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a test that crashes takes it along
     ::setpgid(0, 0);  // its own group, so that killing it reaches nothing of the test's
     int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
@@ -246,11 +249,11 @@ void Platform::Kill(BackgroundProcess& process, int signal) {
 Status Platform::StartServer(int64_t heartbeat_timeout_ms, int port) {
   server_starts_ += 1;
   std::string ready_file = fmt::format("{}/run/server-ready-{}", home_, server_starts_);
-  server_ = BackgroundProcess{"server",
-                              {MeridianBinary(), "--home", home_, "server", "--listen",
-                               fmt::format("127.0.0.1:{}", port), "--ready-file", ready_file,
-                               "--heartbeat-timeout-ms", std::to_string(heartbeat_timeout_ms)},
-                              home_ + "/logs/server.log"};
+  server_ = BackgroundProcess{
+      "server",
+      {MeridianBinary(), "--home", home_, "server", "--listen", fmt::format("127.0.0.1:{}", port),
+       "--ready-file", ready_file, "--heartbeat-timeout-ms", std::to_string(heartbeat_timeout_ms)},
+      home_ + "/logs/server.log"};
   RETURN_IF_ERROR(Spawn(server_));
   std::string url;
   bool ready = WaitFor(
@@ -279,8 +282,8 @@ Status Platform::AdoptServerFromConfig() {
   size_t at = config.find(key);
   if (at == std::string::npos) return absl::NotFoundError("no server in config.yaml");
   size_t end = config.find('\n', at);
-  url_ = config.substr(at + key.size(), end == std::string::npos ? std::string::npos
-                                                                  : end - at - key.size());
+  url_ = config.substr(at + key.size(),
+                       end == std::string::npos ? std::string::npos : end - at - key.size());
   return OkStatus();
 }
 
@@ -313,17 +316,15 @@ Status Platform::StartOperator(const OperatorSpec& spec) {
                       "      1xT4:\n"
                       "        resources: {CPU: 12, GPU: 1, memory: 92Gi, accelerators: [T4]}\n");
   }
-  int start = ++operator_starts_[spec.cloud_resource];
-  BackgroundProcess process{spec.cloud_resource,
-                            {MeridianBinary(), "operator", "--home", home_, "--server", url_,
-                             "--ca-file", ca_file(), "--cloud-resource", spec.cloud_resource,
-                             "--instance-types", types},
-                            fmt::format("{}/logs/operator-{}.log", home_, spec.cloud_resource)};
+  BackgroundProcess process{
+      spec.cloud_resource,
+      {MeridianBinary(), "operator", "--home", home_, "--server", url_, "--ca-file", ca_file(),
+       "--cloud-resource", spec.cloud_resource, "--instance-types", types},
+      fmt::format("{}/logs/operator-{}.log", home_, spec.cloud_resource)};
   for (const std::string& nodes : spec.nodes) {
     process.argv.push_back("--nodes");
     process.argv.push_back(nodes);
   }
-  (void)start;
   auto existing = operators_.find(spec.cloud_resource);
   if (existing != operators_.end() && existing->second.pid > 0) {
     return absl::FailedPreconditionError("operator already running for " + spec.cloud_resource);
@@ -343,13 +344,13 @@ Status Platform::CreateLocalResource(const std::string& name, const std::string&
     ASSIGN_OR_RETURN(net::HttpResponse created,
                      Request("POST", "/api/v1/clouds", json{{"name", cloud}}.dump()));
     if (created.status != 201 && created.status != 409) {
-      return absl::InternalError(fmt::format("creating cloud {}: HTTP {}: {}", cloud,
-                                             created.status, created.body));
+      return absl::InternalError(
+          fmt::format("creating cloud {}: HTTP {}: {}", cloud, created.status, created.body));
     }
     if (cloud == "default") default_cloud_created_ = true;
   }
-  json spec = {{"name", name}, {"provider", "LOCAL"}, {"compute_stack", "LOCAL"},
-               {"region", region}};
+  json spec = {
+      {"name", name}, {"provider", "LOCAL"}, {"compute_stack", "LOCAL"}, {"region", region}};
   ASSIGN_OR_RETURN(net::HttpResponse response,
                    Request("POST", fmt::format("/api/v1/clouds/{}/resources", cloud), spec.dump()));
   if (response.status != 201) {
@@ -453,8 +454,7 @@ std::vector<pid_t> Platform::ProcessesOfHome(const std::string& argument) const 
     ssize_t length = ::readlink((base + "/cwd").c_str(), cwd, sizeof(cwd) - 1);
     std::string cwd_text = length > 0 ? std::string(cwd, static_cast<size_t>(length)) : "";
     bool mine = cmdline.find(home_) != std::string::npos ||
-                environment.find(home_) != std::string::npos ||
-                cwd_text.rfind(home_, 0) == 0;
+                environment.find(home_) != std::string::npos || cwd_text.rfind(home_, 0) == 0;
     if (mine && !argument.empty()) {
       const std::string nul(1, '\0');  // argv elements are NUL-separated in cmdline
       mine = (nul + cmdline).find(nul + argument + nul) != std::string::npos;
@@ -466,9 +466,10 @@ std::vector<pid_t> Platform::ProcessesOfHome(const std::string& argument) const 
 }
 
 std::string Platform::LogTail(const std::string& name) const {
-  std::string file = name == "server"          ? home_ + "/logs/server.log"
-                     : background_.count(name) ? fmt::format("{}/logs/{}.log", home_, name)
-                                               : fmt::format("{}/logs/operator-{}.log", home_, name);
+  std::string file = name == "server" ? home_ + "/logs/server.log"
+                     : background_.count(name)
+                         ? fmt::format("{}/logs/{}.log", home_, name)
+                         : fmt::format("{}/logs/operator-{}.log", home_, name);
   std::string text = ReadWhole(file);
   return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
 }

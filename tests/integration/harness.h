@@ -19,10 +19,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 #include "net/http_client.h"
@@ -73,8 +72,8 @@ struct BackgroundProcess {
 
 struct OperatorSpec {
   std::string cloud_resource;
-  std::string instance_types_file;     // Helm values; default: a small CPU + 1xT4 file
-  std::vector<std::string> nodes;      // "TYPE=N"
+  std::string instance_types_file;  // Helm values; default: a small CPU + 1xT4 file
+  std::vector<std::string> nodes;   // "TYPE=N"
 };
 
 class Platform {
@@ -150,7 +149,6 @@ class Platform {
   BackgroundProcess server_;
   std::map<std::string, BackgroundProcess> operators_;
   std::map<std::string, BackgroundProcess> background_;
-  std::map<std::string, int> operator_starts_;
   bool default_cloud_created_ = false;
 };
 

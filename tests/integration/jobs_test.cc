@@ -84,9 +84,7 @@ class JobsTest : public ::testing::Test {
     return response.ok() && response->status == 200 ? response->body : "";
   }
 
-  void Release(const std::string& id) {
-    platform_.WriteFile("cluster-storage/go-" + id, "go\n");
-  }
+  void Release(const std::string& id) { platform_.WriteFile("cluster-storage/go-" + id, "go\n"); }
 
   // The attempt directories of a job on local-a's operator.
   std::vector<std::string> AttemptDirs(const std::string& id) {
@@ -109,16 +107,16 @@ TEST_F(JobsTest, SubmitWaitRunsWorkingDirWithExcludesAndShowsStatusLogsAndEnviro
   platform_.WriteFile("jobs/app/sub/keep.txt", "kept\n");
   platform_.WriteFile("jobs/app/secret.key", "must-not-ship\n");
   platform_.WriteFile("jobs/app/cache/blob.bin", "cached\n");
-  std::string file = JobFile(
-      "cwd-lister",
-      "entrypoint: 'ls -R .; cat data.txt; echo \"JOB=$MERIDIAN_JOB_ID\"; "
-      "echo \"ATTEMPT=$MERIDIAN_ATTEMPT\"; echo \"RESOURCE=$MERIDIAN_CLOUD_RESOURCE\"; "
-      "echo \"REGION=$MERIDIAN_REGION\"; echo \"STORAGE=$MERIDIAN_CLUSTER_STORAGE\"; "
-      "echo \"GREETING=$GREETING\"'\n"
-      "working_dir: app\n"
-      "excludes: ['*.key', 'cache/']\n"
-      "max_retries: 0\n"
-      "env_vars:\n  GREETING: hi there\n");
+  std::string file =
+      JobFile("cwd-lister",
+              "entrypoint: 'ls -R .; cat data.txt; echo \"JOB=$MERIDIAN_JOB_ID\"; "
+              "echo \"ATTEMPT=$MERIDIAN_ATTEMPT\"; echo \"RESOURCE=$MERIDIAN_CLOUD_RESOURCE\"; "
+              "echo \"REGION=$MERIDIAN_REGION\"; echo \"STORAGE=$MERIDIAN_CLUSTER_STORAGE\"; "
+              "echo \"GREETING=$GREETING\"'\n"
+              "working_dir: app\n"
+              "excludes: ['*.key', 'cache/']\n"
+              "max_retries: 0\n"
+              "env_vars:\n  GREETING: hi there\n");
 
   CommandResult submitted = platform_.Cli({"job", "submit", "-f", file, "--wait"});
   ASSERT_EQ(submitted.exit_code, 0) << submitted.Describe();
@@ -139,14 +137,15 @@ TEST_F(JobsTest, SubmitWaitRunsWorkingDirWithExcludesAndShowsStatusLogsAndEnviro
   EXPECT_FALSE(attempt.value("started_at", "").empty());
   EXPECT_FALSE(attempt.value("ended_at", "").empty());
   EXPECT_GT(attempt.value("started_unix_ms", int64_t{0}), 0);
-  EXPECT_LE(attempt.value("started_unix_ms", int64_t{0}), attempt.value("ended_unix_ms", int64_t{0}));
+  EXPECT_LE(attempt.value("started_unix_ms", int64_t{0}),
+            attempt.value("ended_unix_ms", int64_t{0}));
 
   std::string output = Logs(id);
   for (const std::string& expected :
-       {std::string("payload-from-working-dir"), std::string("data.txt"),
-        std::string("keep.txt"), "JOB=" + id, std::string("ATTEMPT=1"),
-        std::string("RESOURCE=local-a"), std::string("REGION=eastus"),
-        "STORAGE=" + platform_.home() + "/cluster-storage", std::string("GREETING=hi there")}) {
+       {std::string("payload-from-working-dir"), std::string("data.txt"), std::string("keep.txt"),
+        "JOB=" + id, std::string("ATTEMPT=1"), std::string("RESOURCE=local-a"),
+        std::string("REGION=eastus"), "STORAGE=" + platform_.home() + "/cluster-storage",
+        std::string("GREETING=hi there")}) {
     EXPECT_NE(output.find(expected), std::string::npos) << expected << " missing in:\n" << output;
   }
   EXPECT_EQ(output.find("secret.key"), std::string::npos) << output;
@@ -161,8 +160,8 @@ TEST_F(JobsTest, SubmitWaitRunsWorkingDirWithExcludesAndShowsStatusLogsAndEnviro
 
 TEST_F(JobsTest, OutputBeyondTheKeptLimitShowsTheNewestPartAndSaysTheRestWasDropped) {
   constexpr int kLines = 2'000'000;  // about 15 MB, beyond what the control plane keeps
-  std::string file = JobFile("chatty", "entrypoint: seq 1 " + std::to_string(kLines) +
-                                           "\nmax_retries: 0\n");
+  std::string file =
+      JobFile("chatty", "entrypoint: seq 1 " + std::to_string(kLines) + "\nmax_retries: 0\n");
   CommandResult submitted = platform_.Cli({"job", "submit", "-f", file, "--wait"});
   ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
   std::string id = SubmittedJobId(submitted.out);
@@ -186,8 +185,9 @@ TEST_F(JobsTest, OutputBeyondTheKeptLimitShowsTheNewestPartAndSaysTheRestWasDrop
 }
 
 TEST_F(JobsTest, FailingEntrypointIsRetriedOnceThenFails) {
-  std::string file = JobFile("exits-3", "entrypoint: 'echo try-$MERIDIAN_ATTEMPT; exit 3'\n"
-                                        "max_retries: 1\n");
+  std::string file = JobFile("exits-3",
+                             "entrypoint: 'echo try-$MERIDIAN_ATTEMPT; exit 3'\n"
+                             "max_retries: 1\n");
   CommandResult submitted = platform_.Cli({"job", "submit", "-f", file, "--wait"});
   EXPECT_EQ(submitted.exit_code, 1) << submitted.Describe();
   std::string id = SubmittedJobId(submitted.out);
@@ -276,12 +276,11 @@ TEST_F(JobsTest, TerminateWaitStopsTheJobAndItsProcesses) {
 TEST_F(JobsTest, TerminateKillsAnEntrypointThatIgnoresSigtermAndWhatItDetached) {
   // The shell ignores SIGTERM (so only the SIGKILL after the grace period stops it), and a
   // sleep escapes into its own session, out of the entrypoint's process group.
-  std::string file = JobFile(
-      "stubborn",
-      "entrypoint: 'trap \"\" TERM; setsid sleep 301 & "
-      "echo $! > \"$MERIDIAN_CLUSTER_STORAGE/detached-$MERIDIAN_JOB_ID\"; "
-      "while true; do sleep 1; done'\n"
-      "max_retries: 0\n");
+  std::string file = JobFile("stubborn",
+                             "entrypoint: 'trap \"\" TERM; setsid sleep 301 & "
+                             "echo $! > \"$MERIDIAN_CLUSTER_STORAGE/detached-$MERIDIAN_JOB_ID\"; "
+                             "while true; do sleep 1; done'\n"
+                             "max_retries: 0\n");
   std::string id = Submit(file);
   ASSERT_FALSE(id.empty());
   pid_t detached = 0;
@@ -300,10 +299,10 @@ TEST_F(JobsTest, TerminateKillsAnEntrypointThatIgnoresSigtermAndWhatItDetached) 
 
 TEST_F(JobsTest, OperatorKilledAndRestartedKeepsOneAttemptAndTheWholeOutput) {
   // Job A ends after the operator is back; job B ends while no operator runs.
-  std::string a = Submit(JobFile("gated-a", std::string("entrypoint: ") + kGatedEntrypoint +
-                                                 "\nmax_retries: 0\n"));
-  std::string b = Submit(JobFile("gated-b", std::string("entrypoint: ") + kGatedEntrypoint +
-                                                 "\nmax_retries: 0\n"));
+  std::string a = Submit(
+      JobFile("gated-a", std::string("entrypoint: ") + kGatedEntrypoint + "\nmax_retries: 0\n"));
+  std::string b = Submit(
+      JobFile("gated-b", std::string("entrypoint: ") + kGatedEntrypoint + "\nmax_retries: 0\n"));
   ASSERT_FALSE(a.empty());
   ASSERT_FALSE(b.empty());
   for (const std::string& id : {a, b}) {
@@ -331,8 +330,8 @@ TEST_F(JobsTest, OperatorKilledAndRestartedKeepsOneAttemptAndTheWholeOutput) {
 }
 
 TEST_F(JobsTest, ServerKill9WhileAJobRunsLosesNeitherTheJobNorItsOutput) {
-  std::string id = Submit(JobFile("survivor", std::string("entrypoint: ") + kGatedEntrypoint +
-                                                  "\nmax_retries: 0\n"));
+  std::string id = Submit(
+      JobFile("survivor", std::string("entrypoint: ") + kGatedEntrypoint + "\nmax_retries: 0\n"));
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(WaitFor([&] {
     return platform_.Job(id).value("state", "") == "RUNNING" &&

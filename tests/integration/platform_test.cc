@@ -61,9 +61,9 @@ TEST(CloudResources, AnyscaleYamlIsAcceptedVerbatimAndValidated) {
   EXPECT_EQ(resource->value("region", ""), "eastus2");
   EXPECT_EQ(resource->value("cloud", ""), "acme");
   std::string spec = (*resource)["spec"].dump();
-  for (const char* expected : {"abfss://datasets@acmeml.dfs.core.windows.net", "blob-nfs",
-                               "11111111-2222-3333-4444-555555555555",
-                               "66666666-7777-8888-9999-000000000000"}) {
+  for (const char* expected :
+       {"abfss://datasets@acmeml.dfs.core.windows.net", "blob-nfs",
+        "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000"}) {
     EXPECT_NE(spec.find(expected), std::string::npos) << expected << " not in " << spec;
   }
 
@@ -134,11 +134,12 @@ TEST(Operators, OperatorOfAResourceThatDoesNotExistExitsWithAClearError) {
   Platform platform;
   Status started = platform.StartServer();
   ASSERT_TRUE(started.ok()) << started;
-  std::string types = platform.WriteFile(
-      "types.yaml", "workloads:\n  instanceTypes:\n    additional:\n"
-                    "      2CPU-8GB:\n        resources: {CPU: 2, memory: 8Gi}\n");
-  CommandResult result = platform.Cli({"operator", "--cloud-resource", "nowhere",
-                                       "--instance-types", types});
+  std::string types =
+      platform.WriteFile("types.yaml",
+                         "workloads:\n  instanceTypes:\n    additional:\n"
+                         "      2CPU-8GB:\n        resources: {CPU: 2, memory: 8Gi}\n");
+  CommandResult result =
+      platform.Cli({"operator", "--cloud-resource", "nowhere", "--instance-types", types});
   EXPECT_EQ(result.exit_code, 3) << result.Describe();
   EXPECT_NE(result.err.find("'nowhere' does not exist"), std::string::npos) << result.Describe();
   EXPECT_NE(result.err.find("meridian cloud resource create"), std::string::npos)
@@ -160,10 +161,10 @@ class PlacementTest : public ::testing::Test {
     // Oldest first: cpu-only is tried first and has no GPU shape.
     ASSERT_TRUE(platform_.CreateLocalResource("cpu-only", "eastus").ok());
     ASSERT_TRUE(platform_.CreateLocalResource("with-t4", "westus").ok());
-    std::string cpu_types = platform_.WriteFile(
-        "local/cpu-types.yaml",
-        "workloads:\n  instanceTypes:\n    additional:\n"
-        "      2CPU-8GB:\n        resources: {CPU: 2, memory: 8Gi}\n");
+    std::string cpu_types =
+        platform_.WriteFile("local/cpu-types.yaml",
+                            "workloads:\n  instanceTypes:\n    additional:\n"
+                            "      2CPU-8GB:\n        resources: {CPU: 2, memory: 8Gi}\n");
     ASSERT_TRUE(platform_.StartOperator({"cpu-only", cpu_types, {"2CPU-8GB=1"}}).ok());
     ASSERT_TRUE(platform_.StartOperator({"with-t4", "", {"2CPU-8GB=2", "1xT4=1"}}).ok());
     ASSERT_TRUE(platform_.WaitHealth("cpu-only", "HEALTHY")) << platform_.LogTail("cpu-only");
@@ -181,8 +182,9 @@ class PlacementTest : public ::testing::Test {
 };
 
 TEST_F(PlacementTest, UnofferedInstanceTypeFailsAtOnceAsInfeasible) {
-  std::string id = Submit("huge", "entrypoint: echo never\n"
-                                  "compute_config:\n  head_node:\n    instance_type: 64xH100\n");
+  std::string id = Submit("huge",
+                          "entrypoint: echo never\n"
+                          "compute_config:\n  head_node:\n    instance_type: 64xH100\n");
   ASSERT_FALSE(id.empty());
   json job = platform_.Job(id);  // decided at submission: no waiting needed
   EXPECT_EQ(job.value("state", ""), "FAILED") << job.dump(2);
@@ -234,9 +236,10 @@ TEST_F(PlacementTest, JobPinnedToAFullResourceWaitsThenRuns) {
 }
 
 TEST_F(PlacementTest, GpuShapedJobGoesToTheResourceThatOffersIt) {
-  std::string id = Submit("gpu", "entrypoint: 'echo on-$MERIDIAN_CLOUD_RESOURCE'\n"
-                                 "compute_config:\n  head_node:\n    instance_type: 1xT4\n"
-                                 "max_retries: 0\n");
+  std::string id = Submit("gpu",
+                          "entrypoint: 'echo on-$MERIDIAN_CLOUD_RESOURCE'\n"
+                          "compute_config:\n  head_node:\n    instance_type: 1xT4\n"
+                          "max_retries: 0\n");
   ASSERT_FALSE(id.empty());
   json job = platform_.WaitJobFinal(id);
   EXPECT_EQ(job.value("state", ""), "SUCCEEDED") << job.dump(2);
@@ -284,9 +287,9 @@ TEST(Durability, EveryAcknowledgedJobSurvivesServerKill9) {
     });
   }
   // And a few through the CLI at the same time.
-  std::string job_file = platform.WriteFile(
-      "jobs/cli.yaml", "name: durable-cli\nentrypoint: 'true'\n"
-                       "compute_config:\n  cloud_resource: parked\n");
+  std::string job_file = platform.WriteFile("jobs/cli.yaml",
+                                            "name: durable-cli\nentrypoint: 'true'\n"
+                                            "compute_config:\n  cloud_resource: parked\n");
   for (int i = 0; i < 3; ++i) {
     threads.emplace_back([&] {
       CommandResult submitted = platform.Cli({"job", "submit", "-f", job_file});
@@ -347,13 +350,13 @@ TEST(BadInput, ApiAnswersWithStatusAndJsonErrorsAndKeepsServing) {
   };
 
   expect_error(request("POST", "/api/v1/jobs", "{\"config\": {"), 400, "malformed JSON");
-  net::HttpResponse wrong_type = request(
-      "POST", "/api/v1/jobs", R"({"config": {"name": "x", "entrypoint": 42}})");
+  net::HttpResponse wrong_type =
+      request("POST", "/api/v1/jobs", R"({"config": {"name": "x", "entrypoint": 42}})");
   expect_error(wrong_type, 400, "wrong type");
   EXPECT_NE(wrong_type.body.find("config.entrypoint"), std::string::npos) << wrong_type.body;
-  net::HttpResponse nested = request(
-      "POST", "/api/v1/jobs",
-      R"({"config": {"name": "x", "entrypoint": "true", "max_retries": "three"}})");
+  net::HttpResponse nested =
+      request("POST", "/api/v1/jobs",
+              R"({"config": {"name": "x", "entrypoint": "true", "max_retries": "three"}})");
   expect_error(nested, 400, "wrong type");
   EXPECT_NE(nested.body.find("config.max_retries"), std::string::npos) << nested.body;
 
