@@ -9,9 +9,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/files.h"
 #include "fmt/format.h"

@@ -10,13 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/files.h"
 #include "bench_util.h"
@@ -102,6 +102,19 @@ double SubmitThroughput(Api& api, const Options& options) {
   return static_cast<double>(acknowledged.load()) / elapsed_s;
 }
 
+// Long-polls a job until its state is one of `states`; returns it ("" on an error).
+std::string WaitForStateChange(Api& api, net::HttpClient& client, const std::string& id,
+                               int64_t& version, const std::vector<std::string>& states) {
+  while (true) {
+    json job = api.Call(client, "GET",
+                        fmt::format("/api/v1/jobs/{}?wait_version={}&wait_ms=10000", id, version));
+    if (job.is_null()) return "";
+    version = job["version"];
+    std::string state = job["state"];
+    if (std::find(states.begin(), states.end(), state) != states.end()) return state;
+  }
+}
+
 // Sequential jobs on an idle resource: client-observed time from the submit request to the
 // job being RUNNING (long-poll on the job, so the answer comes when the state changes).
 std::vector<double> SubmitToRunningMs(Api& api, const Options& options) {
@@ -114,27 +127,13 @@ std::vector<double> SubmitToRunningMs(Api& api, const Options& options) {
     if (job.is_null()) break;
     std::string id = job["id"];
     int64_t version = job["version"];
-    while (true) {
-      json state = api.Call(client, "GET",
-                            fmt::format("/api/v1/jobs/{}?wait_version={}&wait_ms=10000", id, version));
-      if (state.is_null()) return latencies;
-      version = state["version"];
-      std::string name = state["state"];
-      if (name == "RUNNING" || name == "SUCCEEDED") {
-        latencies.push_back(static_cast<double>(NowUs() - start) / 1000.0);
-        break;
-      }
-      if (name == "FAILED" || name == "TERMINATED") return latencies;
-    }
+    std::string state = WaitForStateChange(api, client, id, version,
+                                           {"RUNNING", "SUCCEEDED", "FAILED", "TERMINATED"});
+    if (state != "RUNNING" && state != "SUCCEEDED") break;
+    latencies.push_back(static_cast<double>(NowUs() - start) / 1000.0);
     // Wait for it to end so the next job finds the resource idle.
-    while (true) {
-      json state = api.Call(client, "GET",
-                            fmt::format("/api/v1/jobs/{}?wait_version={}&wait_ms=10000", id, version));
-      if (state.is_null()) return latencies;
-      version = state["version"];
-      std::string name = state["state"];
-      if (name == "SUCCEEDED" || name == "FAILED" || name == "TERMINATED") break;
-    }
+    if (WaitForStateChange(api, client, id, version, {"SUCCEEDED", "FAILED", "TERMINATED"}).empty())
+      break;
   }
   return latencies;
 }
@@ -145,7 +144,8 @@ std::vector<double> SpawnToRunningMs(int count) {
     const char* argv[] = {"/bin/sh", "-c", "sleep 0.2", nullptr};
     pid_t pid;
     int64_t start = NowUs();
-    if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) break;
+    if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0)
+      break;
     latencies.push_back(static_cast<double>(NowUs() - start) / 1000.0);
     ::waitpid(pid, nullptr, 0);
   }
@@ -163,7 +163,8 @@ double PostgresInsertsPerSecond(const Options& options, const std::string& dir, 
   int port = 20000 + static_cast<int>(::getpid() % 20000);
   std::string as_user = ::getuid() == 0 ? "runuser -u postgres -- " : "";
   std::string setup = fmt::format(
-      "mkdir -p {0} && chown -R {1} {0} && {2}{3}/initdb -D {0}/data -A trust -U bench >{0}/initdb.log 2>&1 && "
+      "mkdir -p {0} && chown -R {1} {0} && {2}{3}/initdb -D {0}/data -A trust -U bench "
+      ">{0}/initdb.log 2>&1 && "
       "{2}{3}/pg_ctl -D {0}/data -l {0}/pg.log -w -o \"-p {4} -k {0} -c listen_addresses=127.0.0.1 "
       "-c synchronous_commit=on -c fsync=on -c max_connections=200\" start >/dev/null",
       data, ::getuid() == 0 ? "postgres" : std::to_string(::getuid()), as_user, bin, port);
@@ -179,8 +180,9 @@ double PostgresInsertsPerSecond(const Options& options, const std::string& dir, 
   std::string psql = fmt::format("psql -h 127.0.0.1 -p {} -U bench -d postgres -q", port);
   Shell(psql + " -c 'CREATE TABLE jobs(id bigserial primary key, body jsonb not null)' >/dev/null");
   std::string out_file = data + "/pgbench.out";
-  int rc = Shell(fmt::format("pgbench -h 127.0.0.1 -p {} -U bench -n -c {} -j 2 -T {} -f {}/insert.sql postgres > {} 2>&1",
-                             port, options.clients, options.seconds, data, out_file));
+  int rc = Shell(fmt::format(
+      "pgbench -h 127.0.0.1 -p {} -U bench -n -c {} -j 2 -T {} -f {}/insert.sql postgres > {} 2>&1",
+      port, options.clients, options.seconds, data, out_file));
   double tps = 0;
   auto text = base::ReadFile(out_file);
   if (rc == 0 && text.ok()) {
@@ -210,14 +212,16 @@ int Run(const Options& options) {
   net::HttpClient client = api.Client();
   api.Call(client, "POST", "/api/v1/clouds", {{"name", "bench"}});
   api.Call(client, "POST", "/api/v1/clouds/bench/resources",
-           {{"name", "bench-east"}, {"provider", "LOCAL"}, {"compute_stack", "LOCAL"},
+           {{"name", "bench-east"},
+            {"provider", "LOCAL"},
+            {"compute_stack", "LOCAL"},
             {"region", "eastus"}});
   std::string types = dir + "/types.yaml";
   (void)base::WriteFileAtomic(types,
                               "workloads:\n  instanceTypes:\n    additional:\n"
                               "      2CPU-8GB:\n        resources: {CPU: 2, memory: 8Gi}\n");
-  pid_t op = Spawn({options.meridian, "--log-level", "warn", "operator", "--home", home,
-                    "--server", api.url, "--ca-file", api.ca, "--cloud-resource", "bench-east",
+  pid_t op = Spawn({options.meridian, "--log-level", "warn", "operator", "--home", home, "--server",
+                    api.url, "--ca-file", api.ca, "--cloud-resource", "bench-east",
                     "--instance-types", types, "--nodes", "2CPU-8GB=2"},
                    dir + "/operator.log");
   for (int i = 0; i < 300; ++i) {
@@ -234,7 +238,8 @@ int Run(const Options& options) {
   std::string why;
   double pg = PostgresInsertsPerSecond(options, dir, &why);
 
-  std::string pg_name = fmt::format("PostgreSQL 15 INSERT, synchronous_commit=on, {} clients", options.clients);
+  std::string pg_name =
+      fmt::format("PostgreSQL 15 INSERT, synchronous_commit=on, {} clients", options.clients);
   std::vector<Figure> figures = {
       {fmt::format("durable submissions/s, {} HTTPS clients", options.clients), submits, "jobs/s",
        pg > 0 ? pg_name : "PostgreSQL: " + why, pg, false},
@@ -243,11 +248,12 @@ int Run(const Options& options) {
       {"submit -> RUNNING p99, idle LOCAL resource", Percentile(latency, 0.99), "ms",
        "posix_spawn of the same entrypoint", Percentile(spawn, 0.99), true},
   };
-  Report("submit: durable job submissions and submit -> RUNNING latency", figures, options.out,
-         {fmt::format("goals (issue): >= 1,000 durable submissions/s; p50 submit -> RUNNING < 100 ms. "
-                      "Published reference, not measured here: Armada about 1,000 pods/s."),
-          fmt::format("{} latency samples; throughput over {} s; files in {}", latency.size(),
-                      options.seconds, dir)});
+  Report(
+      "submit: durable job submissions and submit -> RUNNING latency", figures, options.out,
+      {fmt::format("goals (issue): >= 1,000 durable submissions/s; p50 submit -> RUNNING < 100 ms. "
+                   "Published reference, not measured here: Armada about 1,000 pods/s."),
+       fmt::format("{} latency samples; throughput over {} s; files in {}", latency.size(),
+                   options.seconds, dir)});
   return 0;
 }
 
@@ -258,13 +264,20 @@ int main(int argc, char** argv) {
   meridian::bench::Options options;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
-    if (flag == "--clients") options.clients = std::atoi(argv[i + 1]);
-    else if (flag == "--seconds") options.seconds = std::atoi(argv[i + 1]);
-    else if (flag == "--latency-jobs") options.latency_jobs = std::atoi(argv[i + 1]);
-    else if (flag == "--out") options.out = argv[i + 1];
-    else if (flag == "--meridian") options.meridian = argv[i + 1];
+    if (flag == "--clients")
+      options.clients = std::atoi(argv[i + 1]);
+    else if (flag == "--seconds")
+      options.seconds = std::atoi(argv[i + 1]);
+    else if (flag == "--latency-jobs")
+      options.latency_jobs = std::atoi(argv[i + 1]);
+    else if (flag == "--out")
+      options.out = argv[i + 1];
+    else if (flag == "--meridian")
+      options.meridian = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: submit_bench [--clients N] [--seconds N] [--latency-jobs N] [--out FILE]\n");
+      std::fprintf(
+          stderr,
+          "usage: submit_bench [--clients N] [--seconds N] [--latency-jobs N] [--out FILE]\n");
       return 2;
     }
   }

@@ -38,8 +38,8 @@ std::string FormatTimeMs(int64_t unix_ms) {
   std::tm parts;
   gmtime_r(&seconds, &parts);
   return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", parts.tm_year + 1900,
-                         parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min,
-                         parts.tm_sec, static_cast<int>(unix_ms % 1000));
+                     parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
+                     static_cast<int>(unix_ms % 1000));
 }
 
 }  // namespace meridian::base

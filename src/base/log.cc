@@ -1,8 +1,7 @@
 #include "base/log.h"
 
-#include <string>
-
 #include <algorithm>
+#include <string>
 
 #include "fmt/format.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -30,8 +29,8 @@ Status InitLogging(std::string_view level) {
   } else if (name == "off" || name == "log_off") {
     parsed = spdlog::level::off;
   } else {
-    return absl::InvalidArgumentError(fmt::format(
-        "unknown log level '{}' (use trace, debug, info, warn, error or off)", level));
+    return absl::InvalidArgumentError(
+        fmt::format("unknown log level '{}' (use trace, debug, info, warn, error or off)", level));
   }
   auto logger = spdlog::get("meridian");
   if (logger == nullptr) logger = spdlog::stderr_color_mt("meridian");

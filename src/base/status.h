@@ -46,9 +46,9 @@ struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
 #define MERIDIAN_STATUS_CONCAT(a, b) MERIDIAN_STATUS_CONCAT_INNER(a, b)
 
 // Returns from the current function when `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                        \
-  do {                                               \
-    ::meridian::Status _meridian_status = (expr);    \
+#define RETURN_IF_ERROR(expr)                            \
+  do {                                                   \
+    ::meridian::Status _meridian_status = (expr);        \
     if (!_meridian_status.ok()) return _meridian_status; \
   } while (0)
 

@@ -47,7 +47,8 @@ Result<ClientConfig> ResolveClientConfig(const std::string& home_flag,
   if (config.server_url.empty()) {
     return absl::FailedPreconditionError(fmt::format(
         "no control plane configured: start one with `meridian up` (or `meridian server`), "
-        "or pass --server https://HOST:PORT (looked in {})", path));
+        "or pass --server https://HOST:PORT (looked in {})",
+        path));
   }
   if (config.server_url.rfind("https://", 0) != 0) {
     return absl::InvalidArgumentError(fmt::format(
@@ -58,23 +59,33 @@ Result<ClientConfig> ResolveClientConfig(const std::string& home_flag,
 
 Status StatusFromResponse(const net::HttpResponse& response) {
   json body = json::parse(response.body, nullptr, false);
-  std::string message = body.is_object() && body.contains("message") && body["message"].is_string()
-                            ? body["message"].get<std::string>()
-                            : fmt::format("HTTP {}: {}", response.status, response.body.substr(0, 200));
+  std::string message =
+      body.is_object() && body.contains("message") && body["message"].is_string()
+          ? body["message"].get<std::string>()
+          : fmt::format("HTTP {}: {}", response.status, response.body.substr(0, 200));
   switch (response.status) {
-    case 400: case 405: return absl::InvalidArgumentError(message);
-    case 401: return absl::UnauthenticatedError(message);
-    case 403: return absl::PermissionDeniedError(message);
-    case 404: return absl::NotFoundError(message);
+    case 400:
+    case 405:
+      return absl::InvalidArgumentError(message);
+    case 401:
+      return absl::UnauthenticatedError(message);
+    case 403:
+      return absl::PermissionDeniedError(message);
+    case 404:
+      return absl::NotFoundError(message);
     case 409: {
       std::string code = body.is_object() ? body.value("code", std::string()) : "";
       if (code == "ALREADY_EXISTS") return absl::AlreadyExistsError(message);
       return absl::FailedPreconditionError(message);
     }
-    case 413: return absl::ResourceExhaustedError(message);
-    case 503: return absl::UnavailableError(message);
-    case 504: return absl::DeadlineExceededError(message);
-    default: return absl::InternalError(message);
+    case 413:
+      return absl::ResourceExhaustedError(message);
+    case 503:
+      return absl::UnavailableError(message);
+    case 504:
+      return absl::DeadlineExceededError(message);
+    default:
+      return absl::InternalError(message);
   }
 }
 
@@ -100,7 +111,8 @@ Result<net::HttpResponse> ApiClient::Send(const std::string& method, const std::
     if (response.status().code() == absl::StatusCode::kUnavailable) {
       return absl::UnavailableError(fmt::format(
           "cannot reach the control plane at {}: {} (is `meridian up` or `meridian server` "
-          "running?)", config_.server_url, response.status().message()));
+          "running?)",
+          config_.server_url, response.status().message()));
     }
     return response.status();
   }

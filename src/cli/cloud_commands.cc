@@ -50,7 +50,8 @@ void AddCloudCommands(CLI::App& app, Context& context) {
   cloud->require_subcommand(1);
 
   static std::string name;
-  CLI::App* create = cloud->add_subcommand("create", "Create a cloud\n\nExample:\n  meridian cloud create default");
+  CLI::App* create = cloud->add_subcommand(
+      "create", "Create a cloud\n\nExample:\n  meridian cloud create default");
   create->add_option("name", name, "Cloud name (letters, digits, '_' and '-')")->required();
   AddOutputFlag(create, context);
   create->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
@@ -61,7 +62,8 @@ void AddCloudCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* list = cloud->add_subcommand("list", "List clouds\n\nExample:\n  meridian cloud list -o json");
+  CLI::App* list =
+      cloud->add_subcommand("list", "List clouds\n\nExample:\n  meridian cloud list -o json");
   AddOutputFlag(list, context);
   list->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
     ASSIGN_OR_RETURN(json clouds, client.Get("/api/v1/clouds"));
@@ -69,7 +71,8 @@ void AddCloudCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* describe = cloud->add_subcommand("describe", "Show one cloud\n\nExample:\n  meridian cloud describe default");
+  CLI::App* describe = cloud->add_subcommand(
+      "describe", "Show one cloud\n\nExample:\n  meridian cloud describe default");
   describe->add_option("name", name, "Cloud name or id")->required();
   AddOutputFlag(describe, context);
   describe->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
@@ -78,7 +81,9 @@ void AddCloudCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* remove = cloud->add_subcommand("delete", "Delete a cloud that has no cloud resources\n\nExample:\n  meridian cloud delete default");
+  CLI::App* remove = cloud->add_subcommand(
+      "delete",
+      "Delete a cloud that has no cloud resources\n\nExample:\n  meridian cloud delete default");
   remove->add_option("name", name, "Cloud name or id")->required();
   remove->callback(WithClient(context, [](ApiClient& client, OutputFormat) -> Status {
     ASSIGN_OR_RETURN(json cloud, client.Delete("/api/v1/clouds/" + net::PercentEncode(name)));
@@ -104,10 +109,9 @@ void AddCloudCommands(CLI::App& app, Context& context) {
     ASSIGN_OR_RETURN(std::string text, base::ReadFile(file, 1 << 20));
     ASSIGN_OR_RETURN(spec::CloudResourceSpec spec,
                      spec::ParseCloudResourceYaml(text, file, spec::ProcessEnv()));
-    ASSIGN_OR_RETURN(json created,
-                     client.Post(fmt::format("/api/v1/clouds/{}/resources",
-                                             net::PercentEncode(cloud_name)),
-                                 spec::ToJson(spec)));
+    ASSIGN_OR_RETURN(json created, client.Post(fmt::format("/api/v1/clouds/{}/resources",
+                                                           net::PercentEncode(cloud_name)),
+                                               spec::ToJson(spec)));
     Print(format, created, [&](const json& value) {
       std::cout << fmt::format(
           "Created cloud resource {} in cloud {} ({} {} in {}).\n"
@@ -119,7 +123,10 @@ void AddCloudCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* rlist = resource->add_subcommand("list", "List cloud resources with their health and nodes\n\nExample:\n  meridian cloud resource list --cloud default");
+  CLI::App* rlist =
+      resource->add_subcommand("list",
+                               "List cloud resources with their health and nodes\n\nExample:\n  "
+                               "meridian cloud resource list --cloud default");
   rlist->add_option("--cloud", cloud_name, "Only this cloud");
   AddOutputFlag(rlist, context);
   rlist->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
@@ -130,7 +137,9 @@ void AddCloudCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* rdescribe = resource->add_subcommand("describe", "Show one cloud resource\n\nExample:\n  meridian cloud resource describe local-eastus");
+  CLI::App* rdescribe = resource->add_subcommand(
+      "describe",
+      "Show one cloud resource\n\nExample:\n  meridian cloud resource describe local-eastus");
   rdescribe->add_option("name", name, "Cloud resource name or id")->required();
   AddOutputFlag(rdescribe, context);
   rdescribe->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
@@ -139,7 +148,10 @@ void AddCloudCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* rdelete = resource->add_subcommand("delete", "Delete a cloud resource (refused while it runs workloads)\n\nExample:\n  meridian cloud resource delete local-eastus");
+  CLI::App* rdelete = resource->add_subcommand(
+      "delete",
+      "Delete a cloud resource (refused while it runs workloads)\n\nExample:\n  meridian cloud "
+      "resource delete local-eastus");
   rdelete->add_option("name", name, "Cloud resource name or id")->required();
   rdelete->callback(WithClient(context, [](ApiClient& client, OutputFormat) -> Status {
     ASSIGN_OR_RETURN(json item, client.Delete("/api/v1/resources/" + net::PercentEncode(name)));

@@ -26,7 +26,8 @@ Result<std::string> UploadWorkingDir(ApiClient& client, const spec::JobConfig& c
   if (IsRemoteUri(config.working_dir)) {
     return absl::InvalidArgumentError(fmt::format(
         "{}: working_dir: remote working directories ({}) are not supported yet; use a local "
-        "directory", job_file, config.working_dir));
+        "directory",
+        job_file, config.working_dir));
   }
   std::filesystem::path dir(config.working_dir);
   if (dir.is_relative()) dir = std::filesystem::path(job_file).parent_path() / dir;
@@ -34,12 +35,14 @@ Result<std::string> UploadWorkingDir(ApiClient& client, const spec::JobConfig& c
   if (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
     return absl::InvalidArgumentError(fmt::format(
         "{}: working_dir: {} is not a directory (relative paths are taken from the job file's "
-        "directory)", job_file, dir.string()));
+        "directory)",
+        job_file, dir.string()));
   }
   base::PackOptions options;
   options.excludes = config.excludes;
   Progress packing(fmt::format("Packing {}", dir.string()));
-  if (!quiet) options.progress = [&packing](int64_t done, int64_t total) { packing.Update(done, total); };
+  if (!quiet)
+    options.progress = [&packing](int64_t done, int64_t total) { packing.Update(done, total); };
   ASSIGN_OR_RETURN(std::string archive, base::PackDirectory(dir.string(), options));
   std::string digest = "sha256:" + base::Sha256Hex(archive);
   ASSIGN_OR_RETURN(json stat, client.Get("/api/v1/packages/" + digest + "?stat=1"));
@@ -48,20 +51,20 @@ Result<std::string> UploadWorkingDir(ApiClient& client, const spec::JobConfig& c
     return digest;
   }
   if (!quiet) packing.Finish(fmt::format("packed to {}, uploading", FormatBytes(archive.size())));
-  RETURN_IF_ERROR(client.Send("PUT", "/api/v1/packages/" + digest, std::move(archive),
-                              "application/gzip", 600'000).status());
+  RETURN_IF_ERROR(client
+                      .Send("PUT", "/api/v1/packages/" + digest, std::move(archive),
+                            "application/gzip", 600'000)
+                      .status());
   return digest;
 }
-
 
 void PrintJobList(const json& list) {
   Table table{{"ID", "NAME", "STATE", "ATTEMPTS", "CLOUD RESOURCE", "CREATED", "MESSAGE"}, {}};
   for (const json& job : list["items"]) {
     std::string message = Str(job, "message");
     if (message.size() > 60) message = message.substr(0, 57) + "...";
-    table.rows.push_back({Str(job, "id"), Str(job, "name"), Str(job, "state"),
-                          Str(job, "attempts"), Str(job, "cloud_resource"),
-                          Str(job, "created_at"), message});
+    table.rows.push_back({Str(job, "id"), Str(job, "name"), Str(job, "state"), Str(job, "attempts"),
+                          Str(job, "cloud_resource"), Str(job, "created_at"), message});
   }
   std::cout << table.Render();
 }
@@ -72,19 +75,23 @@ void PrintJobStatus(const json& job) {
   std::cout << fmt::format("Message:     {}\n", Str(job, "message"));
   std::cout << fmt::format("Entrypoint:  {}\n", Str(job["config"], "entrypoint"));
   std::cout << fmt::format("Created:     {}\n", Str(job, "created_at"));
-  if (!Str(job, "ended_at").empty()) std::cout << fmt::format("Ended:       {}\n", Str(job, "ended_at"));
-  Table attempts{{"#", "STATE", "CLOUD RESOURCE", "REGION", "NODES", "STARTED", "ENDED", "EXIT", "MESSAGE"}, {}};
+  if (!Str(job, "ended_at").empty())
+    std::cout << fmt::format("Ended:       {}\n", Str(job, "ended_at"));
+  Table attempts{
+      {"#", "STATE", "CLOUD RESOURCE", "REGION", "NODES", "STARTED", "ENDED", "EXIT", "MESSAGE"},
+      {}};
   for (const json& attempt : job["attempts"]) {
     std::string nodes;
     for (const json& node : attempt["nodes"]) {
       if (!nodes.empty()) nodes += ",";
-      nodes += fmt::format("{}:{}", node.value("instance_type", std::string()), node.value("count", 0));
+      nodes +=
+          fmt::format("{}:{}", node.value("instance_type", std::string()), node.value("count", 0));
     }
     int exit_code = attempt.value("exit_code", -1);
-    attempts.rows.push_back({Str(attempt, "number"), Str(attempt, "state"),
-                             Str(attempt, "cloud_resource"), Str(attempt, "region"), nodes,
-                             Str(attempt, "started_at"), Str(attempt, "ended_at"),
-                             exit_code >= 0 ? std::to_string(exit_code) : "", Str(attempt, "message")});
+    attempts.rows.push_back(
+        {Str(attempt, "number"), Str(attempt, "state"), Str(attempt, "cloud_resource"),
+         Str(attempt, "region"), nodes, Str(attempt, "started_at"), Str(attempt, "ended_at"),
+         exit_code >= 0 ? std::to_string(exit_code) : "", Str(attempt, "message")});
   }
   std::cout << "\nAttempts:\n" << attempts.Render();
   std::cout << "\nEvents:\n";
@@ -104,8 +111,8 @@ bool IsFinalState(const std::string& state) {
 }
 
 // Reads the next chunk of an attempt's output; prints it; returns whether it is complete.
-Result<bool> PumpLogs(ApiClient& client, const std::string& job_id, int attempt,
-                      int64_t& offset, int wait_ms) {
+Result<bool> PumpLogs(ApiClient& client, const std::string& job_id, int attempt, int64_t& offset,
+                      int wait_ms) {
   ASSIGN_OR_RETURN(net::HttpResponse response,
                    client.Send("GET",
                                fmt::format("/api/v1/jobs/{}/logs?attempt={}&offset={}&wait_ms={}",
@@ -117,7 +124,8 @@ Result<bool> PumpLogs(ApiClient& client, const std::string& job_id, int attempt,
     // that the output itself stays as the job wrote it.
     std::cerr << fmt::format(
         "[meridian: {} bytes of older output were dropped; the control plane keeps the newest "
-        "output of each attempt]\n", std::stoll(start) - offset);
+        "output of each attempt]\n",
+        std::stoll(start) - offset);
   }
   std::cout << response.body << std::flush;
   std::string next = response.Header("x-meridian-next-offset");
@@ -133,9 +141,10 @@ Result<std::string> SubmitJobFile(ApiClient& client, const std::string& file,
   ASSIGN_OR_RETURN(spec::JobConfig config, spec::ParseJobConfigYaml(text, file));
   if (!name_override.empty()) config.name = name_override;
   for (const std::string& field : spec::IgnoredJobFields(config)) {
-    std::cerr << fmt::format("notice: {} is kept with the job but not acted on yet (the LOCAL "
-                             "stack runs the entrypoint directly on the operator's machine)\n",
-                             field);
+    std::cerr << fmt::format(
+        "notice: {} is kept with the job but not acted on yet (the LOCAL "
+        "stack runs the entrypoint directly on the operator's machine)\n",
+        field);
   }
   ASSIGN_OR_RETURN(std::string package, UploadWorkingDir(client, config, file, quiet));
   json body = {{"config", spec::ToJson(config)}, {"package", package}};
@@ -151,8 +160,9 @@ Result<int> FollowJob(ApiClient& client, const std::string& job_id, bool logs) {
   int64_t offset = 0;
   while (true) {
     int wait_ms = logs ? 0 : 30'000;
-    ASSIGN_OR_RETURN(json job, client.Get(fmt::format("{}?wait_version={}&wait_ms={}", path,
-                                                      version, wait_ms), wait_ms + 30'000));
+    ASSIGN_OR_RETURN(
+        json job, client.Get(fmt::format("{}?wait_version={}&wait_ms={}", path, version, wait_ms),
+                             wait_ms + 30'000));
     version = job.value("version", int64_t{0});
     const json& events = job["events"];
     if (events.size() < events_seen) events_seen = 0;
@@ -194,29 +204,36 @@ void AddJobCommands(CLI::App& app, Context& context) {
       "  meridian job submit -f examples/jobs/train.yaml --wait");
   submit->add_option("-f,--config-file,--file", file, "job.yaml")->required();
   submit->add_option("--name", name, "Override the job's name");
-  submit->add_flag("--wait", wait, "Follow the job's state and logs until it ends; exit with its outcome");
+  submit->add_flag("--wait", wait,
+                   "Follow the job's state and logs until it ends; exit with its outcome");
   AddOutputFlag(submit, context);
-  submit->callback(WithClient(context, [&context](ApiClient& client, OutputFormat format) -> Status {
-    ASSIGN_OR_RETURN(std::string job_id, SubmitJobFile(client, file, name, format != OutputFormat::kTable));
-    if (format != OutputFormat::kTable) {
-      ASSIGN_OR_RETURN(json job, client.Get("/api/v1/jobs/" + job_id));
-      Print(format, job, [](const json&) {});
-    } else {
-      std::cout << fmt::format("Submitted job {}\n", job_id);
-    }
-    if (wait) {
-      ASSIGN_OR_RETURN(context.exit_code, FollowJob(client, job_id, format == OutputFormat::kTable));
-    } else if (format == OutputFormat::kTable) {
-      std::cout << fmt::format("Follow it with: meridian job logs {} --follow\n", job_id);
-    }
-    return OkStatus();
-  }));
+  submit->callback(
+      WithClient(context, [&context](ApiClient& client, OutputFormat format) -> Status {
+        ASSIGN_OR_RETURN(std::string job_id,
+                         SubmitJobFile(client, file, name, format != OutputFormat::kTable));
+        if (format != OutputFormat::kTable) {
+          ASSIGN_OR_RETURN(json job, client.Get("/api/v1/jobs/" + job_id));
+          Print(format, job, [](const json&) {});
+        } else {
+          std::cout << fmt::format("Submitted job {}\n", job_id);
+        }
+        if (wait) {
+          ASSIGN_OR_RETURN(context.exit_code,
+                           FollowJob(client, job_id, format == OutputFormat::kTable));
+        } else if (format == OutputFormat::kTable) {
+          std::cout << fmt::format("Follow it with: meridian job logs {} --follow\n", job_id);
+        }
+        return OkStatus();
+      }));
 
   static std::string state;
   static int limit = 50;
-  CLI::App* list = job->add_subcommand("list", "List jobs, newest first\n\nExamples:\n  meridian job list\n  meridian job list --state RUNNING -o json");
+  CLI::App* list = job->add_subcommand("list",
+                                       "List jobs, newest first\n\nExamples:\n  meridian job "
+                                       "list\n  meridian job list --state RUNNING -o json");
   list->add_option("--state", state, "Only jobs in this state")
-      ->check(CLI::IsMember({"STARTING", "RUNNING", "SUCCEEDED", "FAILED", "TERMINATED", "UNKNOWN"}));
+      ->check(
+          CLI::IsMember({"STARTING", "RUNNING", "SUCCEEDED", "FAILED", "TERMINATED", "UNKNOWN"}));
   list->add_option("--limit", limit, "At most this many (1-10000)")->check(CLI::Range(1, 10'000));
   AddOutputFlag(list, context);
   list->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
@@ -227,7 +244,10 @@ void AddJobCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* status = job->add_subcommand("status", "Show a job: state, attempts, placement, times, exit codes, events\n\nExample:\n  meridian job status job_abc123");
+  CLI::App* status =
+      job->add_subcommand("status",
+                          "Show a job: state, attempts, placement, times, exit codes, "
+                          "events\n\nExample:\n  meridian job status job_abc123");
   status->add_option("id", id, "Job id")->required();
   AddOutputFlag(status, context);
   status->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
@@ -238,7 +258,10 @@ void AddJobCommands(CLI::App& app, Context& context) {
 
   static bool follow = false;
   static int attempt = 0;
-  CLI::App* logs = job->add_subcommand("logs", "Print a job's output (stdout and stderr)\n\nExamples:\n  meridian job logs job_abc123\n  meridian job logs job_abc123 --follow\n  meridian job logs job_abc123 --attempt 1");
+  CLI::App* logs = job->add_subcommand(
+      "logs",
+      "Print a job's output (stdout and stderr)\n\nExamples:\n  meridian job logs job_abc123\n  "
+      "meridian job logs job_abc123 --follow\n  meridian job logs job_abc123 --attempt 1");
   logs->add_option("id", id, "Job id")->required();
   logs->add_flag("-f,--follow", follow, "Keep printing new output until the job ends");
   logs->add_option("--attempt", attempt, "Attempt number (default: the newest)");
@@ -257,11 +280,15 @@ void AddJobCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* terminate = job->add_subcommand("terminate", "Stop a job: SIGTERM, then SIGKILL after a grace period\n\nExample:\n  meridian job terminate job_abc123 --wait");
+  CLI::App* terminate =
+      job->add_subcommand("terminate",
+                          "Stop a job: SIGTERM, then SIGKILL after a grace period\n\nExample:\n  "
+                          "meridian job terminate job_abc123 --wait");
   terminate->add_option("id", id, "Job id")->required();
   terminate->add_flag("--wait", wait, "Wait until it has stopped");
   terminate->callback(WithClient(context, [](ApiClient& client, OutputFormat) -> Status {
-    ASSIGN_OR_RETURN(json job, client.Post("/api/v1/jobs/" + net::PercentEncode(id) + "/terminate", json::object()));
+    ASSIGN_OR_RETURN(json job, client.Post("/api/v1/jobs/" + net::PercentEncode(id) + "/terminate",
+                                           json::object()));
     std::cout << fmt::format("Job {} is {}: {}\n", id, Str(job, "state"), Str(job, "message"));
     if (wait && !IsFinalState(Str(job, "state"))) {
       RETURN_IF_ERROR(FollowJob(client, id, false).status());
@@ -269,7 +296,10 @@ void AddJobCommands(CLI::App& app, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* wait_command = job->add_subcommand("wait", "Wait for a job to end; exit 0 if it SUCCEEDED, 1 if it FAILED, 8 if TERMINATED\n\nExample:\n  meridian job wait job_abc123 && echo done");
+  CLI::App* wait_command =
+      job->add_subcommand("wait",
+                          "Wait for a job to end; exit 0 if it SUCCEEDED, 1 if it FAILED, 8 if "
+                          "TERMINATED\n\nExample:\n  meridian job wait job_abc123 && echo done");
   wait_command->add_option("id", id, "Job id")->required();
   wait_command->callback(WithClient(context, [&context](ApiClient& client, OutputFormat) -> Status {
     ASSIGN_OR_RETURN(context.exit_code, FollowJob(client, id, false));

@@ -88,19 +88,26 @@ std::string ToYaml(const json& value) {
 
 int ExitCodeFor(const Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kOk: return 0;
+    case absl::StatusCode::kOk:
+      return 0;
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kResourceExhausted: return 2;
-    case absl::StatusCode::kNotFound: return 3;
+    case absl::StatusCode::kResourceExhausted:
+      return 2;
+    case absl::StatusCode::kNotFound:
+      return 3;
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kAborted: return 4;
+    case absl::StatusCode::kAborted:
+      return 4;
     case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded: return 5;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 5;
     case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied: return 6;
-    default: return 1;
+    case absl::StatusCode::kPermissionDenied:
+      return 6;
+    default:
+      return 1;
   }
 }
 
@@ -125,9 +132,8 @@ void Progress::Update(int64_t done, int64_t total) {
   last_percent_ = percent;
   int filled = percent / 5;
   std::string bar = std::string(filled, '#') + std::string(20 - filled, '.');
-  std::fprintf(stderr, "%s%s [%s] %3d%% %s / %s%s", tty_ ? "\r" : "", label_.c_str(),
-               bar.c_str(), percent, FormatBytes(done).c_str(), FormatBytes(total).c_str(),
-               tty_ ? "" : "\n");
+  std::fprintf(stderr, "%s%s [%s] %3d%% %s / %s%s", tty_ ? "\r" : "", label_.c_str(), bar.c_str(),
+               percent, FormatBytes(done).c_str(), FormatBytes(total).c_str(), tty_ ? "" : "\n");
   std::fflush(stderr);
 }
 

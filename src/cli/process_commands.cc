@@ -52,13 +52,15 @@ struct OperatorFlags {
 };
 
 Status RunOperator(const Context& context, const OperatorFlags& flags) {
-  if (flags.cloud_resource.empty()) return absl::InvalidArgumentError("--cloud-resource is required");
+  if (flags.cloud_resource.empty())
+    return absl::InvalidArgumentError("--cloud-resource is required");
   if (flags.instance_types.empty()) {
     return absl::InvalidArgumentError(
         "--instance-types is required: a Helm values file with "
         "workloads.instanceTypes.additional (see examples/instance-types.yaml)");
   }
-  ASSIGN_OR_RETURN(ClientConfig client, ResolveClientConfig(context.home, context.server, context.ca_file));
+  ASSIGN_OR_RETURN(ClientConfig client,
+                   ResolveClientConfig(context.home, context.server, context.ca_file));
   ASSIGN_OR_RETURN(std::string text, base::ReadFile(flags.instance_types, 4 << 20));
   ASSIGN_OR_RETURN(std::vector<spec::InstanceType> types,
                    spec::ParseInstanceTypes(text, flags.instance_types));
@@ -70,9 +72,9 @@ Status RunOperator(const Context& context, const OperatorFlags& flags) {
     if (count != counts.end()) counts.erase(count);
   }
   if (!counts.empty()) {
-    return absl::InvalidArgumentError(fmt::format(
-        "--nodes {}: {} has no instance type of that name", counts.begin()->first,
-        flags.instance_types));
+    return absl::InvalidArgumentError(
+        fmt::format("--nodes {}: {} has no instance type of that name", counts.begin()->first,
+                    flags.instance_types));
   }
   options.server_url = client.server_url;
   options.ca_file = client.ca_file;
@@ -80,9 +82,8 @@ Status RunOperator(const Context& context, const OperatorFlags& flags) {
   options.work_dir = !flags.work_dir.empty()
                          ? flags.work_dir
                          : fmt::format("{}/operators/{}", client.home, flags.cloud_resource);
-  options.cluster_storage = !flags.cluster_storage.empty()
-                                ? flags.cluster_storage
-                                : client.home + "/cluster-storage";
+  options.cluster_storage =
+      !flags.cluster_storage.empty() ? flags.cluster_storage : client.home + "/cluster-storage";
   RETURN_IF_ERROR(base::MakeDirs(options.work_dir, 0700));
   RETURN_IF_ERROR(base::MakeDirs(options.cluster_storage, 0755));
   options.gpus = op::DetectGpus();
@@ -104,7 +105,8 @@ Status RunOperator(const Context& context, const OperatorFlags& flags) {
     int signal_number = 0;
     sigwait(&signals, &signal_number);
     if (agent_ended) return;  // woken below only to end this thread: no signal came
-    spdlog::info("received {}, stopping the operator (attempts keep running)", strsignal(signal_number));
+    spdlog::info("received {}, stopping the operator (attempts keep running)",
+                 strsignal(signal_number));
     stop = true;
   });
   Status result = op::RunAgent(options, stop);
@@ -127,16 +129,22 @@ void AddProcessCommands(CLI::App& app, Context& context) {
       "Creates a local CA and server certificate in <home>/tls on first start and writes\n"
       "<home>/config.yaml so that clients find it.\n\nExample:\n"
       "  meridian server --listen 127.0.0.1:8443");
-  server->add_option("--listen", server_options.listen, "host:port to listen on (port 0: any free port)")
+  server
+      ->add_option("--listen", server_options.listen,
+                   "host:port to listen on (port 0: any free port)")
       ->capture_default_str();
-  server->add_option("--cert", server_options.cert_file, "PEM certificate (default: made by the local CA)");
+  server->add_option("--cert", server_options.cert_file,
+                     "PEM certificate (default: made by the local CA)");
   server->add_option("--key", server_options.key_file, "PEM private key for --cert");
-  server->add_option("--tls-host", server_options.tls_hosts, "Extra name or address for the local certificate");
-  server->add_option("--heartbeat-timeout-ms", server_options.heartbeat_timeout_ms,
-                     "Operator silence after which its cloud resource is UNHEALTHY")
+  server->add_option("--tls-host", server_options.tls_hosts,
+                     "Extra name or address for the local certificate");
+  server
+      ->add_option("--heartbeat-timeout-ms", server_options.heartbeat_timeout_ms,
+                   "Operator silence after which its cloud resource is UNHEALTHY")
       ->capture_default_str();
   server->add_option("--threads", server_options.threads, "I/O threads")->capture_default_str();
-  server->add_option("--ready-file", server_options.ready_file, "Write the URL here once listening");
+  server->add_option("--ready-file", server_options.ready_file,
+                     "Write the URL here once listening");
   server->callback([&context] {
     if (Status status = base::InitLogging(context.log_level); !status.ok()) {
       context.exit_code = ReportError(status);
@@ -154,12 +162,15 @@ void AddProcessCommands(CLI::App& app, Context& context) {
       "Example:\n"
       "  meridian operator --cloud-resource local-eastus \\\n"
       "      --instance-types examples/instance-types.yaml --nodes 1xT4=2");
-  operator_command->add_option("--cloud-resource", operator_flags.cloud_resource, "Cloud resource name");
+  operator_command->add_option("--cloud-resource", operator_flags.cloud_resource,
+                               "Cloud resource name");
   operator_command->add_option("--instance-types", operator_flags.instance_types,
                                "Helm values file (workloads.instanceTypes.additional)");
   operator_command->add_option("--nodes", operator_flags.nodes, "INSTANCE_TYPE=COUNT, repeatable");
-  operator_command->add_option("--default-nodes", operator_flags.default_nodes,
-                               "Nodes of each type not named by --nodes")->capture_default_str();
+  operator_command
+      ->add_option("--default-nodes", operator_flags.default_nodes,
+                   "Nodes of each type not named by --nodes")
+      ->capture_default_str();
   operator_command->add_option("--work-dir", operator_flags.work_dir,
                                "Attempts and packages (default <home>/operators/<resource>)");
   operator_command->add_option("--cluster-storage", operator_flags.cluster_storage,
@@ -182,7 +193,8 @@ void AddProcessCommands(CLI::App& app, Context& context) {
       "directory and its state.\n\nExample:\n"
       "  meridian up --example examples/jobs/hello.yaml");
   up->add_option("--example", up_options.example_job, "Job file to submit once everything is up");
-  up->add_option("--port", up_options.port, "Control plane port (0: any free port)")->capture_default_str();
+  up->add_option("--port", up_options.port, "Control plane port (0: any free port)")
+      ->capture_default_str();
   up->add_flag("--exit-after-example", up_options.exit_after_example,
                "Stop everything after the example job (for scripts and tests)");
   up->callback([&context] {

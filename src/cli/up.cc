@@ -35,14 +35,16 @@ struct LocalResource {
 
 const std::vector<LocalResource>& LocalResources() {
   static const std::vector<LocalResource> resources = {
-      {"local-eastus", "eastus",
+      {"local-eastus",
+       "eastus",
        "workloads:\n"
        "  instanceTypes:\n"
        "    additional:\n"
        "      2CPU-8GB:\n        resources: {CPU: 2, memory: 8Gi}\n"
        "      8CPU-32GB:\n        resources: {CPU: 8, memory: 32Gi}\n",
        {"2CPU-8GB=8", "8CPU-32GB=2"}},
-      {"local-westus", "westus",
+      {"local-westus",
+       "westus",
        "workloads:\n"
        "  instanceTypes:\n"
        "    additional:\n"
@@ -126,9 +128,9 @@ Result<std::string> WaitForServer(Child& server, const std::string& ready_file) 
     int status = 0;
     if (::waitpid(server.pid, &status, WNOHANG) == server.pid) {
       server.pid = -1;
-      return absl::FailedPreconditionError(fmt::format(
-          "the control plane exited during start-up; its log ({}) ends with:\n{}",
-          server.log_file, Tail(server.log_file)));
+      return absl::FailedPreconditionError(
+          fmt::format("the control plane exited during start-up; its log ({}) ends with:\n{}",
+                      server.log_file, Tail(server.log_file)));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -178,7 +180,8 @@ Status WaitHealthy(ApiClient& client) {
 void PrintWhatNext(const UpOptions& options, const std::string& url) {
   std::string home_note;
   const char* env_home = std::getenv("MERIDIAN_HOME");
-  std::string default_home = std::string(std::getenv("HOME") ? std::getenv("HOME") : "") + "/.meridian";
+  std::string default_home =
+      std::string(std::getenv("HOME") ? std::getenv("HOME") : "") + "/.meridian";
   if (options.home != default_home && (env_home == nullptr || options.home != env_home)) {
     home_note = fmt::format("  export MERIDIAN_HOME={}\n", options.home);
   }
@@ -210,7 +213,8 @@ int RunUp(const UpOptions& options) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   for (const char* dir : {"", "/logs", "/run", "/local", "/cluster-storage"}) {
-    if (Status made = base::MakeDirs(options.home + dir, 0755); !made.ok()) return ReportError(made);
+    if (Status made = base::MakeDirs(options.home + dir, 0755); !made.ok())
+      return ReportError(made);
   }
   char self[4096];
   ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -250,8 +254,10 @@ int RunUp(const UpOptions& options) {
     return ReportError(ensured);
   }
   for (const LocalResource& resource : LocalResources()) {
-    std::string types_file = fmt::format("{}/local/{}-instance-types.yaml", options.home, resource.name);
-    if (Status written = base::WriteFileAtomic(types_file, resource.instance_types); !written.ok()) {
+    std::string types_file =
+        fmt::format("{}/local/{}-instance-types.yaml", options.home, resource.name);
+    if (Status written = base::WriteFileAtomic(types_file, resource.instance_types);
+        !written.ok()) {
       stop_all();
       return ReportError(written);
     }
@@ -280,7 +286,8 @@ int RunUp(const UpOptions& options) {
   if (!options.example_job.empty()) {
     std::cout << fmt::format("Submitting {}...", options.example_job) << std::endl;
     Result<std::string> job_id = SubmitJobFile(client, options.example_job, "", false);
-    Result<int> outcome = job_id.ok() ? FollowJob(client, *job_id, true) : Result<int>(job_id.status());
+    Result<int> outcome =
+        job_id.ok() ? FollowJob(client, *job_id, true) : Result<int>(job_id.status());
     if (!outcome.ok()) {
       exit_code = ReportError(outcome.status());
     } else {
@@ -301,18 +308,21 @@ int RunUp(const UpOptions& options) {
       if (child.pid > 0 && ::waitpid(child.pid, &status, WNOHANG) == child.pid) {
         child.pid = -1;
         if (child.restarts >= 5) {
-          spdlog::error("{} keeps exiting; not restarting it again (see {})", child.name, child.log_file);
+          spdlog::error("{} keeps exiting; not restarting it again (see {})", child.name,
+                        child.log_file);
           continue;
         }
         child.restarts += 1;
-        spdlog::warn("{} exited (status {}); restarting it (see {})", child.name, status, child.log_file);
+        spdlog::warn("{} exited (status {}); restarting it (see {})", child.name, status,
+                     child.log_file);
         if (Status spawned = Spawn(child); !spawned.ok()) spdlog::error("{}", spawned.message());
       }
     }
   }
   std::cout << "\nStopping operators and the control plane..." << std::endl;
   stop_all();
-  std::cout << "Stopped. State is kept in " << options.home << "; `meridian up` resumes it." << std::endl;
+  std::cout << "Stopped. State is kept in " << options.home << "; `meridian up` resumes it."
+            << std::endl;
   return 0;
 }
 

@@ -8,8 +8,8 @@ namespace meridian::cli {
 
 struct UpOptions {
   std::string home;
-  std::string example_job;        // submitted and followed once everything is healthy
-  int port = 0;                   // control plane port; 0 picks a free one
+  std::string example_job;  // submitted and followed once everything is healthy
+  int port = 0;             // control plane port; 0 picks a free one
   bool exit_after_example = false;
 };
 

@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_split.h"
@@ -20,20 +19,34 @@ namespace {
 
 std::string_view CodeName(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kOk: return "OK";
-    case absl::StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case absl::StatusCode::kNotFound: return "NOT_FOUND";
-    case absl::StatusCode::kAlreadyExists: return "ALREADY_EXISTS";
-    case absl::StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
-    case absl::StatusCode::kUnavailable: return "UNAVAILABLE";
-    case absl::StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
-    case absl::StatusCode::kAborted: return "ABORTED";
-    case absl::StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-    case absl::StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
-    case absl::StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
-    case absl::StatusCode::kUnimplemented: return "UNIMPLEMENTED";
-    case absl::StatusCode::kOutOfRange: return "OUT_OF_RANGE";
-    default: return "INTERNAL";
+    case absl::StatusCode::kOk:
+      return "OK";
+    case absl::StatusCode::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case absl::StatusCode::kNotFound:
+      return "NOT_FOUND";
+    case absl::StatusCode::kAlreadyExists:
+      return "ALREADY_EXISTS";
+    case absl::StatusCode::kFailedPrecondition:
+      return "FAILED_PRECONDITION";
+    case absl::StatusCode::kUnavailable:
+      return "UNAVAILABLE";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "DEADLINE_EXCEEDED";
+    case absl::StatusCode::kAborted:
+      return "ABORTED";
+    case absl::StatusCode::kResourceExhausted:
+      return "RESOURCE_EXHAUSTED";
+    case absl::StatusCode::kUnauthenticated:
+      return "UNAUTHENTICATED";
+    case absl::StatusCode::kPermissionDenied:
+      return "PERMISSION_DENIED";
+    case absl::StatusCode::kUnimplemented:
+      return "UNIMPLEMENTED";
+    case absl::StatusCode::kOutOfRange:
+      return "OUT_OF_RANGE";
+    default:
+      return "INTERNAL";
   }
 }
 
@@ -45,10 +58,9 @@ net::HttpResponse JsonResponse(int status, const json& body) {
 }
 
 net::HttpResponse ErrorResponse(const Status& status, json details = json::object()) {
-  return JsonResponse(HttpStatusFor(status),
-                      {{"code", CodeName(status.code())},
-                       {"message", std::string(status.message())},
-                       {"details", std::move(details)}});
+  return JsonResponse(HttpStatusFor(status), {{"code", CodeName(status.code())},
+                                              {"message", std::string(status.message())},
+                                              {"details", std::move(details)}});
 }
 
 // Answers with `ok_status` and the JSON value, or with the error.
@@ -73,7 +85,8 @@ Result<int64_t> QueryInt(const net::HttpRequest& request, const std::string& nam
   auto it = request.query.find(name);
   if (it == request.query.end() || it->second.empty()) return fallback;
   int64_t value = 0;
-  auto [end, error] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), value);
+  auto [end, error] =
+      std::from_chars(it->second.data(), it->second.data() + it->second.size(), value);
   if (error != std::errc() || end != it->second.data() + it->second.size()) {
     return absl::InvalidArgumentError(
         fmt::format("query parameter {}: expected an integer, got '{}'", name, it->second));
@@ -137,20 +150,31 @@ Result<OperatorReport> ParseOperatorReport(const json& body) {
 
 int HttpStatusFor(const Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kOk:
+      return 200;
     case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange: return 400;
-    case absl::StatusCode::kUnauthenticated: return 401;
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kAborted:
-    case absl::StatusCode::kFailedPrecondition: return 409;
-    case absl::StatusCode::kResourceExhausted: return 413;
-    case absl::StatusCode::kUnimplemented: return 501;
-    case absl::StatusCode::kUnavailable: return 503;
-    case absl::StatusCode::kDeadlineExceeded: return 504;
-    default: return 500;
+    case absl::StatusCode::kFailedPrecondition:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 413;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
   }
 }
 
@@ -316,7 +340,8 @@ void ApiHandler::ListJobs(Call& call) {
     if (!filter.state.has_value()) {
       return call.Fail(absl::InvalidArgumentError(fmt::format(
           "query parameter state: '{}' is not one of STARTING, RUNNING, SUCCEEDED, FAILED, "
-          "TERMINATED, UNKNOWN", state)));
+          "TERMINATED, UNKNOWN",
+          state)));
     }
   }
   filter.cloud_resource = QueryString(call.request, "cloud_resource");
@@ -348,8 +373,8 @@ void ApiHandler::SubmitJob(Call& call) {
       return call.Fail(absl::InvalidArgumentError("package: expected sha256:<64 hex digits>"));
     }
     if (!base::PathExists(PackagePath(package))) {
-      return call.Fail(absl::FailedPreconditionError(
-          fmt::format("package: {} has not been uploaded", package)));
+      return call.Fail(
+          absl::FailedPreconditionError(fmt::format("package: {} has not been uploaded", package)));
     }
   }
   plane_->SubmitJob(*std::move(config), std::move(package), Reply(std::move(call.respond), 201));
@@ -367,20 +392,19 @@ void ApiHandler::ReadJobLog(Call& call) {
     return call.Fail(absl::InvalidArgumentError("query parameter offset: must be >= 0"));
   }
   auto shared = std::make_shared<net::Responder>(std::move(call.respond));
-  plane_->ReadLog(
-      call.parts[1], static_cast<int>(*attempt), *offset, *max_bytes, *wait_ms,
-      [shared](Result<ControlPlane::LogResult> result) {
-        if (!result.ok()) return (*shared)(ErrorResponse(result.status()));
-        net::HttpResponse response;
-        response.content_type = "application/octet-stream";
-        response.headers = {
-            {"x-meridian-attempt", std::to_string(result->attempt)},
-            {"x-meridian-start-offset", std::to_string(result->read.start_offset)},
-            {"x-meridian-next-offset", std::to_string(result->read.next_offset)},
-            {"x-meridian-complete", result->complete ? "true" : "false"}};
-        response.body = std::move(result->read.data);
-        (*shared)(std::move(response));
-      });
+  plane_->ReadLog(call.parts[1], static_cast<int>(*attempt), *offset, *max_bytes, *wait_ms,
+                  [shared](Result<ControlPlane::LogResult> result) {
+                    if (!result.ok()) return (*shared)(ErrorResponse(result.status()));
+                    net::HttpResponse response;
+                    response.content_type = "application/octet-stream";
+                    response.headers = {
+                        {"x-meridian-attempt", std::to_string(result->attempt)},
+                        {"x-meridian-start-offset", std::to_string(result->read.start_offset)},
+                        {"x-meridian-next-offset", std::to_string(result->read.next_offset)},
+                        {"x-meridian-complete", result->complete ? "true" : "false"}};
+                    response.body = std::move(result->read.data);
+                    (*shared)(std::move(response));
+                  });
 }
 
 std::string ApiHandler::PackagePath(const std::string& digest) const {
@@ -397,8 +421,8 @@ void ApiHandler::HandlePackages(Call& call) {
   std::string path = PackagePath(digest);
   if (call.method() == "PUT") {
     if ("sha256:" + base::Sha256Hex(call.request.body) != digest) {
-      return call.Fail(absl::InvalidArgumentError(
-          fmt::format("package body does not hash to {}", digest)));
+      return call.Fail(
+          absl::InvalidArgumentError(fmt::format("package body does not hash to {}", digest)));
     }
     if (!base::PathExists(path)) {
       Status written = base::WriteFileAtomic(path, call.request.body, 0644);
@@ -435,8 +459,7 @@ void ApiHandler::HandleOperators(Call& call) {
     if (!body.ok()) return call.Fail(body.status());
     Result<OperatorReport> report = ParseOperatorReport(*body);
     if (!report.ok()) return call.Fail(report.status());
-    return plane_->OperatorHeartbeat(resource, *std::move(report),
-                                     Reply(std::move(call.respond)));
+    return plane_->OperatorHeartbeat(resource, *std::move(report), Reply(std::move(call.respond)));
   }
   if (what == "assignments") {
     if (method != "GET") return call.BadMethod("GET");

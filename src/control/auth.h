@@ -15,8 +15,8 @@
 namespace meridian::control {
 
 struct Principal {
-  std::string subject;              // who, for logs and (later) the audit trail
-  std::vector<std::string> roles;   // "Admin", "Developer", "Viewer", "Operator"
+  std::string subject;             // who, for logs and (later) the audit trail
+  std::vector<std::string> roles;  // "Admin", "Developer", "Viewer", "Operator"
 };
 
 class Authenticator {

@@ -51,7 +51,8 @@ Status ControlPlane::Load() {
   std::vector<const Job*> waiting;
   for (const state::Record& record : jobs) {
     ASSIGN_OR_RETURN(Job job, JobFromJson(json::parse(record.body, nullptr, false)));
-    for (const Attempt& attempt : job.attempts) next_epoch_ = std::max(next_epoch_, attempt.epoch + 1);
+    for (const Attempt& attempt : job.attempts)
+      next_epoch_ = std::max(next_epoch_, attempt.epoch + 1);
     auto [it, inserted] = jobs_.emplace(job.id, std::move(job));
     const Job& stored = it->second;
     const Attempt* attempt = stored.current_attempt();
@@ -62,9 +63,8 @@ Status ControlPlane::Load() {
       waiting.push_back(&stored);
     }
   }
-  std::sort(waiting.begin(), waiting.end(), [](const Job* a, const Job* b) {
-    return a->created_unix_ms < b->created_unix_ms;
-  });
+  std::sort(waiting.begin(), waiting.end(),
+            [](const Job* a, const Job* b) { return a->created_unix_ms < b->created_unix_ms; });
   for (const Job* job : waiting) pending_.push_back(job->id);
   spdlog::info("loaded {} clouds, {} cloud resources, {} jobs ({} waiting for capacity)",
                clouds_.size(), resources_.size(), jobs_.size(), pending_.size());
@@ -77,17 +77,20 @@ Status ControlPlane::Load() {
 void ControlPlane::CommitLocked(state::WriteBatch batch, std::function<void(Status)> done) {
   Notifications wake;
   wake.swap(ready_);
-  store_->CommitAsync(std::move(batch), [done = std::move(done),
-                                         wake = std::move(wake)](Status status) {
-    if (!status.ok()) {
-      // Memory already holds the write; serving on would show state that is not on disk.
-      spdlog::critical("state store write failed, exiting so a restart reloads durable "
-                       "state: {}", status.ToString());
-      std::_Exit(70);
-    }
-    done(status);
-    for (const auto& fire : wake) fire();
-  });
+  store_->CommitAsync(std::move(batch),
+                      [done = std::move(done), wake = std::move(wake)](Status status) {
+                        if (!status.ok()) {
+                          // Memory already holds the write; serving on would show state that is not
+                          // on disk.
+                          spdlog::critical(
+                              "state store write failed, exiting so a restart reloads durable "
+                              "state: {}",
+                              status.ToString());
+                          std::_Exit(70);
+                        }
+                        done(status);
+                        for (const auto& fire : wake) fire();
+                      });
 }
 
 void ControlPlane::StoreJobLocked(Job& job, state::WriteBatch& batch) {
@@ -100,8 +103,7 @@ void ControlPlane::StoreJobLocked(Job& job, state::WriteBatch& batch) {
 void ControlPlane::AddEventLocked(Job& job, std::string message) {
   job.events.push_back({NowMs(), std::move(message)});
   if (job.events.size() > kMaxJobEvents) {
-    job.events.erase(job.events.begin(),
-                     job.events.begin() + (job.events.size() - kMaxJobEvents));
+    job.events.erase(job.events.begin(), job.events.begin() + (job.events.size() - kMaxJobEvents));
   }
 }
 
@@ -121,8 +123,7 @@ bool ControlPlane::AddWaiterLocked(std::multimap<std::string, Waiter>& waiters,
   return true;
 }
 
-void ControlPlane::WakeLocked(std::multimap<std::string, Waiter>& waiters,
-                              const std::string& key) {
+void ControlPlane::WakeLocked(std::multimap<std::string, Waiter>& waiters, const std::string& key) {
   auto [begin, end] = waiters.equal_range(key);
   for (auto it = begin; it != end; ++it) ready_.push_back(std::move(it->second.fire));
   waiters.erase(begin, end);
@@ -152,9 +153,10 @@ void ControlPlane::CreateCloud(std::string name, JsonDone done) {
       "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
   if (name.empty() || name.size() > 256 || name.find_first_not_of(kAllowed) != std::string::npos) {
     lock.unlock();
-    done(absl::InvalidArgumentError(fmt::format(
-        "name: '{}' is not a valid cloud name (letters, digits, '_' and '-', 1 to 256 "
-        "characters)", name)));
+    done(absl::InvalidArgumentError(
+        fmt::format("name: '{}' is not a valid cloud name (letters, digits, '_' and '-', 1 to 256 "
+                    "characters)",
+                    name)));
     return;
   }
   if (FindCloudLocked(name) != nullptr) {
@@ -210,9 +212,9 @@ void ControlPlane::DeleteCloud(const std::string& name_or_id, JsonDone done) {
   for (const auto& [name, resource] : resources_) {
     if (resource.cloud_id == cloud->id) {
       lock.unlock();
-      done(absl::FailedPreconditionError(fmt::format(
-          "cloud '{}' still has cloud resource '{}'; delete its cloud resources first",
-          name_or_id, name)));
+      done(absl::FailedPreconditionError(
+          fmt::format("cloud '{}' still has cloud resource '{}'; delete its cloud resources first",
+                      name_or_id, name)));
       return;
     }
   }
@@ -241,9 +243,9 @@ void ControlPlane::CreateResource(const std::string& cloud_name, spec::CloudReso
   Cloud* cloud = FindCloudLocked(cloud_name);
   if (cloud == nullptr) {
     lock.unlock();
-    done(absl::NotFoundError(fmt::format(
-        "cloud '{}' does not exist (create it with `meridian cloud create {}`)", cloud_name,
-        cloud_name)));
+    done(absl::NotFoundError(
+        fmt::format("cloud '{}' does not exist (create it with `meridian cloud create {}`)",
+                    cloud_name, cloud_name)));
     return;
   }
   if (resources_.count(spec.name) > 0) {

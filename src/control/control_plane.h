@@ -18,11 +18,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -33,13 +32,13 @@
 namespace meridian::control {
 
 struct ControlPlaneOptions {
-  int64_t heartbeat_interval_ms = 2'000;   // told to operators
-  int64_t heartbeat_timeout_ms = 10'000;   // silent longer: UNHEALTHY
+  int64_t heartbeat_interval_ms = 2'000;                 // told to operators
+  int64_t heartbeat_timeout_ms = 10'000;                 // silent longer: UNHEALTHY
   int64_t max_log_bytes_per_attempt = int64_t{8} << 20;  // older output is dropped
-  int64_t max_wait_ms = 60'000;            // cap on any long-poll
-  size_t max_waiters = 10'000;             // long-polls held at once
-  size_t max_jobs = 1'000'000;             // jobs kept; submissions above it are refused
-  base::Clock* clock = nullptr;            // default: SystemClock
+  int64_t max_wait_ms = 60'000;                          // cap on any long-poll
+  size_t max_waiters = 10'000;                           // long-polls held at once
+  size_t max_jobs = 1'000'000;   // jobs kept; submissions above it are refused
+  base::Clock* clock = nullptr;  // default: SystemClock
 };
 
 // An operator's report: its capacity and what it knows of its attempts.
@@ -164,19 +163,19 @@ class ControlPlane {
 
   std::mutex mu_;
   // Protected by mu_.
-  std::map<std::string, Cloud> clouds_;                 // by id
-  std::map<std::string, CloudResource> resources_;      // by name
-  std::map<std::string, Job> jobs_;                     // by id
-  std::deque<std::string> pending_;                     // job ids waiting for capacity, FIFO
+  std::map<std::string, Cloud> clouds_;             // by id
+  std::map<std::string, CloudResource> resources_;  // by name
+  std::map<std::string, Job> jobs_;                 // by id
+  std::deque<std::string> pending_;                 // job ids waiting for capacity, FIFO
   std::map<std::string, std::set<std::string>> active_by_resource_;  // resource -> job ids
-  std::map<std::string, int64_t> assignment_versions_;  // resource -> counter
-  std::multimap<std::string, Waiter> job_waiters_;      // job id ->
-  std::multimap<std::string, Waiter> assignment_waiters_;  // resource name ->
-  Notifications ready_;                                  // waiters to answer after unlock
+  std::map<std::string, int64_t> assignment_versions_;               // resource -> counter
+  std::multimap<std::string, Waiter> job_waiters_;                   // job id ->
+  std::multimap<std::string, Waiter> assignment_waiters_;            // resource name ->
+  Notifications ready_;  // waiters to answer after unlock
   int64_t next_epoch_ = 1;
-  std::map<std::string, int64_t> counters_;              // metrics
-  std::map<std::string, int64_t> log_appends_;           // job id -> appends seen
-  std::set<std::string> needs_trim_;                     // log streams over their cap
+  std::map<std::string, int64_t> counters_;     // metrics
+  std::map<std::string, int64_t> log_appends_;  // job id -> appends seen
+  std::set<std::string> needs_trim_;            // log streams over their cap
 };
 
 }  // namespace meridian::control

@@ -1,10 +1,9 @@
 // Helpers shared by the ControlPlane's .cc files (not part of its interface).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "control/model.h"
 #include "fmt/format.h"
@@ -26,5 +25,9 @@ inline std::string Dump(const nlohmann::json& value) {
 }
 
 inline bool IsActive(const Attempt& attempt) { return !IsFinal(attempt.state); }
+
+inline absl::Status JobNotFound(const std::string& id) {
+  return absl::NotFoundError(fmt::format("job '{}' does not exist", id));
+}
 
 }  // namespace meridian::control::internal

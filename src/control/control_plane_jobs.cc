@@ -1,9 +1,8 @@
 // ControlPlane: placement, jobs and their output.
-#include "control/control_plane.h"
-
 #include <algorithm>
 
 #include "base/ids.h"
+#include "control/control_plane.h"
 #include "control/control_plane_internal.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
@@ -132,8 +131,8 @@ void ControlPlane::SubmitJob(spec::JobConfig config, std::string package, JsonDo
   std::unique_lock lock(mu_);
   if (jobs_.size() >= options_.max_jobs) {
     lock.unlock();
-    done(absl::ResourceExhaustedError(fmt::format(
-        "the control plane holds its limit of {} jobs", options_.max_jobs)));
+    done(absl::ResourceExhaustedError(
+        fmt::format("the control plane holds its limit of {} jobs", options_.max_jobs)));
     return;
   }
   Job job;
@@ -187,7 +186,7 @@ json ControlPlane::ListJobs(const JobFilter& filter) {
 Result<json> ControlPlane::GetJob(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = jobs_.find(id);
-  if (it == jobs_.end()) return absl::NotFoundError(fmt::format("job '{}' does not exist", id));
+  if (it == jobs_.end()) return internal::JobNotFound(id);
   return ToJson(it->second);
 }
 
@@ -197,7 +196,7 @@ void ControlPlane::WaitJob(const std::string& id, int64_t seen_version, int64_t 
   auto it = jobs_.find(id);
   if (it == jobs_.end()) {
     lock.unlock();
-    done(absl::NotFoundError(fmt::format("job '{}' does not exist", id)));
+    done(internal::JobNotFound(id));
     return;
   }
   if (it->second.version != seen_version || wait_ms <= 0 ||
@@ -213,7 +212,7 @@ void ControlPlane::TerminateJob(const std::string& id, JsonDone done) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) {
     lock.unlock();
-    done(absl::NotFoundError(fmt::format("job '{}' does not exist", id)));
+    done(internal::JobNotFound(id));
     return;
   }
   Job& job = it->second;
@@ -249,7 +248,7 @@ void ControlPlane::ReadLog(const std::string& job_id, int attempt_number, int64_
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) {
     lock.unlock();
-    done(absl::NotFoundError(fmt::format("job '{}' does not exist", job_id)));
+    done(internal::JobNotFound(job_id));
     return;
   }
   const Job& job = it->second;

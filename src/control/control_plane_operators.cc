@@ -1,9 +1,8 @@
 // ControlPlane: the operator protocol (heartbeats, assignments, output) and housekeeping.
-#include "control/control_plane.h"
-
 #include <algorithm>
 
 #include "base/ids.h"
+#include "control/control_plane.h"
 #include "control/control_plane_internal.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
@@ -21,8 +20,8 @@ using internal::LogStream;
 // ---------------------------------------------------------------------------------------
 // Operators
 
-void ControlPlane::FinishAttemptLocked(Job& job, Attempt& attempt, JobState state,
-                                       int exit_code, std::string message, int64_t ended_ms) {
+void ControlPlane::FinishAttemptLocked(Job& job, Attempt& attempt, JobState state, int exit_code,
+                                       std::string message, int64_t ended_ms) {
   attempt.state = state;
   attempt.exit_code = exit_code;
   attempt.message = std::move(message);
@@ -33,8 +32,8 @@ void ControlPlane::FinishAttemptLocked(Job& job, Attempt& attempt, JobState stat
   std::string outcome = state == JobState::kSucceeded    ? "succeeded"
                         : state == JobState::kTerminated ? "was terminated"
                                                          : "failed";
-  std::string what = fmt::format("attempt {} on {} {}", attempt.number, attempt.cloud_resource,
-                                 outcome);
+  std::string what =
+      fmt::format("attempt {} on {} {}", attempt.number, attempt.cloud_resource, outcome);
   if (!attempt.message.empty()) what += ": " + attempt.message;
   if (state == JobState::kSucceeded) {
     job.state = JobState::kSucceeded;
@@ -49,10 +48,9 @@ void ControlPlane::FinishAttemptLocked(Job& job, Attempt& attempt, JobState stat
     return;
   } else {
     job.state = JobState::kFailed;
-    job.message = job.config.max_retries > 0
-                      ? fmt::format("{}; no retries left (max_retries {})", what,
-                                    job.config.max_retries)
-                      : what;
+    job.message = job.config.max_retries > 0 ? fmt::format("{}; no retries left (max_retries {})",
+                                                           what, job.config.max_retries)
+                                             : what;
   }
   job.ended_unix_ms = attempt.ended_unix_ms;
   AddEventLocked(job, job.message);
@@ -79,8 +77,8 @@ void ControlPlane::ApplyReportLocked(const std::string& resource, const AttemptR
       attempt.state = JobState::kRunning;
       attempt.started_unix_ms = report.started_unix_ms > 0 ? report.started_unix_ms : NowMs();
       job.state = JobState::kRunning;
-      job.message = fmt::format("attempt {} running on {} ({})", attempt.number, resource,
-                                attempt.region);
+      job.message =
+          fmt::format("attempt {} running on {} ({})", attempt.number, resource, attempt.region);
       AddEventLocked(job, job.message);
       break;
     case JobState::kSucceeded:
@@ -102,18 +100,18 @@ void ControlPlane::OperatorHeartbeat(const std::string& resource_name, OperatorR
     lock.unlock();
     done(absl::NotFoundError(fmt::format(
         "cloud resource '{}' does not exist; create it first with `meridian cloud resource "
-        "create`", resource_name)));
+        "create`",
+        resource_name)));
     return;
   }
-  bool capacity_changed = resource->health != Health::kHealthy ||
-                          resource->capacity.size() != report.capacity.size();
+  bool capacity_changed =
+      resource->health != Health::kHealthy || resource->capacity.size() != report.capacity.size();
   for (size_t i = 0; !capacity_changed && i < report.capacity.size(); ++i) {
     capacity_changed = resource->capacity[i].type.name != report.capacity[i].type.name ||
                        resource->capacity[i].total_nodes != report.capacity[i].total_nodes;
   }
   if (resource->health != Health::kHealthy) {
-    spdlog::info("cloud resource {} is HEALTHY (operator {})", resource_name,
-                 report.operator_id);
+    spdlog::info("cloud resource {} is HEALTHY (operator {})", resource_name, report.operator_id);
   }
   resource->health = Health::kHealthy;
   resource->last_heartbeat_unix_ms = NowMs();
@@ -222,9 +220,9 @@ void ControlPlane::AppendAttemptLog(const std::string& resource, const std::stri
   if (attempt == nullptr || attempt->cloud_resource != resource || attempt->epoch != epoch) {
     counters_["stale_reports_ignored_total"] += 1;
     lock.unlock();
-    done(absl::FailedPreconditionError(fmt::format(
-        "attempt {} of job {} is not assigned to {} with epoch {}", attempt_number, job_id,
-        resource, epoch)));
+    done(absl::FailedPreconditionError(
+        fmt::format("attempt {} of job {} is not assigned to {} with epoch {}", attempt_number,
+                    job_id, resource, epoch)));
     return;
   }
   std::string stream = LogStream(job_id, attempt_number);
@@ -288,14 +286,17 @@ std::string ControlPlane::MetricsText() {
     std::string name(JobStateName(state));
     out += fmt::format("meridian_jobs{{state=\"{}\"}} {}\n", name, jobs_by_state[name]);
   }
-  out += "# HELP meridian_jobs_pending Jobs waiting for capacity.\n"
-         "# TYPE meridian_jobs_pending gauge\n";
+  out +=
+      "# HELP meridian_jobs_pending Jobs waiting for capacity.\n"
+      "# TYPE meridian_jobs_pending gauge\n";
   out += fmt::format("meridian_jobs_pending {}\n", pending_.size());
-  out += "# HELP meridian_cloud_resources Cloud resources by health.\n"
-         "# TYPE meridian_cloud_resources gauge\n";
+  out +=
+      "# HELP meridian_cloud_resources Cloud resources by health.\n"
+      "# TYPE meridian_cloud_resources gauge\n";
   for (const auto& [name, resource] : resources_) {
-    out += fmt::format("meridian_cloud_resource_healthy{{cloud_resource=\"{}\",region=\"{}\"}} {}\n",
-                       name, resource.spec.region, resource.health == Health::kHealthy ? 1 : 0);
+    out +=
+        fmt::format("meridian_cloud_resource_healthy{{cloud_resource=\"{}\",region=\"{}\"}} {}\n",
+                    name, resource.spec.region, resource.health == Health::kHealthy ? 1 : 0);
   }
   out += fmt::format("meridian_long_polls_waiting {}\n",
                      job_waiters_.size() + assignment_waiters_.size());

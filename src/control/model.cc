@@ -172,8 +172,8 @@ Attempt AttemptFromJson(const json& in) {
   attempt.region = in.value("region", std::string());
   attempt.epoch = in.value("epoch", int64_t{0});
   for (const json& node : in.value("nodes", json::array())) {
-    attempt.nodes.push_back({node.at("instance_type").get<std::string>(),
-                             node.at("count").get<int>()});
+    attempt.nodes.push_back(
+        {node.at("instance_type").get<std::string>(), node.at("count").get<int>()});
   }
   attempt.placed_unix_ms = in.value("placed_unix_ms", int64_t{0});
   attempt.started_unix_ms = in.value("started_unix_ms", int64_t{0});
@@ -202,8 +202,8 @@ Result<Job> JobFromJson(const json& in) {
       job.attempts.push_back(AttemptFromJson(attempt));
     }
     for (const json& event : in.value("events", json::array())) {
-      job.events.push_back({event.value("unix_ms", int64_t{0}),
-                            event.value("message", std::string())});
+      job.events.push_back(
+          {event.value("unix_ms", int64_t{0}), event.value("message", std::string())});
     }
     job.version = in.value("version", int64_t{0});
     return job;

@@ -7,11 +7,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "base/status.h"
 #include "spec/specs.h"
@@ -42,7 +41,7 @@ struct CloudResource {
   // Below: live state, not stored (an operator re-reports it after a server restart).
   Health health = Health::kUnknown;
   int64_t last_heartbeat_unix_ms = 0;
-  std::string operator_id;       // random id of the operator process now connected
+  std::string operator_id;  // random id of the operator process now connected
   std::string operator_version;
   std::vector<InstanceCapacity> capacity;
   int real_gpus = 0;
@@ -60,11 +59,11 @@ struct NodeAllocation {
 };
 
 struct Attempt {
-  int number = 1;                 // 1, 2, ...
+  int number = 1;  // 1, 2, ...
   JobState state = JobState::kStarting;
-  std::string cloud_resource;     // name
+  std::string cloud_resource;  // name
   std::string region;
-  int64_t epoch = 0;              // unique per placement; stale reports carry an old one
+  int64_t epoch = 0;  // unique per placement; stale reports carry an old one
   std::vector<NodeAllocation> nodes;
   int64_t placed_unix_ms = 0;
   int64_t started_unix_ms = 0;
@@ -82,21 +81,19 @@ struct JobEvent {
 struct Job {
   std::string id;
   spec::JobConfig config;
-  std::string package;            // "sha256:<hex>" of the working_dir package, or ""
+  std::string package;  // "sha256:<hex>" of the working_dir package, or ""
   JobState state = JobState::kStarting;
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
   int64_t ended_unix_ms = 0;
-  std::string message;            // why it is in its state ("waiting for capacity: ...")
+  std::string message;  // why it is in its state ("waiting for capacity: ...")
   bool terminate_requested = false;
   std::vector<Attempt> attempts;
-  std::vector<JobEvent> events;   // newest last, at most kMaxJobEvents
-  int64_t version = 0;            // bumps on every change; long-poll waiters compare it
+  std::vector<JobEvent> events;  // newest last, at most kMaxJobEvents
+  int64_t version = 0;           // bumps on every change; long-poll waiters compare it
 
   Attempt* current_attempt() { return attempts.empty() ? nullptr : &attempts.back(); }
-  const Attempt* current_attempt() const {
-    return attempts.empty() ? nullptr : &attempts.back();
-  }
+  const Attempt* current_attempt() const { return attempts.empty() ? nullptr : &attempts.back(); }
 };
 
 inline constexpr size_t kMaxJobEvents = 100;

@@ -71,8 +71,8 @@ Fit FitTarget(const spec::ComputeTarget& target, const ResourceView& resource) {
     }
     if (count > type->total_nodes) {
       fit.ever = fit.now = false;
-      fit.reason = fmt::format("needs {} x {} but has {} in total", count, type_name,
-                               type->total_nodes);
+      fit.reason =
+          fmt::format("needs {} x {} but has {} in total", count, type_name, type->total_nodes);
       return fit;
     }
     auto allocated = resource.allocated_nodes.find(type_name);
@@ -119,14 +119,14 @@ PlacementDecision PlaceJob(const spec::JobConfig& config,
       reasons.push_back(fmt::format("{} {}", resource.name, fit.reason));
     }
     if (!matched_any) {
-      reasons.push_back(target.cloud_resource.empty()
-                            ? std::string("no cloud resource is registered")
-                            : fmt::format("cloud resource {} does not exist",
-                                          target.cloud_resource));
+      reasons.push_back(
+          target.cloud_resource.empty()
+              ? std::string("no cloud resource is registered")
+              : fmt::format("cloud resource {} does not exist", target.cloud_resource));
     }
   }
-  decision.kind = feasible_somewhere ? PlacementDecision::Kind::kPending
-                                     : PlacementDecision::Kind::kInfeasible;
+  decision.kind =
+      feasible_somewhere ? PlacementDecision::Kind::kPending : PlacementDecision::Kind::kInfeasible;
   std::string joined;
   for (const std::string& reason : reasons) {
     if (!joined.empty()) joined += "; ";

@@ -36,12 +36,13 @@ struct ResourceView {
 struct PlacementDecision {
   enum class Kind { kPlaced, kPending, kInfeasible };
   Kind kind = Kind::kPending;
-  std::string cloud_resource;            // when placed
-  std::string region;                    // when placed
-  std::vector<NodeAllocation> nodes;     // when placed
-  std::string reason;                    // when pending or infeasible: one line per resource
+  std::string cloud_resource;         // when placed
+  std::string region;                 // when placed
+  std::vector<NodeAllocation> nodes;  // when placed
+  std::string reason;                 // when pending or infeasible: one line per resource
 };
 
-PlacementDecision PlaceJob(const spec::JobConfig& config, const std::vector<ResourceView>& snapshot);
+PlacementDecision PlaceJob(const spec::JobConfig& config,
+                           const std::vector<ResourceView>& snapshot);
 
 }  // namespace meridian::control

@@ -83,8 +83,7 @@ TEST(Placement, PinnedResourceIsHonouredAndMissingPinIsInfeasible) {
 }
 
 TEST(Placement, UnhealthyResourcesGetNoWorkButKeepJobsPending) {
-  PlacementDecision decision =
-      PlaceJob(Job(), {Resource("east", "eastus", Health::kUnhealthy)});
+  PlacementDecision decision = PlaceJob(Job(), {Resource("east", "eastus", Health::kUnhealthy)});
   EXPECT_EQ(decision.kind, PlacementDecision::Kind::kPending);
   EXPECT_NE(decision.reason.find("UNHEALTHY"), std::string::npos);
 }

@@ -17,15 +17,15 @@ namespace meridian::control {
 namespace {
 
 bool IsLoopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" ||
-         host.rfind("127.", 0) == 0;
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 Status WriteClientConfig(const std::string& home, const std::string& url,
                          const std::string& ca_file) {
   std::string config = fmt::format(
       "# Written by `meridian server`: where clients find this control plane.\n"
-      "server: {}\nca_file: {}\n", url, ca_file);
+      "server: {}\nca_file: {}\n",
+      url, ca_file);
   return base::WriteFileAtomic(home + "/config.yaml", config, 0644);
 }
 
@@ -96,8 +96,7 @@ int RunServer(const ServerOptions& options) {
     return api.BodyLimit(method, path);
   };
   Result<std::unique_ptr<net::HttpsServer>> server = net::HttpsServer::Start(
-      server_options,
-      [&api](net::HttpRequest request, net::Responder respond) {
+      server_options, [&api](net::HttpRequest request, net::Responder respond) {
         api.Handle(std::move(request), std::move(respond));
       });
   if (!server.ok()) return Fail(server.status());
@@ -113,9 +112,11 @@ int RunServer(const ServerOptions& options) {
     }
   }
   if (!IsLoopback(url_host)) {
-    spdlog::warn("listening on {} without authentication: every caller is treated as the "
-                 "administrator until workload identity is configured; keep this address "
-                 "private", options.listen);
+    spdlog::warn(
+        "listening on {} without authentication: every caller is treated as the "
+        "administrator until workload identity is configured; keep this address "
+        "private",
+        options.listen);
   }
   spdlog::info("meridian server listening on {} (home {})", url, options.home);
 

@@ -5,10 +5,9 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "base/archive.h"
 #include "base/clock.h"
@@ -60,11 +59,16 @@ struct Assignment {
 
 std::string_view ReportState(AttemptPhase phase) {
   switch (phase) {
-    case AttemptPhase::kStarting: return "STARTING";
-    case AttemptPhase::kRunning: return "RUNNING";
-    case AttemptPhase::kSucceeded: return "SUCCEEDED";
-    case AttemptPhase::kFailed: return "FAILED";
-    case AttemptPhase::kTerminated: return "TERMINATED";
+    case AttemptPhase::kStarting:
+      return "STARTING";
+    case AttemptPhase::kRunning:
+      return "RUNNING";
+    case AttemptPhase::kSucceeded:
+      return "SUCCEEDED";
+    case AttemptPhase::kFailed:
+      return "FAILED";
+    case AttemptPhase::kTerminated:
+      return "TERMINATED";
   }
   return "UNKNOWN";
 }
@@ -75,7 +79,8 @@ Result<json> ApiResult(Result<net::HttpResponse> response, std::string_view what
   json body = json::parse(response->body, nullptr, false);
   if (response->status >= 200 && response->status < 300) {
     if (body.is_discarded()) {
-      return absl::InternalError(fmt::format("{}: the control plane answered with invalid JSON", what));
+      return absl::InternalError(
+          fmt::format("{}: the control plane answered with invalid JSON", what));
     }
     return body;
   }
@@ -101,7 +106,8 @@ class Agent {
     while (!stop_) {
       Status sent = SendHeartbeat(client, /*attempts=*/json::array());
       if (sent.ok()) break;
-      if (sent.code() == absl::StatusCode::kNotFound || sent.code() == absl::StatusCode::kInvalidArgument) {
+      if (sent.code() == absl::StatusCode::kNotFound ||
+          sent.code() == absl::StatusCode::kInvalidArgument) {
         return sent;
       }
       spdlog::warn("cannot reach the control plane at {}: {}; retrying in {} ms",
@@ -149,8 +155,8 @@ class Agent {
       // Short waits let the loop notice `stop` promptly; the server answers at once on change.
       int64_t wait_ms = std::min<int64_t>(options_.watch_wait_ms, 1'000);
       net::HttpClientRequest request;
-      request.url = Url(fmt::format("assignments?version={}&wait_ms={}",
-                                    net::PercentEncode(version), wait_ms));
+      request.url = Url(
+          fmt::format("assignments?version={}&wait_ms={}", net::PercentEncode(version), wait_ms));
       Result<json> answer = ApiResult(client.Send(request), "watching assignments");
       if (!answer.ok()) {
         spdlog::warn("{}; retrying in {} ms", answer.status().message(), backoff_ms);
@@ -211,7 +217,8 @@ class Agent {
         any_starting = any_starting || status.phase == AttemptPhase::kStarting;
         bool final = IsFinal(status.phase);
         // A final state goes out only once every byte of output has been shipped.
-        if (final && shipped_[status.key] < status.log_bytes && !dropped_.count(status.key)) continue;
+        if (final && shipped_[status.key] < status.log_bytes && !dropped_.count(status.key))
+          continue;
         attempts.push_back({{"job_id", job_id},
                             {"attempt", attempt},
                             {"epoch", epoch},
@@ -236,13 +243,13 @@ class Agent {
           continue;
         }
         bool terminated = it->second == "terminated before it started";
-        attempts.push_back({{"job_id", job_id},
-                            {"attempt", attempt},
-                            {"epoch", epoch},
-                            {"state", terminated ? "TERMINATED" : "FAILED"},
-                            {"exit_code", -1},
-                            {"message", terminated ? it->second
-                                                   : "could not start: " + it->second}});
+        attempts.push_back(
+            {{"job_id", job_id},
+             {"attempt", attempt},
+             {"epoch", epoch},
+             {"state", terminated ? "TERMINATED" : "FAILED"},
+             {"exit_code", -1},
+             {"message", terminated ? it->second : "could not start: " + it->second}});
         fingerprint += fmt::format("{}=NOSTART;", it->first);
         ++it;
       }
@@ -325,7 +332,8 @@ class Agent {
     for (const auto& [key, status] : known) {
       if (IsFinal(status.phase) || desired.count(key) || terminating_.count(key)) continue;
       spdlog::info("stopping attempt {}: it is no longer assigned to this operator", key);
-      if (options_.stack->Terminate(key, options_.terminate_grace_ms).ok()) terminating_.insert(key);
+      if (options_.stack->Terminate(key, options_.terminate_grace_ms).ok())
+        terminating_.insert(key);
     }
   }
 
@@ -385,7 +393,8 @@ class Agent {
       if (!ParseAttemptKey(status.key, &job_id, &attempt, &epoch)) continue;
       int64_t& shipped = shipped_[status.key];
       while (shipped < status.log_bytes && !stop_) {
-        Result<LogChunk> chunk = options_.stack->ReadLog(status.key, shipped, options_.log_chunk_bytes);
+        Result<LogChunk> chunk =
+            options_.stack->ReadLog(status.key, shipped, options_.log_chunk_bytes);
         if (!chunk.ok() || chunk->data.empty()) break;
         net::HttpClientRequest request;
         request.method = "POST";
@@ -429,9 +438,8 @@ class Agent {
       finished.push_back(&status);
     }
     if (finished.size() <= options_.keep_finished_attempts) return;
-    std::sort(finished.begin(), finished.end(), [](const auto* a, const auto* b) {
-      return a->ended_unix_ms < b->ended_unix_ms;
-    });
+    std::sort(finished.begin(), finished.end(),
+              [](const auto* a, const auto* b) { return a->ended_unix_ms < b->ended_unix_ms; });
     for (size_t i = 0; i + options_.keep_finished_attempts < finished.size(); ++i) {
       if (options_.stack->Forget(finished[i]->key).ok()) {
         shipped_.erase(finished[i]->key);
@@ -454,8 +462,8 @@ class Agent {
   bool wake_ = false;
 
   // Owned by the main loop thread.
-  std::map<std::string, int64_t> shipped_;     // attempt key -> bytes of output shipped
-  std::set<std::string> dropped_;              // attempts the control plane refuses output for
+  std::map<std::string, int64_t> shipped_;  // attempt key -> bytes of output shipped
+  std::set<std::string> dropped_;           // attempts the control plane refuses output for
   std::set<std::string> terminating_;
   std::map<std::string, std::string> failed_to_start_;
   std::set<int> free_gpus_;
@@ -466,7 +474,8 @@ class Agent {
 }  // namespace
 
 Status RunAgent(const AgentOptions& options, const std::atomic<bool>& stop) {
-  if (options.stack == nullptr) return absl::InvalidArgumentError("the agent needs a compute stack");
+  if (options.stack == nullptr)
+    return absl::InvalidArgumentError("the agent needs a compute stack");
   Agent agent(options, stop);
   return agent.Run();
 }

@@ -28,10 +28,10 @@ struct AgentOptions {
   std::string ca_file;         // CA that signed the server certificate ("" = system store)
   std::string cloud_resource;  // the resource this operator serves
   std::vector<std::pair<spec::InstanceType, int>> capacity;  // shape and node count
-  std::string work_dir;        // package cache
-  std::string cluster_storage; // exported to attempts as MERIDIAN_CLUSTER_STORAGE
+  std::string work_dir;                                      // package cache
+  std::string cluster_storage;  // exported to attempts as MERIDIAN_CLUSTER_STORAGE
   ComputeStack* stack = nullptr;
-  std::vector<int> gpus;       // real GPU indices to hand out with CUDA_VISIBLE_DEVICES
+  std::vector<int> gpus;  // real GPU indices to hand out with CUDA_VISIBLE_DEVICES
   int64_t watch_wait_ms = 30'000;
   int64_t terminate_grace_ms = 10'000;
   int64_t log_chunk_bytes = 512 << 10;
