@@ -33,9 +33,9 @@ double Percentile(std::vector<double> values, double fraction) {
 void Report(const std::string& bench_name, const std::vector<Figure>& figures,
             const std::string& json_path, const std::vector<std::string>& notes) {
   std::printf("\n%s\n\n", bench_name.c_str());
-  std::printf("| %-44s | %12s | %-58s | %12s | %7s |\n", "figure", "meridian", "peer (same run)",
+  std::printf("| %-50s | %12s | %-58s | %12s | %7s |\n", "figure", "meridian", "peer (same run)",
               "peer", "ratio");
-  std::printf("|%s|%s|%s|%s|%s|\n", std::string(46, '-').c_str(), std::string(14, '-').c_str(),
+  std::printf("|%s|%s|%s|%s|%s|\n", std::string(52, '-').c_str(), std::string(14, '-').c_str(),
               std::string(60, '-').c_str(), std::string(14, '-').c_str(),
               std::string(9, '-').c_str());
   nlohmann::json out = {{"figures", nlohmann::json::array()}};
@@ -47,7 +47,7 @@ void Report(const std::string& bench_name, const std::vector<Figure>& figures,
       ratio = fmt::format("{:.2f}x", r);
     }
     std::string name = fmt::format("{} ({})", figure.name, figure.unit);
-    std::printf("| %-44s | %12.2f | %-58s | %12s | %7s |\n", name.c_str(), figure.value,
+    std::printf("| %-50s | %12.2f | %-58s | %12s | %7s |\n", name.c_str(), figure.value,
                 figure.peer.c_str(),
                 figure.peer_value > 0 ? fmt::format("{:.2f}", figure.peer_value).c_str() : "n/a",
                 ratio.c_str());
