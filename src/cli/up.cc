@@ -177,13 +177,18 @@ Status WaitHealthy(ApiClient& client) {
   }
 }
 
-void PrintWhatNext(const UpOptions& options, const std::string& url) {
-  std::string home_note;
-  const char* env_home = std::getenv("MERIDIAN_HOME");
-  std::string default_home =
-      std::string(std::getenv("HOME") ? std::getenv("HOME") : "") + "/.meridian";
-  if (options.home != default_home && (env_home == nullptr || options.home != env_home)) {
-    home_note = fmt::format("  export MERIDIAN_HOME={}\n", options.home);
+void PrintWhatNext(const UpOptions& options, const std::string& url, const std::string& binary) {
+  // Another terminal has neither this process's environment nor, maybe, the binary on PATH.
+  std::string setup;
+  const char* home_env = std::getenv("HOME");
+  std::string default_home = std::string(home_env != nullptr ? home_env : "") + "/.meridian";
+  if (options.home != default_home)
+    setup += fmt::format("  export MERIDIAN_HOME={}\n", options.home);
+  std::string bin_dir = binary.substr(0, binary.rfind('/'));
+  const char* path = std::getenv("PATH");
+  if (path == nullptr ||
+      (":" + std::string(path) + ":").find(":" + bin_dir + ":") == std::string::npos) {
+    setup += fmt::format("  export PATH={}:$PATH\n", bin_dir);
   }
   std::cout << fmt::format(
       "\nmeridian is up.\n"
@@ -199,7 +204,7 @@ void PrintWhatNext(const UpOptions& options, const std::string& url) {
       "  meridian job logs <id> --follow\n"
       "  meridian job terminate <id>\n\n"
       "Press Ctrl-C to stop everything.\n",
-      url, options.home, options.home, home_note);
+      url, options.home, options.home, setup);
   std::cout.flush();
 }
 
@@ -298,7 +303,7 @@ int RunUp(const UpOptions& options) {
     stop_all();
     return exit_code;
   }
-  PrintWhatNext(options, *url);
+  PrintWhatNext(options, *url, binary);
 
   // Supervise: restart a child that dies, until a signal asks us to stop.
   timespec tick{0, 200'000'000};

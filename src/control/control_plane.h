@@ -118,6 +118,10 @@ class ControlPlane {
   // Marks silent resources UNHEALTHY and answers expired long-polls. Call every ~100 ms.
   void Tick();
 
+  // Answers every long-poll now with the current state (for shutdown: clients get an answer
+  // and retry against the next server instead of waiting out their poll).
+  void AnswerAllWaiters();
+
   // Counters and gauges in the Prometheus text format.
   std::string MetricsText();
 

@@ -275,6 +275,18 @@ void ControlPlane::Tick() {
   }
 }
 
+void ControlPlane::AnswerAllWaiters() {
+  std::unique_lock lock(mu_);
+  for (auto* waiters : {&job_waiters_, &assignment_waiters_}) {
+    for (auto& [key, waiter] : *waiters) ready_.push_back(std::move(waiter.fire));
+    waiters->clear();
+  }
+  Notifications wake;
+  CollectNotificationsLocked(wake);
+  lock.unlock();
+  for (const auto& fire : wake) fire();
+}
+
 std::string ControlPlane::MetricsText() {
   std::lock_guard lock(mu_);
   std::string out;

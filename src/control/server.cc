@@ -128,6 +128,7 @@ int RunServer(const ServerOptions& options) {
     (*plane)->Tick();
   }
   spdlog::info("received {}, shutting down", strsignal(signal_number));
+  (*plane)->AnswerAllWaiters();
   (*server)->Shutdown(5'000);
   server->reset();
   plane->reset();
