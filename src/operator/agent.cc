@@ -57,22 +57,6 @@ struct Assignment {
   std::string key() const { return AttemptKey(job_id, attempt, epoch); }
 };
 
-std::string_view ReportState(AttemptPhase phase) {
-  switch (phase) {
-    case AttemptPhase::kStarting:
-      return "STARTING";
-    case AttemptPhase::kRunning:
-      return "RUNNING";
-    case AttemptPhase::kSucceeded:
-      return "SUCCEEDED";
-    case AttemptPhase::kFailed:
-      return "FAILED";
-    case AttemptPhase::kTerminated:
-      return "TERMINATED";
-  }
-  return "UNKNOWN";
-}
-
 // Interprets an API answer: 2xx gives the JSON body, anything else the server's message.
 Result<json> ApiResult(Result<net::HttpResponse> response, std::string_view what) {
   if (!response.ok()) return response.status();
@@ -222,12 +206,12 @@ class Agent {
         attempts.push_back({{"job_id", job_id},
                             {"attempt", attempt},
                             {"epoch", epoch},
-                            {"state", ReportState(status.phase)},
+                            {"state", AttemptPhaseName(status.phase)},
                             {"exit_code", status.exit_code},
                             {"message", status.message},
                             {"started_unix_ms", status.started_unix_ms},
                             {"ended_unix_ms", status.ended_unix_ms}});
-        fingerprint += fmt::format("{}={};", status.key, ReportState(status.phase));
+        fingerprint += fmt::format("{}={};", status.key, AttemptPhaseName(status.phase));
       }
       for (auto it = failed_to_start_.begin(); it != failed_to_start_.end();) {
         std::string job_id;
