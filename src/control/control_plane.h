@@ -140,6 +140,7 @@ class ControlPlane {
   void StoreJobLocked(Job& job, state::WriteBatch& batch);
   void AddEventLocked(Job& job, std::string message);
   void PlaceLocked(Job& job);
+  void PlaceLocked(Job& job, const std::vector<ResourceView>& snapshot);
   void PlacePendingLocked(state::WriteBatch& batch);
   void FinishAttemptLocked(Job& job, Attempt& attempt, JobState state, int exit_code,
                            std::string message, int64_t ended_ms);
@@ -148,7 +149,7 @@ class ControlPlane {
   void TouchResourceLocked(const std::string& resource);
   void TouchJobLocked(const std::string& job_id);
   std::vector<ResourceView> SnapshotLocked() const;
-  bool AnyFreeNodeLocked() const;
+  static bool AnyFreeNode(const std::vector<ResourceView>& snapshot);
   nlohmann::json AssignmentsLocked(const std::string& resource) const;
   std::string AssignmentVersionLocked(const std::string& resource) const;
   CloudResource* FindResourceLocked(const std::string& name_or_id);

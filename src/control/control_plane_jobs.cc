@@ -49,8 +49,10 @@ std::vector<ResourceView> ControlPlane::SnapshotLocked() const {
 
 // Tries to start `job`'s next attempt. On success the attempt is active on its resource;
 // otherwise the job's message says why it waits (or it has failed as infeasible).
-void ControlPlane::PlaceLocked(Job& job) {
-  PlacementDecision decision = PlaceJob(job.config, SnapshotLocked());
+void ControlPlane::PlaceLocked(Job& job) { PlaceLocked(job, SnapshotLocked()); }
+
+void ControlPlane::PlaceLocked(Job& job, const std::vector<ResourceView>& snapshot) {
+  PlacementDecision decision = PlaceJob(job.config, snapshot);
   switch (decision.kind) {
     case PlacementDecision::Kind::kPlaced: {
       Attempt attempt;
@@ -93,8 +95,8 @@ void ControlPlane::PlaceLocked(Job& job) {
 
 // True when some healthy resource has at least one node free: only then can a pending job
 // start, so a full pool costs one check per event instead of a pass over the whole queue.
-bool ControlPlane::AnyFreeNodeLocked() const {
-  for (const ResourceView& view : SnapshotLocked()) {
+bool ControlPlane::AnyFreeNode(const std::vector<ResourceView>& snapshot) {
+  for (const ResourceView& view : snapshot) {
     if (view.health != Health::kHealthy) continue;
     for (const InstanceCapacity& type : view.capacity) {
       auto used = view.allocated_nodes.find(type.type.name);
@@ -107,8 +109,10 @@ bool ControlPlane::AnyFreeNodeLocked() const {
 void ControlPlane::PlacePendingLocked(state::WriteBatch& batch) {
   std::deque<std::string> waiting;
   waiting.swap(pending_);
+  // One snapshot serves every job until a placement takes nodes from it.
+  std::vector<ResourceView> snapshot = SnapshotLocked();
   while (!waiting.empty()) {
-    if (!AnyFreeNodeLocked()) {
+    if (!AnyFreeNode(snapshot)) {
       // Keep the rest waiting, in order, ahead of anything queued meanwhile.
       pending_.insert(pending_.begin(), waiting.begin(), waiting.end());
       return;
@@ -119,7 +123,9 @@ void ControlPlane::PlacePendingLocked(state::WriteBatch& batch) {
     if (it == jobs_.end() || IsFinal(it->second.state)) continue;
     Job& job = it->second;
     std::string before = job.message;
-    PlaceLocked(job);
+    size_t attempts_before = job.attempts.size();
+    PlaceLocked(job, snapshot);
+    if (job.attempts.size() != attempts_before) snapshot = SnapshotLocked();
     if (job.message != before || IsFinal(job.state)) StoreJobLocked(job, batch);
   }
 }
