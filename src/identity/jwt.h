@@ -43,6 +43,9 @@ class PublicKey {
   // The key as one JWK object (JSON text): kty, use "sig", alg, kid and n/e or crv/x/y.
   virtual std::string JwkJson() const = 0;
   virtual bool Verify(std::string_view signing_input, std::string_view signature) const = 0;
+  // The key as a PEM SubjectPublicKeyInfo ("" where an implementation has none), e.g. for a
+  // person to register for private_key_jwt.
+  virtual std::string PublicPem() const { return ""; }
 
   // From one JWK object (JSON text). The `alg` member, when present, must match the key type.
   static Result<std::shared_ptr<const PublicKey>> FromJwk(std::string_view jwk_json);
@@ -126,7 +129,8 @@ struct JwtFailure {
 };
 
 // Parses, finds the key, checks the signature and then the claims, in that order.
-// Returns the parsed token on success.
+// Returns the parsed token on success; every refusal is kUnauthenticated (a bad credential),
+// with `failure` (when given) saying why.
 Result<ParsedJwt> VerifyJwt(std::string_view token, const KeyLookup& keys,
                             const VerifyOptions& options, JwtFailure* failure = nullptr);
 
