@@ -10,7 +10,6 @@ namespace meridian::spec {
 namespace {
 
 constexpr size_t kMaxNameChars = 256;
-constexpr size_t kMaxRegionChars = 35;
 // Values such as bucket URLs, tenant ids and identity ids are short; this bounds what is stored.
 constexpr size_t kMaxValueChars = 2048;
 
@@ -39,21 +38,6 @@ Status CheckName(const Checker& check, const std::string& name) {
   if (!std::regex_match(name, kPattern)) {
     return check.Fail("name",
                       fmt::format("'{}' may contain only letters, digits, '_' and '-'", name));
-  }
-  return OkStatus();
-}
-
-Status CheckRegion(const Checker& check, const std::string& region) {
-  static const std::regex kPattern("[a-z0-9]+(-[a-z0-9]+)*");
-  if (region.empty()) return check.Fail("region", "must not be empty");
-  if (region.size() > kMaxRegionChars) {
-    return check.Fail("region", fmt::format("is {} characters long; the limit is {}", region.size(),
-                                            kMaxRegionChars));
-  }
-  if (!std::regex_match(region, kPattern)) {
-    return check.Fail("region", fmt::format("'{}' must be lowercase letters and digits in "
-                                            "words joined by single '-' (e.g. westus2, eu-west-1)",
-                                            region));
   }
   return OkStatus();
 }
@@ -126,7 +110,7 @@ Result<CloudResourceSpec> CloudResourceFromTree(const Tree& root, const Checker&
 
   ASSIGN_OR_RETURN(const Tree* region, check.Required(root, "", "region"));
   ASSIGN_OR_RETURN(spec.region, check.String(*region, "region"));
-  RETURN_IF_ERROR(CheckRegion(check, spec.region));
+  RETURN_IF_ERROR(CheckRegionName(check, "region", spec.region));
 
   RETURN_IF_ERROR(BoundedString(check, root, "", "networking_mode").status());
   RETURN_IF_ERROR(ReadNested(check, root, spec));

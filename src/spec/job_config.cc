@@ -19,6 +19,7 @@ constexpr int64_t kMaxStartingTimeoutS = int64_t{7} * 24 * 3600;
 constexpr size_t kMaxEntrypointChars = 64 * 1024;
 constexpr size_t kMaxListItems = 10'000;  // excludes, requirements, py_modules, env_vars, tags
 constexpr double kMaxResourceAmount = 1e9;
+constexpr size_t kMaxPreferredRegions = 32;
 
 const std::vector<std::string> kMarketTypes = {"ON_DEMAND", "SPOT", "PREFER_SPOT"};
 // Accepted on head_node and worker_nodes[] so Anyscale files load; meridian does not use them.
@@ -189,6 +190,24 @@ Status ConfigsFromTree(const Checker& check, const Tree& configs, ComputeConfig&
   return OkStatus();
 }
 
+// compute_config.regions: distinct region names, most preferred first.
+Result<std::vector<std::string>> PreferredRegions(const Checker& check, const Tree& value) {
+  const std::string path = "compute_config.regions";
+  if (value.is_array() && value.size() > kMaxPreferredRegions) {
+    return check.Fail(path, fmt::format("lists more than {} regions", kMaxPreferredRegions));
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> regions, check.StringList(value, path));
+  std::set<std::string> seen;
+  for (size_t i = 0; i < regions.size(); ++i) {
+    std::string item_path = IndexPath(path, i);
+    RETURN_IF_ERROR(CheckRegionName(check, item_path, regions[i]));
+    if (!seen.insert(regions[i]).second) {
+      return check.Fail(item_path, fmt::format("'{}' is listed twice", regions[i]));
+    }
+  }
+  return regions;
+}
+
 Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& value) {
   constexpr std::string_view kPath = "compute_config";
   ComputeConfig config;
@@ -205,7 +224,7 @@ Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& va
       value, kPath,
       {"cloud_resource", "head_node", "worker_nodes", "min_resources", "max_resources",
        "auto_select_worker_config", "configs", "flags", "cloud", "zones",
-       "enable_cross_zone_scaling", "advanced_instance_config"}));
+       "enable_cross_zone_scaling", "advanced_instance_config", "regions"}));
   ASSIGN_OR_RETURN(config.target, TargetFromTree(check, value, std::string(kPath)));
   if (const Tree* configs = Field(value, "configs")) {
     for (const char* single : {"cloud_resource", "head_node", "worker_nodes"}) {
@@ -240,6 +259,9 @@ Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& va
   if (const Tree* auto_select = Field(value, "auto_select_worker_config")) {
     ASSIGN_OR_RETURN(config.auto_select_worker_config,
                      check.Bool(*auto_select, ChildPath(kPath, "auto_select_worker_config")));
+  }
+  if (const Tree* regions = Field(value, "regions")) {
+    ASSIGN_OR_RETURN(config.regions, PreferredRegions(check, *regions));
   }
   return config;
 }
@@ -291,7 +313,7 @@ Result<JobConfig> JobFromTree(const Tree& root, const Checker& check) {
       check.CheckKnownFields(root, "",
                              {"name", "entrypoint", "image_uri", "compute_config", "working_dir",
                               "excludes", "requirements", "env_vars", "py_modules", "cloud",
-                              "project", "max_retries", "timeout_s", "tags"}));
+                              "project", "max_retries", "timeout_s", "tags", "priority"}));
   JobConfig job;
   ASSIGN_OR_RETURN(job.name, OptionalString(check, root, "", "name"));
   ASSIGN_OR_RETURN(const Tree* entrypoint, check.Required(root, "", "entrypoint"));
@@ -317,6 +339,10 @@ Result<JobConfig> JobFromTree(const Tree& root, const Checker& check) {
   }
   if (const Tree* timeout = Field(root, "timeout_s")) {
     ASSIGN_OR_RETURN(job.timeout_s, check.Integer(*timeout, "timeout_s", 0, kMaxTimeoutS));
+  }
+  if (const Tree* priority = Field(root, "priority")) {
+    ASSIGN_OR_RETURN(int64_t value, check.Integer(*priority, "priority", 0, kMaxJobPriority));
+    job.priority = static_cast<int>(value);
   }
   if (const Tree* tags = Field(root, "tags")) {
     RETURN_IF_ERROR(CheckListSize(check, *tags, "tags"));
@@ -362,6 +388,7 @@ nlohmann::json ComputeConfigToJson(const ComputeConfig& config) {
   if (!config.min_resources.empty()) out["min_resources"] = config.min_resources;
   if (!config.max_resources.empty()) out["max_resources"] = config.max_resources;
   if (config.auto_select_worker_config) out["auto_select_worker_config"] = true;
+  if (!config.regions.empty()) out["regions"] = config.regions;
   return out;
 }
 
@@ -377,7 +404,9 @@ Result<JobConfig> JobConfigFromJson(const nlohmann::json& json) {
 }
 
 nlohmann::json ToJson(const JobConfig& config) {
-  nlohmann::json out = {{"entrypoint", config.entrypoint}, {"max_retries", config.max_retries}};
+  nlohmann::json out = {{"entrypoint", config.entrypoint},
+                        {"max_retries", config.max_retries},
+                        {"priority", config.priority}};
   auto put_string = [&](const char* key, const std::string& value) {
     if (!value.empty()) out[key] = value;
   };

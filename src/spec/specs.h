@@ -114,11 +114,18 @@ struct ComputeConfig {
   std::map<std::string, double> min_resources;  // e.g. {"CPU": 8, "GPU": 1}
   std::map<std::string, double> max_resources;
   bool auto_select_worker_config = false;
+  // meridian extension: regions to place the job in, most preferred first (a preference, not a
+  // restriction: other regions are used when none of these has room). Each a region name.
+  std::vector<std::string> regions;
   // compute_config given as a string (a named compute config such as "my-config:1").
   std::string named;
 
   friend bool operator==(const ComputeConfig&, const ComputeConfig&) = default;
 };
+
+// meridian extension: queue priority, 0 the highest.
+inline constexpr int kDefaultJobPriority = 100;
+inline constexpr int kMaxJobPriority = 1000;
 
 struct JobConfig {
   std::string name;
@@ -137,6 +144,7 @@ struct JobConfig {
   int max_retries = 1;
   int64_t timeout_s = 0;  // 0: none
   std::map<std::string, std::string> tags;
+  int priority = kDefaultJobPriority;  // 0..kMaxJobPriority; lower runs first
 
   friend bool operator==(const JobConfig&, const JobConfig&) = default;
 };
@@ -148,6 +156,9 @@ struct JobConfig {
 // .enable_cross_zone_scaling, .advanced_instance_config; head_node/worker_nodes[] resources,
 // labels and advanced_instance_config. flags.cloud_resource_starting_timeout is seconds, as an
 // integer or a duration such as "10m", "90s", "1h30m".
+// meridian extensions (not in Anyscale's schema): `priority` (an integer 0..1000, default 100,
+// 0 the highest) and compute_config.regions (a list of at most 32 distinct region names in
+// preference order).
 Result<JobConfig> ParseJobConfigYaml(std::string_view yaml, std::string_view source_name);
 
 // Names of fields that were given but that meridian does not act on yet (e.g. "image_uri",

@@ -552,6 +552,52 @@ compute_config:
   EXPECT_EQ(*JobConfigFromJson(ToJson(named)), named);
 }
 
+TEST(JobConfig, PriorityAndPreferredRegionsExtensions) {
+  Result<JobConfig> plain = ParseJobConfigYaml("entrypoint: x\n", "job.yaml");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->priority, kDefaultJobPriority);
+  EXPECT_TRUE(plain->compute_config.regions.empty());
+
+  Result<JobConfig> job = ParseJobConfigYaml(R"(entrypoint: x
+priority: 0
+compute_config:
+  regions: [eastus, westus2]
+  worker_nodes: [{instance_type: 1xT4, min_nodes: 1}]
+)",
+                                             "job.yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->priority, 0);
+  EXPECT_THAT(job->compute_config.regions, ElementsAre("eastus", "westus2"));
+  Result<JobConfig> back = JobConfigFromJson(ToJson(*job));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, *job);
+  EXPECT_EQ(ToJson(*job)["priority"], 0);
+}
+
+TEST(JobConfig, PriorityAndRegionErrorsNameFileLineAndField) {
+  EXPECT_EQ(ErrorOf(ParseJobConfigYaml("entrypoint: x\npriority: 1001\n", "job.yaml").status()),
+            "job.yaml:2:11: priority: must be at most 1000, got 1001");
+  EXPECT_EQ(ErrorOf(ParseJobConfigYaml("entrypoint: x\npriority: high\n", "job.yaml").status()),
+            "job.yaml:2:11: priority: expected an integer, got string \"high\"");
+  EXPECT_THAT(ErrorOf(ParseJobConfigYaml("entrypoint: x\ncompute_config:\n  regions: [eastus, "
+                                         "East US]\n",
+                                         "job.yaml")
+                          .status()),
+              HasSubstr("job.yaml:3:21: compute_config.regions[1]: 'East US' must be lowercase"));
+  EXPECT_EQ(ErrorOf(ParseJobConfigYaml("entrypoint: x\ncompute_config:\n  regions: [eastus, "
+                                       "eastus]\n",
+                                       "job.yaml")
+                        .status()),
+            "job.yaml:3:21: compute_config.regions[1]: 'eastus' is listed twice");
+  EXPECT_EQ(ErrorOf(ParseJobConfigYaml("entrypoint: x\ncompute_config:\n  regions: eastus\n",
+                                       "job.yaml")
+                        .status()),
+            "job.yaml:3:12: compute_config.regions: expected a list of strings, got string "
+            "\"eastus\"");
+  EXPECT_EQ(ErrorOf(JobConfigFromJson({{"entrypoint", "x"}, {"priority", -1}}).status()),
+            "priority: must be at least 0, got -1");
+}
+
 TEST(JobConfig, JsonErrorsUseTheApiPath) {
   nlohmann::json json = nlohmann::json::parse(R"({"entrypoint": "x", "compute_config":
       {"worker_nodes": [{"instance_type": "a", "min_nodes": "two"}]}})");

@@ -291,6 +291,21 @@ std::string ChildPath(std::string_view path, std::string_view key) {
   return fmt::format("{}.{}", path, key);
 }
 
+Status CheckRegionName(const Checker& check, std::string_view path, const std::string& region) {
+  static const std::regex kPattern("[a-z0-9]+(-[a-z0-9]+)*");
+  if (region.empty()) return check.Fail(path, "must not be empty");
+  if (region.size() > kMaxRegionChars) {
+    return check.Fail(path, fmt::format("is {} characters long; the limit is {}", region.size(),
+                                        kMaxRegionChars));
+  }
+  if (!std::regex_match(region, kPattern)) {
+    return check.Fail(path, fmt::format("'{}' must be lowercase letters and digits in "
+                                        "words joined by single '-' (e.g. westus2, eu-west-1)",
+                                        region));
+  }
+  return OkStatus();
+}
+
 std::string IndexPath(std::string_view path, size_t index) {
   return fmt::format("{}[{}]", path, index);
 }

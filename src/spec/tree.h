@@ -108,4 +108,10 @@ class Checker {
   const SourceMap* positions_;
 };
 
+// A region name as cloud_resource.yaml's `region` and job.yaml's compute_config.regions spell
+// it: lowercase letters and digits in words joined by single '-' (westus2, eu-west-1), at most
+// kMaxRegionChars characters.
+inline constexpr size_t kMaxRegionChars = 35;
+Status CheckRegionName(const Checker& check, std::string_view path, const std::string& region);
+
 }  // namespace meridian::spec
