@@ -214,6 +214,10 @@ bool Base64Decode(std::string_view text, std::string* bytes) {
   return true;
 }
 
+std::string BlockIdFor(std::string_view upload_id, int64_t index) {
+  return Base64Encode(fmt::format("{}-{:06d}", upload_id, index));
+}
+
 DataSource DataSourceFromBytes(std::string_view bytes) {
   DataSource source;
   source.size_bytes = static_cast<int64_t>(bytes.size());
@@ -244,7 +248,7 @@ Result<std::string> UploadObject(ObjectStore& store, const std::string& name,
   const std::string upload_id = base::NewId("up");
   std::vector<std::string> block_ids(block_count);
   for (int64_t i = 0; i < block_count; ++i) {
-    block_ids[i] = Base64Encode(fmt::format("{}-{:06d}", upload_id, i));
+    block_ids[i] = BlockIdFor(upload_id, i);
   }
   RETURN_IF_ERROR(RunParallel(block_count, options.parallelism, [&](int64_t index) -> Status {
     const int64_t offset = index * block_size;

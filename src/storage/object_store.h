@@ -160,6 +160,11 @@ Status ConditionFailedError(std::string_view name, const Condition& condition,
 // Base64 of the MD5 of `data`: the Content-MD5 form.
 std::string ContentMd5(std::string_view data);
 
+// The block id meridian gives block `index` (0..kMaxBlocksPerObject-1) of an upload named
+// `upload_id` (a base::NewId("up")): every id meridian writes has this one length, because
+// Azure refuses a block whose id length differs from the object's other uncommitted blocks.
+std::string BlockIdFor(std::string_view upload_id, int64_t index);
+
 // Base64 (standard alphabet, padded) used for block ids and Content-MD5.
 std::string Base64Encode(std::string_view bytes);
 // False when `text` is not padded standard base64.

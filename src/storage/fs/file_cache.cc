@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,6 +39,20 @@ Status WriteAll(int fd, std::string_view data, int64_t offset, const std::string
   return OkStatus();
 }
 
+// `length` bytes of the copy at `offset`; past its end (a sparse tail) they read as zeros.
+Result<std::shared_ptr<const std::string>> ReadCopy(int fd, int64_t offset, int64_t length) {
+  auto buffer = std::make_shared<std::string>(length, '\0');
+  int64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd, buffer->data() + done, length - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "reading the cached copy");
+    if (n == 0) break;
+    done += n;
+  }
+  return buffer;
+}
+
 }  // namespace
 
 FileCache::FileCache(ObjectStore* store, FileCacheOptions options)
@@ -54,6 +69,7 @@ Result<std::unique_ptr<FileCache>> FileCache::Open(ObjectStore* store, FileCache
   if (options.capacity_bytes <= 0) {
     return absl::InvalidArgumentError("file cache: the size cap must be positive");
   }
+  if (options.uploads == nullptr) return absl::InvalidArgumentError("file cache: no uploader");
   RETURN_IF_ERROR(base::MakeDirs(options.dir, 0700));
   std::unique_ptr<FileCache> cache(new FileCache(store, std::move(options)));
   RETURN_IF_ERROR(cache->AdoptExisting());
@@ -161,6 +177,8 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote) {
     return error;
   }
   file.fd = fd;
+  file.staged = nullptr;  // blocks staged for the old bytes mean nothing now
+  file.last_write_end = -1;
   file.etag = remote.etag;
   file.size = remote.size;
   file.metadata = remote.metadata;
@@ -250,27 +268,61 @@ void FileCache::MarkDirty(CachedFile& file) {
   file.dirty = true;
 }
 
+void FileCache::Written(CachedFile& file, int64_t offset, int64_t length) {
+  if (file.staged == nullptr) {
+    file.staged = StagedBlocks::Create(store_, options_.uploads, file.name,
+                                       options_.upload.block_size_bytes);
+  }
+  file.staged->Changed(offset, length);
+  const bool sequential = offset == 0 || offset == file.last_write_end;
+  file.last_write_end = offset + length;
+  if (!sequential) return;  // random writers stage everything at the commit
+  const int64_t block_size = file.staged->block_size();
+  for (int64_t index = offset / block_size; index < (offset + length) / block_size; ++index) {
+    Result<std::shared_ptr<const std::string>> bytes =
+        ReadCopy(file.fd, index * block_size, block_size);
+    if (!bytes.ok()) return;  // the commit reads it again and reports the error
+    file.staged->StageInBackground(index, std::move(*bytes));
+  }
+}
+
+void FileCache::Resized(CachedFile& file, int64_t size) {
+  if (file.staged != nullptr) file.staged->Resized(size);
+}
+
 Status FileCache::Upload(CachedFile& file) {
   if (!file.dirty || file.unlinked) return OkStatus();
-  UploadOptions upload = options_.upload;
-  upload.metadata = file.metadata;
-  upload.condition = file.etag.empty() ? Condition::IfNotExists() : Condition::IfMatch(file.etag);
-  int fd = file.fd;
-  DataSource source;
-  source.size_bytes = file.size;
-  source.read = [fd](int64_t offset, int64_t length) -> Result<std::string> {
-    std::string buffer(length, '\0');
-    int64_t done = 0;
-    while (done < length) {
-      ssize_t n = ::pread(fd, buffer.data() + done, length - done, offset + done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, "reading the cached copy");
-      if (n == 0) break;  // a sparse tail past the file's end reads as zeros
-      done += n;
+  const Condition condition =
+      file.etag.empty() ? Condition::IfNotExists() : Condition::IfMatch(file.etag);
+  const int fd = file.fd;
+  const bool any_staged = file.staged != nullptr && file.staged->staged_count() > 0;
+  const int64_t block_size = options_.upload.block_size_bytes;
+  Result<std::string> etag;
+  if ((file.size <= options_.upload.single_put_max_bytes && !any_staged) ||
+      (file.size + block_size - 1) / block_size > kMaxBlocksPerObject) {
+    // Small and nothing staged: one Put. Too many blocks of this size: UploadObject raises
+    // the block size and uploads it all again.
+    UploadOptions upload = options_.upload;
+    upload.metadata = file.metadata;
+    upload.condition = condition;
+    DataSource source;
+    source.size_bytes = file.size;
+    source.read = [fd](int64_t offset, int64_t length) -> Result<std::string> {
+      ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes, ReadCopy(fd, offset, length));
+      return *bytes;
+    };
+    etag = UploadObject(*store_, file.name, source, upload);
+  } else {
+    if (file.staged == nullptr) {
+      file.staged = StagedBlocks::Create(store_, options_.uploads, file.name, block_size);
     }
-    return buffer;
-  };
-  Result<std::string> etag = UploadObject(*store_, file.name, source, upload);
+    Result<std::vector<std::string>> ids = file.staged->StageAll(
+        file.size, [fd](int64_t, int64_t offset, int64_t length) {
+          return ReadCopy(fd, offset, length);
+        });
+    etag = ids.ok() ? store_->CommitBlocks(file.name, *ids, file.metadata, condition)
+                    : Result<std::string>(ids.status());
+  }
   if (!etag.ok()) {
     if (etag.status().code() == absl::StatusCode::kFailedPrecondition) {
       spdlog::error(
@@ -282,6 +334,7 @@ Status FileCache::Upload(CachedFile& file) {
     }
     return etag.status();
   }
+  if (file.staged != nullptr) file.staged->Clear();
   file.etag = *etag;
   file.dirty = false;
   WriteMeta(file);
@@ -300,6 +353,7 @@ void FileCache::Rename(const std::string& from, const std::string& to, const std
   std::shared_ptr<CachedFile> file = it->second;
   files_.erase(it);
   file->name = to;
+  if (file->staged != nullptr) file->staged->Rename(to);
   // Copy gives the destination a new ETag; the bytes are the same, so keep them.
   file->etag = to_etag;
   if (!file->dirty) WriteMeta(*file);
@@ -329,7 +383,18 @@ void FileCache::DropFilesLocked(CachedFile& file) {
   ::unlink(PathFor(file.key, ".data").c_str());
 }
 
-void FileCache::EvictLocked() {
+int64_t FileCache::FreeDiskBytes() const {
+  struct statvfs st {};
+  if (::statvfs(options_.dir.c_str(), &st) != 0) return INT64_MAX;  // unknown: do not block
+  return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+}
+
+bool FileCache::MakeRoom(int64_t bytes) {
+  std::lock_guard lock(mu_);
+  return EvictLocked(bytes);
+}
+
+bool FileCache::EvictLocked(int64_t incoming) {
   int64_t now_ms = NowMs();
   int64_t used = 0;
   std::vector<std::shared_ptr<CachedFile>> idle;
@@ -339,13 +404,20 @@ void FileCache::EvictLocked() {
   }
   std::sort(idle.begin(), idle.end(),
             [](const auto& a, const auto& b) { return a->last_close_ms < b->last_close_ms; });
+  const int64_t floor = options_.free_disk_floor_bytes;
+  // Free space is asked once and then counted down: statvfs per file would be slow.
+  int64_t free_bytes = floor > 0 ? FreeDiskBytes() : INT64_MAX;
   for (const std::shared_ptr<CachedFile>& file : idle) {
     bool expired = now_ms - file->last_close_ms >= options_.timeout_after_close_ms;
-    if (used <= options_.capacity_bytes && !expired) continue;
+    bool over_cap = used + incoming > options_.capacity_bytes;
+    bool under_floor = floor > 0 && free_bytes - incoming < floor;
+    if (!over_cap && !under_floor && !expired) continue;
     used -= file->size;
+    if (free_bytes != INT64_MAX) free_bytes += file->size;
     DropFilesLocked(*file);
     files_.erase(file->name);
   }
+  return floor <= 0 || free_bytes - incoming >= floor;
 }
 
 }  // namespace meridian::storage::fs

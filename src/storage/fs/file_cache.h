@@ -8,12 +8,17 @@
 // so after a crash or restart only clean copies are reused and dirty leftovers are deleted.
 //
 // Eviction: after each release, copies that are neither open nor dirty are removed, least
-// recently closed first, while the cache holds more than capacity_bytes, and any such copy
-// closed longer than timeout_after_close_ms ago is removed too. Open or dirty copies are
-// never evicted, so the cache may exceed its cap while files larger than it are open.
+// recently closed first, while the cache holds more than capacity_bytes or the cache's disk
+// has less than free_disk_floor_bytes free, and any such copy closed longer than
+// timeout_after_close_ms ago is removed too. Open or dirty copies are never evicted, so the
+// cache may exceed its cap while files larger than it are open. MakeRoom evicts the same way
+// before a copy is made and says whether the floor can be kept; when it cannot, the caller
+// serves the file in streaming mode instead (stream_file.h).
 //
-// Uploads (Upload) send the whole copy with UploadObject (one Put, or staged blocks and one
-// commit), conditional on the ETag the copy came from (If-Match), or on the object not
+// Uploads: while a copy is written, every block a sequential writer has finished is staged
+// in the background (Written; StagedBlocks, staged_blocks.h). Upload stages the blocks still
+// missing and commits them with one CommitBlocks (one Put for a small file nothing was
+// staged for), conditional on the ETag the copy came from (If-Match), or on the object not
 // existing (If-None-Match: *) for a file that has never been in the store; a version
 // written elsewhere in between makes the upload fail with kFailedPrecondition and is never
 // overwritten.
@@ -32,6 +37,8 @@
 #include <string>
 
 #include "base/clock.h"
+#include "storage/fs/bounded_executor.h"
+#include "storage/fs/staged_blocks.h"
 #include "storage/object_store.h"
 
 namespace meridian::storage::fs {
@@ -46,6 +53,8 @@ struct CachedFile {
   bool dirty = false;     // local bytes or metadata differ from `etag`'s version
   bool unlinked = false;  // removed from the namespace: never uploaded again
   Metadata metadata;      // written with the next upload
+  std::shared_ptr<StagedBlocks> staged;  // blocks of the next version already staged
+  int64_t last_write_end = -1;           // where the last write ended: sequential writers
 
   // Guarded by the FileCache's lock.
   int open_count = 0;
@@ -56,8 +65,10 @@ struct FileCacheOptions {
   std::string dir;
   int64_t capacity_bytes = int64_t{1000} << 20;
   int64_t timeout_after_close_ms = 120'000;
+  int64_t free_disk_floor_bytes = 0;  // keep this much free on the cache's disk
   int64_t download_chunk_bytes = int64_t{8} << 20;
-  UploadOptions upload;                // condition and metadata are set per upload
+  UploadOptions upload;                // block size; condition and metadata set per upload
+  BoundedExecutor* uploads = nullptr;  // stages blocks; not owned; required
   const base::Clock* clock = nullptr;  // not owned; nullptr: the system clock
 };
 
@@ -83,8 +94,21 @@ class FileCache {
 
   // Requires file.mu. Marks the copy dirty (removing its .meta first).
   void MarkDirty(CachedFile& file);
-  // Requires file.mu. Uploads a dirty copy (no-op when clean or unlinked).
+  // Requires file.mu, after bytes [offset, offset + length) of the copy were written: their
+  // blocks must be staged again, and those a sequential writer finished are staged now.
+  void Written(CachedFile& file, int64_t offset, int64_t length);
+  // Requires file.mu, after the copy was truncated or extended to `size`.
+  void Resized(CachedFile& file, int64_t size);
+  // Requires file.mu. Uploads a dirty copy (no-op when clean or unlinked): returns once the
+  // store has committed it.
   Status Upload(CachedFile& file);
+
+  // Evicts idle copies until `bytes` more fit under the cap and above the free-disk floor.
+  // False when the floor cannot be kept (the cap may still be exceeded by open files).
+  bool MakeRoom(int64_t bytes);
+  // Free bytes on the cache directory's filesystem (statvfs), for users of the floor.
+  int64_t FreeDiskBytes() const;
+  const FileCacheOptions& options() const { return options_; }
 
   // The object was renamed from `from` to `to` with `to_etag`: the copy follows it, and any
   // copy of the old `to` is dropped. Requires the moved file's mu when it is open.
@@ -100,7 +124,9 @@ class FileCache {
   Status Download(CachedFile& file, const ObjectInfo& remote);
   void WriteMeta(const CachedFile& file);
   void DropFilesLocked(CachedFile& file);
-  void EvictLocked();
+  // Evicts idle copies until `incoming` more bytes fit (see the class comment); returns
+  // whether the free-disk floor is kept.
+  bool EvictLocked(int64_t incoming = 0);
   std::string PathFor(const std::string& key, const char* suffix) const;
   int64_t NowMs() const;
 

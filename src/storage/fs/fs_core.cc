@@ -11,15 +11,12 @@
 
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
+#include "storage/fs/fs_core_internal.h"
 #include "storage/fs/fs_errors.h"
 
 namespace meridian::storage::fs {
 namespace {
 
-constexpr char kFolderKey[] = "hdi_isfolder";
-constexpr char kSymlinkKey[] = "is_symlink";
-constexpr char kModeKey[] = "meridian_mode";
-constexpr char kMtimeKey[] = "meridian_mtime_ms";
 constexpr size_t kMaxDirectoryEntries = 1'000'000;
 
 bool IsTrue(const Metadata& metadata, const char* key) {
@@ -47,36 +44,23 @@ std::string ChildPrefix(const std::string& path) {
   return prefix;
 }
 
-Status ErrnoStatus(int error_number, const std::string& what) {
-  return FsError(error_number, fmt::format("{}: {}", what, std::strerror(error_number)));
-}
-
 }  // namespace
 
-struct FsCore::Found {
-  FileKind kind = FileKind::kFile;
-  ObjectInfo info;  // empty for a directory that is only a prefix
-  bool implicit_directory = false;
-};
-
-struct FsCore::Inode {
-  InodeId id = 0;
-  std::string path;  // "" for the root
-  FileKind kind = FileKind::kFile;
-  std::string etag;  // of the version the kernel's attributes describe
-  uint64_t nlookup = 0;
-  int open_handles = 0;
-  Attr attr;
-};
-
-struct FsCore::Handle {
-  InodeId inode = 0;
-  std::shared_ptr<CachedFile> file;
-  int flags = 0;
-};
-
-FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<FileCache> cache)
-    : store_(store), options_(std::move(options)), cache_(std::move(cache)) {
+FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool> pool,
+               std::unique_ptr<BoundedExecutor> uploads,
+               std::unique_ptr<BoundedExecutor> downloads, std::unique_ptr<FileCache> cache)
+    : store_(store),
+      options_(std::move(options)),
+      pool_(std::move(pool)),
+      uploads_(std::move(uploads)),
+      downloads_(std::move(downloads)),
+      cache_(std::move(cache)),
+      stream_services_{store_,
+                       pool_.get(),
+                       downloads_.get(),
+                       uploads_.get(),
+                       options_.prefetch_blocks,
+                       options_.wait_for_memory_ms} {
   auto root = std::make_unique<Inode>();
   root->id = kRootInode;
   root->kind = FileKind::kDirectory;
@@ -94,15 +78,31 @@ Result<std::unique_ptr<FsCore>> FsCore::Create(ObjectStore* store, FsOptions opt
   if (options.cache_size_mb <= 0) {
     return absl::InvalidArgumentError("--cache-size-mb must be positive");
   }
+  if (options.block_size_bytes <= 0 || options.block_size_bytes > (int64_t{4000} << 20)) {
+    return absl::InvalidArgumentError("the block size must be 1 byte .. 4000 MiB (Azure's limit)");
+  }
+  if (options.block_pool_bytes < 2 * options.block_size_bytes) {
+    return absl::InvalidArgumentError(
+        "--block-cache-pool-size must hold at least two blocks of --block-cache-block-size");
+  }
+  auto pool = std::make_unique<BlockPool>(options.block_pool_bytes, options.block_size_bytes);
+  auto uploads = std::make_unique<BoundedExecutor>(options.max_uploads_in_flight);
+  auto downloads = std::make_unique<BoundedExecutor>(std::max(options.prefetch_blocks, 1));
   FileCacheOptions cache_options;
   cache_options.dir = options.cache_dir;
   cache_options.capacity_bytes = options.cache_size_mb << 20;
+  cache_options.free_disk_floor_bytes = options.free_disk_floor_bytes;
   cache_options.timeout_after_close_ms = options.file_cache_timeout_s * 1000;
   cache_options.upload = options.upload;
+  cache_options.upload.block_size_bytes = options.block_size_bytes;
+  cache_options.upload.parallelism = options.max_uploads_in_flight;
+  cache_options.uploads = uploads.get();
   cache_options.clock = options.clock;
   ASSIGN_OR_RETURN(std::unique_ptr<FileCache> cache,
                    FileCache::Open(store, std::move(cache_options)));
-  return std::unique_ptr<FsCore>(new FsCore(store, std::move(options), std::move(cache)));
+  return std::unique_ptr<FsCore>(new FsCore(store, std::move(options), std::move(pool),
+                                            std::move(uploads), std::move(downloads),
+                                            std::move(cache)));
 }
 
 int64_t FsCore::NowMs() const {
@@ -273,10 +273,7 @@ Result<bool> FsCore::DirectoryIsEmpty(const std::string& path) {
 Result<Attr> FsCore::Lookup(InodeId parent, const std::string& name) {
   ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
   ASSIGN_OR_RETURN(Found found, FindPath(path));
-  if (std::shared_ptr<CachedFile> open = cache_->FindOpen(path)) {
-    std::lock_guard file_lock(open->mu);
-    found.info.size = open->size;
-  }
+  if (std::optional<int64_t> size = OpenSize(path)) found.info.size = *size;
   std::lock_guard lock(mu_);
   return RememberLocked(path, found, true);
 }
@@ -301,16 +298,11 @@ Result<Attr> FsCore::GetAttr(InodeId inode) {
     std::lock_guard lock(mu_);
     return inodes_.at(kRootInode)->attr;
   }
-  if (std::shared_ptr<CachedFile> open = cache_->FindOpen(path)) {
-    int64_t size;
-    {
-      std::lock_guard file_lock(open->mu);
-      size = open->size;
-    }
+  if (std::optional<int64_t> size = OpenSize(path)) {
     std::lock_guard lock(mu_);
     auto it = inodes_.find(inode);
     if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
-    it->second->attr.size = size;
+    it->second->attr.size = *size;
     return it->second->attr;
   }
   ASSIGN_OR_RETURN(Found found, FindPath(path));
@@ -414,8 +406,16 @@ Status FsCore::Unlink(InodeId parent, const std::string& name) {
   if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
   RETURN_IF_ERROR(store_->Delete(path, Condition::None()));
   cache_->Remove(path);
-  std::lock_guard lock(mu_);
-  ForgetPathLocked(path);
+  std::shared_ptr<StreamFile> stream;
+  {
+    std::lock_guard lock(mu_);
+    ForgetPathLocked(path);
+    if (auto it = streams_.find(path); it != streams_.end()) {
+      stream = std::move(it->second);
+      streams_.erase(it);
+    }
+  }
+  if (stream != nullptr) stream->MarkUnlinked();
   return OkStatus();
 }
 
@@ -494,21 +494,7 @@ Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_paren
   if (source.kind == FileKind::kDirectory) {
     RETURN_IF_ERROR(RenameDirectory(from, to));
   } else {
-    // An open copy with unsaved bytes goes up first, so the copy below carries them.
-    std::shared_ptr<CachedFile> open = cache_->FindOpen(from);
-    std::unique_lock<std::mutex> file_lock;
-    if (open != nullptr) {
-      file_lock = std::unique_lock(open->mu);
-      RETURN_IF_ERROR(cache_->Upload(*open));
-    }
-    ASSIGN_OR_RETURN(std::string etag, store_->Copy(from, to));
-    Status deleted = store_->Delete(from, Condition::None());
-    if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) {
-      spdlog::error("rename: '{}' was copied to '{}' but could not be removed: {}", from, to,
-                    deleted.message());
-      return deleted;
-    }
-    cache_->Rename(from, to, etag);
+    RETURN_IF_ERROR(RenameFile(from, to));
   }
   std::lock_guard lock(mu_);
   ForgetPathLocked(to);
@@ -520,6 +506,41 @@ Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_paren
     inodes_.at(moved)->path = to;
     inode_by_path_[to] = moved;
   }
+  return OkStatus();
+}
+
+Status FsCore::RenameFile(const std::string& from, const std::string& to) {
+  // An open file with unsaved bytes goes up first, so the copy below carries them.
+  std::shared_ptr<CachedFile> open = cache_->FindOpen(from);
+  std::unique_lock<std::mutex> file_lock;
+  if (open != nullptr) {
+    file_lock = std::unique_lock(open->mu);
+    RETURN_IF_ERROR(cache_->Upload(*open));
+  }
+  std::shared_ptr<StreamFile> stream = FindStream(from);
+  if (stream != nullptr) RETURN_IF_ERROR(stream->Commit());
+  ASSIGN_OR_RETURN(std::string etag, store_->Copy(from, to));
+  Status deleted = store_->Delete(from, Condition::None());
+  if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) {
+    spdlog::error("rename: '{}' was copied to '{}' but could not be removed: {}", from, to,
+                  deleted.message());
+    return deleted;
+  }
+  cache_->Rename(from, to, etag);
+  std::shared_ptr<StreamFile> replaced;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = streams_.find(to); it != streams_.end()) {
+      replaced = std::move(it->second);
+      streams_.erase(it);
+    }
+    if (stream != nullptr && streams_.contains(from) && streams_.at(from) == stream) {
+      streams_.erase(from);
+      streams_[to] = stream;
+    }
+  }
+  if (replaced != nullptr) replaced->MarkUnlinked();
+  if (stream != nullptr) stream->Renamed(to, etag);
   return OkStatus();
 }
 
@@ -541,284 +562,6 @@ Status FsCore::RenameDirectory(const std::string& from, const std::string& to) {
     if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) return deleted;
   }
   return OkStatus();
-}
-
-// ---- Files --------------------------------------------------------------------------------
-
-uint64_t FsCore::AddHandle(InodeId inode, std::shared_ptr<CachedFile> file, int flags) {
-  std::lock_guard lock(mu_);
-  uint64_t id = next_handle_++;
-  handles_[id] = std::make_unique<Handle>(Handle{inode, std::move(file), flags});
-  if (auto it = inodes_.find(inode); it != inodes_.end()) ++it->second->open_handles;
-  return id;
-}
-
-Result<std::shared_ptr<CachedFile>> FsCore::HandleFile(uint64_t handle) {
-  std::lock_guard lock(mu_);
-  auto it = handles_.find(handle);
-  if (it == handles_.end()) return FsError(EBADF, fmt::format("unknown file handle {}", handle));
-  return it->second->file;
-}
-
-Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name, uint32_t mode,
-                                        int flags) {
-  RETURN_IF_ERROR(RequireWritable());
-  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
-  DropCachedAttr(path);
-  Metadata metadata;
-  if ((mode & 07777) != options_.file_mode) metadata[kModeKey] = fmt::format("{:o}", mode & 07777);
-  // The empty object is made at once (as BlobFuse2 does) so the name is taken in the store
-  // and the first upload can be conditional on this version.
-  Result<std::string> etag = store_->Put(path, "", metadata, Condition::IfNotExists());
-  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
-    if (flags & O_EXCL) return FsError(EEXIST, fmt::format("'{}' already exists", path));
-    // Created elsewhere after the kernel's lookup: open what is there.
-    ASSIGN_OR_RETURN(Attr attr, Lookup(parent, name));
-    if (attr.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-    Result<OpenResult> opened = Open(attr.inode, flags);
-    if (!opened.ok()) {
-      Forget(attr.inode, 1);
-      return opened.status();
-    }
-    return CreateResult{attr, opened->handle};
-  }
-  RETURN_IF_ERROR(etag.status());
-  ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, cache_->AcquireNew(path, *etag, metadata));
-  Found found{FileKind::kFile, {}, false};
-  found.info.name = path;
-  found.info.etag = *etag;
-  found.info.metadata = metadata;
-  found.info.last_modified_unix_ms = NowMs();
-  Attr attr;
-  {
-    std::lock_guard lock(mu_);
-    attr = RememberLocked(path, found, true);
-  }
-  return CreateResult{attr, AddHandle(attr.inode, std::move(file), flags)};
-}
-
-Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
-  bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
-  if (writes) RETURN_IF_ERROR(RequireWritable());
-  std::string path;
-  std::string known_etag;
-  {
-    std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-    if (it->second->kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-    path = it->second->path;
-    known_etag = it->second->etag;
-  }
-  std::shared_ptr<CachedFile> file;
-  bool changed = false;
-  std::shared_ptr<CachedFile> open = cache_->FindOpen(path);
-  bool open_dirty = false;
-  std::string open_etag;
-  if (open != nullptr) {
-    std::lock_guard file_lock(open->mu);
-    open_dirty = open->dirty;
-    open_etag = open->etag;
-  }
-  if (open_dirty) {
-    // Another handle here has unsaved bytes: they are this mount's newest version.
-    ObjectInfo local;
-    local.name = path;
-    local.etag = open_etag;
-    ASSIGN_OR_RETURN(file, cache_->Acquire(local, &changed));
-  } else {
-    // Close-to-open: always ask the store which version is current.
-    DropCachedAttr(path);
-    ASSIGN_OR_RETURN(Found found, FindPath(path));
-    if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-    ASSIGN_OR_RETURN(file, cache_->Acquire(found.info, &changed));
-    changed = changed || found.info.etag != known_etag;
-    std::lock_guard lock(mu_);
-    if (auto it = inodes_.find(inode); it != inodes_.end() && it->second->kind == found.kind) {
-      it->second->etag = found.info.etag;
-      it->second->attr = AttrFor(inode, found);
-    }
-  }
-  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
-    SetAttrRequest truncate;
-    truncate.size = 0;
-    std::lock_guard file_lock(file->mu);
-    Status status = ApplyFileAttr(*file, truncate);
-    if (!status.ok()) {
-      cache_->Release(file);
-      return status;
-    }
-    changed = true;
-  }
-  return OpenResult{AddHandle(inode, std::move(file), flags), changed};
-}
-
-Result<std::string> FsCore::Read(uint64_t handle, int64_t offset, int64_t length) {
-  ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, HandleFile(handle));
-  std::lock_guard file_lock(file->mu);
-  if (offset >= file->size || length <= 0) return std::string();
-  length = std::min(length, file->size - offset);
-  std::string buffer(length, '\0');
-  int64_t done = 0;
-  while (done < length) {
-    ssize_t n = ::pread(file->fd, buffer.data() + done, length - done, offset + done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "reading the cached copy of " + file->name);
-    if (n == 0) break;  // past the copy's end: zeros (a sparse tail)
-    done += n;
-  }
-  return buffer;
-}
-
-Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view data) {
-  RETURN_IF_ERROR(RequireWritable());
-  int flags = 0;
-  std::shared_ptr<CachedFile> file;
-  {
-    std::lock_guard lock(mu_);
-    auto it = handles_.find(handle);
-    if (it == handles_.end()) return FsError(EBADF, "unknown file handle");
-    file = it->second->file;
-    flags = it->second->flags;
-  }
-  if ((flags & O_ACCMODE) == O_RDONLY) return FsError(EBADF, "the file is open read-only");
-  std::lock_guard file_lock(file->mu);
-  if (flags & O_APPEND) offset = file->size;
-  cache_->MarkDirty(*file);
-  file->metadata.erase(kMtimeKey);  // the blob's own time is the modification time again
-  int64_t done = 0;
-  while (done < static_cast<int64_t>(data.size())) {
-    ssize_t n = ::pwrite(file->fd, data.data() + done, data.size() - done, offset + done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "writing the cached copy of " + file->name);
-    done += n;
-  }
-  file->size = std::max(file->size, offset + done);
-  return done;
-}
-
-Status FsCore::Flush(uint64_t handle) {
-  ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, HandleFile(handle));
-  std::lock_guard file_lock(file->mu);
-  RETURN_IF_ERROR(cache_->Upload(*file));
-  std::lock_guard lock(mu_);
-  if (auto it = inode_by_path_.find(file->name); it != inode_by_path_.end()) {
-    Inode& inode = *inodes_.at(it->second);
-    inode.etag = file->etag;
-    inode.attr.size = file->size;
-  }
-  return OkStatus();
-}
-
-Status FsCore::Release(uint64_t handle) {
-  Status flushed = Flush(handle);
-  std::unique_ptr<Handle> released;
-  {
-    std::lock_guard lock(mu_);
-    auto it = handles_.find(handle);
-    if (it == handles_.end()) return FsError(EBADF, "unknown file handle");
-    released = std::move(it->second);
-    handles_.erase(it);
-    if (auto node = inodes_.find(released->inode); node != inodes_.end()) {
-      --node->second->open_handles;
-      if (node->second->open_handles == 0 && node->second->nlookup == 0) {
-        if (auto by_path = inode_by_path_.find(node->second->path);
-            by_path != inode_by_path_.end() && by_path->second == released->inode) {
-          inode_by_path_.erase(by_path);
-        }
-        inodes_.erase(node);
-      }
-    }
-  }
-  cache_->Release(released->file);
-  return flushed;
-}
-
-Status FsCore::FlushAll() {
-  std::vector<std::shared_ptr<CachedFile>> files;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [id, handle] : handles_) files.push_back(handle->file);
-  }
-  Status first;
-  for (const std::shared_ptr<CachedFile>& file : files) {
-    std::lock_guard file_lock(file->mu);
-    Status status = cache_->Upload(*file);
-    if (first.ok()) first = status;
-  }
-  return first;
-}
-
-// ---- Attributes ---------------------------------------------------------------------------
-
-Status FsCore::ApplyFileAttr(CachedFile& file, const SetAttrRequest& request) {
-  cache_->MarkDirty(file);
-  if (request.size) {
-    if (*request.size < 0) return FsError(EINVAL, "negative size");
-    if (::ftruncate(file.fd, *request.size) != 0) {
-      return ErrnoStatus(errno, "truncating the cached copy of " + file.name);
-    }
-    file.size = *request.size;
-    file.metadata.erase(kMtimeKey);
-  }
-  if (request.mode) file.metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
-  if (request.mtime_ms) file.metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
-  return OkStatus();
-}
-
-Status FsCore::SetDirectoryAttr(const std::string& path, const SetAttrRequest& request) {
-  if (request.size) return FsError(EISDIR, "is a directory");
-  if (path.empty()) return OkStatus();  // the root has no marker to keep attributes in
-  Result<ObjectInfo> marker = store_->Head(path);
-  Metadata metadata{{kFolderKey, "true"}};
-  Condition condition = Condition::IfNotExists();
-  if (marker.ok()) {
-    metadata = marker->metadata;
-    condition = Condition::IfMatch(marker->etag);
-  } else if (marker.status().code() != absl::StatusCode::kNotFound) {
-    return marker.status();
-  }
-  if (request.mode) metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
-  if (request.mtime_ms) metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
-  DropCachedAttr(path);
-  return store_->Put(path, "", metadata, condition).status();
-}
-
-Result<Attr> FsCore::SetAttr(InodeId inode, const SetAttrRequest& request, uint64_t handle) {
-  if (!request.mode && !request.size && !request.mtime_ms) return GetAttr(inode);
-  RETURN_IF_ERROR(RequireWritable());
-  FileKind kind;
-  std::string path;
-  {
-    std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-    kind = it->second->kind;
-    path = it->second->path;
-  }
-  if (kind == FileKind::kDirectory) {
-    RETURN_IF_ERROR(SetDirectoryAttr(path, request));
-    return GetAttr(inode);
-  }
-  if (kind == FileKind::kSymlink) return GetAttr(inode);  // links have no own attributes
-  if (handle != 0) {
-    ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, HandleFile(handle));
-    std::lock_guard file_lock(file->mu);
-    RETURN_IF_ERROR(ApplyFileAttr(*file, request));
-  } else {
-    // truncate(2), chmod(2), utimes(2) on a path: change a copy and upload it at once.
-    ASSIGN_OR_RETURN(OpenResult opened, Open(inode, O_RDWR));
-    ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, HandleFile(opened.handle));
-    Status applied;
-    {
-      std::lock_guard file_lock(file->mu);
-      applied = ApplyFileAttr(*file, request);
-    }
-    Status released = Release(opened.handle);
-    RETURN_IF_ERROR(applied);
-    RETURN_IF_ERROR(released);
-  }
-  return GetAttr(inode);
 }
 
 }  // namespace meridian::storage::fs

@@ -11,7 +11,14 @@
 //   chmod and utimens are kept in metadata meridian_mode (octal) and meridian_mtime_ms.
 //
 // Inodes live while the kernel holds lookups on them (nlookup, dropped by Forget) or a
-// handle is open. Files are served from whole-file copies in a FileCache (file_cache.h).
+// handle is open. Files are served from whole-file copies in a FileCache (file_cache.h), or
+// in streaming mode from blocks in a bounded memory pool (stream_file.h): every file with
+// block_cache, else a file larger than the cache, or one the cache cannot take without
+// going under its free-disk floor. A file open in one mode is opened again in that mode.
+//
+// Write path (both modes): blocks a sequential writer has finished are staged in the store
+// while it writes (staged_blocks.h), at most max_uploads_in_flight at once; flush, fsync and
+// close stage the rest and commit the new version with one CommitBlocks.
 //
 // Consistency (docs/storage.md states it for users):
 //   - close-to-open: Open always asks the store for the object's ETag and downloads the
@@ -28,8 +35,8 @@
 //
 // Errors: every method returns a Status; ErrnoFor (fs_errors.h) gives its errno.
 // Thread safety: all methods may be called from many threads at once. Lock order:
-// CachedFile::mu, then the FileCache's lock, then mu_; the store is never called with mu_
-// held.
+// CachedFile::mu, then the FileCache's lock, then mu_; a StreamFile's lock is never taken
+// with mu_ held; the store is never called with mu_ held.
 #pragma once
 
 #include <sys/types.h>
@@ -38,12 +45,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
+#include "storage/fs/bounded_executor.h"
 #include "storage/fs/file_cache.h"
+#include "storage/fs/stream_file.h"
 #include "storage/object_store.h"
 
 namespace meridian::storage::fs {
@@ -110,7 +120,16 @@ struct FsOptions {
   uint32_t file_mode = 0644;  // when no meridian_mode is stored
   uint32_t directory_mode = 0755;
   int list_page_size = kMaxListResults;
-  UploadOptions upload;                // block size and parallelism
+  // Streaming mode and the write path.
+  bool block_cache = false;                         // --block-cache: every file streams
+  int64_t block_size_bytes = int64_t{16} << 20;     // --block-cache-block-size (MB)
+  int64_t block_pool_bytes = int64_t{512} << 20;    // --block-cache-pool-size (MB)
+  int prefetch_blocks = 8;                          // --block-cache-prefetch
+  int max_uploads_in_flight = 8;                    // blocks being staged at once
+  int64_t free_disk_floor_bytes = int64_t{1} << 30;  // --cache-free-disk-floor-mb
+  int64_t wait_for_memory_ms = 30'000;  // a full pool fails the call (ENOSPC) after this
+  // Only single_put_max_bytes is used from here (block size and parallelism are above).
+  UploadOptions upload;
   const base::Clock* clock = nullptr;  // not owned; nullptr: system clock
 };
 
@@ -157,13 +176,18 @@ class FsCore {
   Status FlushAll();
 
   FileCache& file_cache() { return *cache_; }
+  BlockPool& block_pool() { return *pool_; }
+  // Whether `handle` serves its file in streaming mode (tests and logs).
+  Result<bool> IsStreaming(uint64_t handle);
 
  private:
   struct Inode;
   struct Handle;
   struct Found;  // what a store lookup found at a path
 
-  FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<FileCache> cache);
+  FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool> pool,
+         std::unique_ptr<BoundedExecutor> uploads, std::unique_ptr<BoundedExecutor> downloads,
+         std::unique_ptr<FileCache> cache);
 
   int64_t NowMs() const;
   Result<std::string> ChildPath(InodeId parent, const std::string& name);
@@ -175,17 +199,34 @@ class FsCore {
   void ForgetPathLocked(const std::string& path);
   void CacheAttr(const std::string& path, const Found& found);
   void DropCachedAttr(const std::string& path);
+  Result<Handle> HandleFor(uint64_t handle);
   Result<std::shared_ptr<CachedFile>> HandleFile(uint64_t handle);
-  uint64_t AddHandle(InodeId inode, std::shared_ptr<CachedFile> file, int flags);
+  uint64_t AddHandle(InodeId inode, std::shared_ptr<CachedFile> file,
+                     std::shared_ptr<StreamFile> stream, int flags);
+  // Streaming mode for a file of `size` bytes not open yet (see the class comment).
+  bool ShouldStream(const std::string& path, int64_t size);
+  std::shared_ptr<StreamFile> FindStream(const std::string& path);
+  // The open stream of `remote`'s version, or a new one registered for it.
+  std::shared_ptr<StreamFile> StreamFor(const ObjectInfo& remote);
+  // The size of an open file at `path` as its handles see it, if one is open.
+  std::optional<int64_t> OpenSize(const std::string& path);
+  Status RenameFile(const std::string& from, const std::string& to);
   Status SetDirectoryAttr(const std::string& path, const SetAttrRequest& request);
   Status ApplyFileAttr(CachedFile& file, const SetAttrRequest& request);
+  Status ApplyStreamAttr(StreamFile& stream, const SetAttrRequest& request);
+  void UpdateInodeAfterCommit(const std::string& path, const std::string& etag, int64_t size);
   Status RenameDirectory(const std::string& from, const std::string& to);
   Status RequireWritable() const;
 
-  // Constant after construction.
+  // Constant after construction. The pool outlives the executors (their tasks hold its
+  // blocks), which outlive the cache and the streams.
   ObjectStore* const store_;
   const FsOptions options_;
+  const std::unique_ptr<BlockPool> pool_;
+  const std::unique_ptr<BoundedExecutor> uploads_;
+  const std::unique_ptr<BoundedExecutor> downloads_;
   const std::unique_ptr<FileCache> cache_;
+  const StreamServices stream_services_;
 
   std::mutex mu_;
   // Guarded by mu_.
@@ -193,6 +234,7 @@ class FsCore {
   std::unordered_map<std::string, InodeId> inode_by_path_;
   std::unordered_map<uint64_t, std::unique_ptr<Handle>> handles_;
   std::map<std::string, std::pair<int64_t, std::shared_ptr<Found>>> attr_cache_;  // expiry
+  std::map<std::string, std::shared_ptr<StreamFile>> streams_;  // open in streaming mode
   InodeId next_inode_ = kRootInode + 1;
   uint64_t next_handle_ = 1;
 };

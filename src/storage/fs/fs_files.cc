@@ -1,0 +1,422 @@
+// FsCore's open files: create, open, read, write, flush, release and attributes, in file
+// cache mode (a CachedFile) or streaming mode (a StreamFile). Names, directories and rename
+// are in fs_core.cc.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "fmt/format.h"
+#include "spdlog/spdlog.h"
+#include "storage/fs/fs_core.h"
+#include "storage/fs/fs_core_internal.h"
+#include "storage/fs/fs_errors.h"
+
+namespace meridian::storage::fs {
+
+// ---- Handles and modes --------------------------------------------------------------------
+
+uint64_t FsCore::AddHandle(InodeId inode, std::shared_ptr<CachedFile> file,
+                           std::shared_ptr<StreamFile> stream, int flags) {
+  std::lock_guard lock(mu_);
+  uint64_t id = next_handle_++;
+  if (stream != nullptr) ++stream->open_count;
+  handles_[id] =
+      std::make_unique<Handle>(Handle{inode, std::move(file), std::move(stream), flags});
+  if (auto it = inodes_.find(inode); it != inodes_.end()) ++it->second->open_handles;
+  return id;
+}
+
+Result<FsCore::Handle> FsCore::HandleFor(uint64_t handle) {
+  std::lock_guard lock(mu_);
+  auto it = handles_.find(handle);
+  if (it == handles_.end()) return FsError(EBADF, fmt::format("unknown file handle {}", handle));
+  return *it->second;
+}
+
+Result<std::shared_ptr<CachedFile>> FsCore::HandleFile(uint64_t handle) {
+  ASSIGN_OR_RETURN(Handle found, HandleFor(handle));
+  if (found.file == nullptr) return FsError(EBADF, "the handle is in streaming mode");
+  return found.file;
+}
+
+Result<bool> FsCore::IsStreaming(uint64_t handle) {
+  ASSIGN_OR_RETURN(Handle found, HandleFor(handle));
+  return found.stream != nullptr;
+}
+
+bool FsCore::ShouldStream(const std::string& path, int64_t size) {
+  if (options_.block_cache) return true;
+  if (size > cache_->options().capacity_bytes) {
+    spdlog::info("'{}' ({} bytes) is larger than the file cache: streaming it", path, size);
+    return true;
+  }
+  if (!cache_->MakeRoom(size)) {
+    spdlog::warn(
+        "the cache disk cannot take '{}' ({} bytes) and keep {} bytes free: streaming it", path,
+        size, cache_->options().free_disk_floor_bytes);
+    return true;
+  }
+  return false;
+}
+
+std::shared_ptr<StreamFile> FsCore::FindStream(const std::string& path) {
+  std::lock_guard lock(mu_);
+  auto it = streams_.find(path);
+  return it == streams_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<StreamFile> FsCore::StreamFor(const ObjectInfo& remote) {
+  std::shared_ptr<StreamFile> open = FindStream(remote.name);
+  // Close-to-open: a clean stream of an older version is left to its handles.
+  if (open != nullptr && (open->dirty() || open->etag() == remote.etag)) return open;
+  std::shared_ptr<StreamFile> created = StreamFile::Open(stream_services_, remote);
+  std::lock_guard lock(mu_);
+  std::shared_ptr<StreamFile>& slot = streams_[remote.name];
+  if (slot == open) slot = created;  // unless another open registered one meanwhile
+  return slot;
+}
+
+std::optional<int64_t> FsCore::OpenSize(const std::string& path) {
+  if (std::shared_ptr<CachedFile> open = cache_->FindOpen(path)) {
+    std::lock_guard file_lock(open->mu);
+    return open->size;
+  }
+  if (std::shared_ptr<StreamFile> stream = FindStream(path)) return stream->size();
+  return std::nullopt;
+}
+
+// ---- Create and open ----------------------------------------------------------------------
+
+Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name, uint32_t mode,
+                                        int flags) {
+  RETURN_IF_ERROR(RequireWritable());
+  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
+  DropCachedAttr(path);
+  Metadata metadata;
+  if ((mode & 07777) != options_.file_mode) metadata[kModeKey] = fmt::format("{:o}", mode & 07777);
+  // The empty object is made at once (as BlobFuse2 does) so the name is taken in the store
+  // and the first upload can be conditional on this version.
+  Result<std::string> etag = store_->Put(path, "", metadata, Condition::IfNotExists());
+  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
+    if (flags & O_EXCL) return FsError(EEXIST, fmt::format("'{}' already exists", path));
+    // Created elsewhere after the kernel's lookup: open what is there.
+    ASSIGN_OR_RETURN(Attr attr, Lookup(parent, name));
+    if (attr.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+    Result<OpenResult> opened = Open(attr.inode, flags);
+    if (!opened.ok()) {
+      Forget(attr.inode, 1);
+      return opened.status();
+    }
+    return CreateResult{attr, opened->handle};
+  }
+  RETURN_IF_ERROR(etag.status());
+  Found found{FileKind::kFile, {}, false};
+  found.info.name = path;
+  found.info.etag = *etag;
+  found.info.metadata = metadata;
+  found.info.last_modified_unix_ms = NowMs();
+  std::shared_ptr<CachedFile> file;
+  std::shared_ptr<StreamFile> stream;
+  if (ShouldStream(path, 0)) {
+    cache_->Remove(path);  // a copy of an earlier object of this name is stale now
+    stream = StreamFor(found.info);
+  } else {
+    ASSIGN_OR_RETURN(file, cache_->AcquireNew(path, *etag, metadata));
+  }
+  Attr attr;
+  {
+    std::lock_guard lock(mu_);
+    attr = RememberLocked(path, found, true);
+  }
+  return CreateResult{attr, AddHandle(attr.inode, std::move(file), std::move(stream), flags)};
+}
+
+Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
+  bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  if (writes) RETURN_IF_ERROR(RequireWritable());
+  std::string path;
+  std::string known_etag;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(inode);
+    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    if (it->second->kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+    path = it->second->path;
+    known_etag = it->second->etag;
+  }
+  std::shared_ptr<CachedFile> file;
+  std::shared_ptr<StreamFile> stream = FindStream(path);
+  bool changed = false;
+  std::shared_ptr<CachedFile> open = cache_->FindOpen(path);
+  bool open_dirty = false;
+  std::string open_etag;
+  if (open != nullptr) {
+    std::lock_guard file_lock(open->mu);
+    open_dirty = open->dirty;
+    open_etag = open->etag;
+  }
+  if (stream != nullptr && stream->dirty()) {
+    // Another handle here has unsaved bytes: they are this mount's newest version.
+  } else if (open_dirty) {
+    ObjectInfo local;
+    local.name = path;
+    local.etag = open_etag;
+    ASSIGN_OR_RETURN(file, cache_->Acquire(local, &changed));
+  } else {
+    // Close-to-open: always ask the store which version is current.
+    DropCachedAttr(path);
+    ASSIGN_OR_RETURN(Found found, FindPath(path));
+    if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+    if (stream != nullptr || (open == nullptr && ShouldStream(path, found.info.size))) {
+      stream = StreamFor(found.info);
+    } else {
+      ASSIGN_OR_RETURN(file, cache_->Acquire(found.info, &changed));
+    }
+    changed = changed || found.info.etag != known_etag;
+    std::lock_guard lock(mu_);
+    if (auto it = inodes_.find(inode); it != inodes_.end() && it->second->kind == found.kind) {
+      it->second->etag = found.info.etag;
+      it->second->attr = AttrFor(inode, found);
+    }
+  }
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+    SetAttrRequest truncate;
+    truncate.size = 0;
+    Status status;
+    if (stream != nullptr) {
+      status = ApplyStreamAttr(*stream, truncate);
+    } else {
+      std::lock_guard file_lock(file->mu);
+      status = ApplyFileAttr(*file, truncate);
+    }
+    if (!status.ok()) {
+      if (file != nullptr) cache_->Release(file);
+      return status;
+    }
+    changed = true;
+  }
+  return OpenResult{AddHandle(inode, std::move(file), std::move(stream), flags), changed};
+}
+
+// ---- Read, write, flush, release ----------------------------------------------------------
+
+Result<std::string> FsCore::Read(uint64_t handle, int64_t offset, int64_t length) {
+  ASSIGN_OR_RETURN(Handle open, HandleFor(handle));
+  if (open.stream != nullptr) return open.stream->Read(offset, length);
+  CachedFile& file = *open.file;
+  std::lock_guard file_lock(file.mu);
+  if (offset >= file.size || length <= 0) return std::string();
+  length = std::min(length, file.size - offset);
+  std::string buffer(length, '\0');
+  int64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(file.fd, buffer.data() + done, length - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "reading the cached copy of " + file.name);
+    if (n == 0) break;  // past the copy's end: zeros (a sparse tail)
+    done += n;
+  }
+  return buffer;
+}
+
+Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view data) {
+  RETURN_IF_ERROR(RequireWritable());
+  ASSIGN_OR_RETURN(Handle open, HandleFor(handle));
+  if ((open.flags & O_ACCMODE) == O_RDONLY) return FsError(EBADF, "the file is open read-only");
+  const bool append = open.flags & O_APPEND;
+  if (open.stream != nullptr) {
+    // The blob's own time is the modification time again.
+    open.stream->EditMetadata([](Metadata& metadata) { metadata.erase(kMtimeKey); });
+    return open.stream->Write(offset, data, append);
+  }
+  CachedFile& file = *open.file;
+  std::lock_guard file_lock(file.mu);
+  if (append) offset = file.size;
+  cache_->MarkDirty(file);
+  file.metadata.erase(kMtimeKey);
+  int64_t done = 0;
+  while (done < static_cast<int64_t>(data.size())) {
+    ssize_t n = ::pwrite(file.fd, data.data() + done, data.size() - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "writing the cached copy of " + file.name);
+    done += n;
+  }
+  file.size = std::max(file.size, offset + done);
+  cache_->Written(file, offset, done);
+  return done;
+}
+
+void FsCore::UpdateInodeAfterCommit(const std::string& path, const std::string& etag,
+                                    int64_t size) {
+  std::lock_guard lock(mu_);
+  if (auto it = inode_by_path_.find(path); it != inode_by_path_.end()) {
+    Inode& inode = *inodes_.at(it->second);
+    inode.etag = etag;
+    inode.attr.size = size;
+  }
+}
+
+Status FsCore::Flush(uint64_t handle) {
+  ASSIGN_OR_RETURN(Handle open, HandleFor(handle));
+  if (open.stream != nullptr) {
+    RETURN_IF_ERROR(open.stream->Commit());
+    // The inode is keyed by path; a stream renamed meanwhile is found by its new name.
+    std::string path;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = inodes_.find(open.inode); it != inodes_.end()) path = it->second->path;
+    }
+    if (!path.empty()) UpdateInodeAfterCommit(path, open.stream->etag(), open.stream->size());
+    return OkStatus();
+  }
+  std::lock_guard file_lock(open.file->mu);
+  RETURN_IF_ERROR(cache_->Upload(*open.file));
+  UpdateInodeAfterCommit(open.file->name, open.file->etag, open.file->size);
+  return OkStatus();
+}
+
+Status FsCore::Release(uint64_t handle) {
+  Status flushed = Flush(handle);
+  std::unique_ptr<Handle> released;
+  std::shared_ptr<StreamFile> closed_stream;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(handle);
+    if (it == handles_.end()) return FsError(EBADF, "unknown file handle");
+    released = std::move(it->second);
+    handles_.erase(it);
+    if (auto node = inodes_.find(released->inode); node != inodes_.end()) {
+      --node->second->open_handles;
+      if (node->second->open_handles == 0 && node->second->nlookup == 0) {
+        if (auto by_path = inode_by_path_.find(node->second->path);
+            by_path != inode_by_path_.end() && by_path->second == released->inode) {
+          inode_by_path_.erase(by_path);
+        }
+        inodes_.erase(node);
+      }
+    }
+    if (released->stream != nullptr && --released->stream->open_count == 0) {
+      closed_stream = released->stream;
+      std::erase_if(streams_, [&](const auto& item) { return item.second == closed_stream; });
+    }
+  }
+  if (released->file != nullptr) cache_->Release(released->file);
+  if (closed_stream != nullptr && closed_stream->dirty()) {
+    spdlog::error("dropping unsaved changes to a file in streaming mode after a failed upload");
+  }
+  return flushed;
+}
+
+Status FsCore::FlushAll() {
+  std::vector<std::shared_ptr<CachedFile>> files;
+  std::vector<std::shared_ptr<StreamFile>> streams;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, handle] : handles_) {
+      if (handle->file != nullptr) files.push_back(handle->file);
+      if (handle->stream != nullptr) streams.push_back(handle->stream);
+    }
+  }
+  Status first;
+  for (const std::shared_ptr<CachedFile>& file : files) {
+    std::lock_guard file_lock(file->mu);
+    Status status = cache_->Upload(*file);
+    if (first.ok()) first = status;
+  }
+  for (const std::shared_ptr<StreamFile>& stream : streams) {
+    Status status = stream->Commit();
+    if (first.ok()) first = status;
+  }
+  return first;
+}
+
+// ---- Attributes ---------------------------------------------------------------------------
+
+Status FsCore::ApplyFileAttr(CachedFile& file, const SetAttrRequest& request) {
+  cache_->MarkDirty(file);
+  if (request.size) {
+    if (*request.size < 0) return FsError(EINVAL, "negative size");
+    if (::ftruncate(file.fd, *request.size) != 0) {
+      return ErrnoStatus(errno, "truncating the cached copy of " + file.name);
+    }
+    file.size = *request.size;
+    cache_->Resized(file, file.size);
+    file.metadata.erase(kMtimeKey);
+  }
+  if (request.mode) file.metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
+  if (request.mtime_ms) file.metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
+  return OkStatus();
+}
+
+Status FsCore::ApplyStreamAttr(StreamFile& stream, const SetAttrRequest& request) {
+  if (request.size) {
+    if (*request.size < 0) return FsError(EINVAL, "negative size");
+    RETURN_IF_ERROR(stream.Truncate(*request.size));
+  }
+  stream.EditMetadata([&](Metadata& metadata) {
+    if (request.size) metadata.erase(kMtimeKey);
+    if (request.mode) metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
+    if (request.mtime_ms) metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
+  });
+  return OkStatus();
+}
+
+Status FsCore::SetDirectoryAttr(const std::string& path, const SetAttrRequest& request) {
+  if (request.size) return FsError(EISDIR, "is a directory");
+  if (path.empty()) return OkStatus();  // the root has no marker to keep attributes in
+  Result<ObjectInfo> marker = store_->Head(path);
+  Metadata metadata{{kFolderKey, "true"}};
+  Condition condition = Condition::IfNotExists();
+  if (marker.ok()) {
+    metadata = marker->metadata;
+    condition = Condition::IfMatch(marker->etag);
+  } else if (marker.status().code() != absl::StatusCode::kNotFound) {
+    return marker.status();
+  }
+  if (request.mode) metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
+  if (request.mtime_ms) metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
+  DropCachedAttr(path);
+  return store_->Put(path, "", metadata, condition).status();
+}
+
+Result<Attr> FsCore::SetAttr(InodeId inode, const SetAttrRequest& request, uint64_t handle) {
+  if (!request.mode && !request.size && !request.mtime_ms) return GetAttr(inode);
+  RETURN_IF_ERROR(RequireWritable());
+  FileKind kind;
+  std::string path;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(inode);
+    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    kind = it->second->kind;
+    path = it->second->path;
+  }
+  if (kind == FileKind::kDirectory) {
+    RETURN_IF_ERROR(SetDirectoryAttr(path, request));
+    return GetAttr(inode);
+  }
+  if (kind == FileKind::kSymlink) return GetAttr(inode);  // links have no own attributes
+  // truncate(2), chmod(2), utimes(2) on a path: change the file and upload it at once.
+  const bool by_path = handle == 0;
+  if (by_path) {
+    ASSIGN_OR_RETURN(OpenResult opened, Open(inode, O_RDWR));
+    handle = opened.handle;
+  }
+  Result<Handle> open = HandleFor(handle);
+  Status applied = open.status();
+  if (open.ok() && open->stream != nullptr) {
+    applied = ApplyStreamAttr(*open->stream, request);
+  } else if (open.ok()) {
+    std::lock_guard file_lock(open->file->mu);
+    applied = ApplyFileAttr(*open->file, request);
+  }
+  Status released = by_path ? Release(handle) : OkStatus();
+  RETURN_IF_ERROR(applied);
+  RETURN_IF_ERROR(released);
+  return GetAttr(inode);
+}
+
+}  // namespace meridian::storage::fs
