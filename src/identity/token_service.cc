@@ -7,7 +7,9 @@
 #include <set>
 
 #include "fmt/format.h"
+#include "identity/audit.h"
 #include "identity/guid.h"
+#include "spdlog/spdlog.h"
 
 namespace meridian::identity {
 namespace {
@@ -192,51 +194,51 @@ TokenResponse TokenService::HandleTokenRequest(const TokenRequest& request) cons
   TokenResponse response;
   response.correlation_id = request.correlation_id.empty() ? NewGuid() : request.correlation_id;
   Outcome outcome = Exchange(request, &response);
-  if (!outcome.ok()) {
-    response.http_status = outcome.http_status;
-    response.error_code = outcome.code;
-    const std::string trace_id = NewGuid();
-    const std::string timestamp = EntraTimestamp(request.now_unix_ms);
-    response.body =
-        json{{"error", outcome.error},
-             {"error_description",
-              fmt::format("AADSTS{}: {} Trace ID: {} Correlation ID: {} Timestamp: {}",
-                          outcome.code, outcome.description, trace_id, response.correlation_id,
-                          timestamp)},
-             {"error_codes", {outcome.code}},
-             {"timestamp", timestamp},
-             {"trace_id", trace_id},
-             {"correlation_id", response.correlation_id},
-             {"error_uri", fmt::format("{}/error?code={}", options_.authority, outcome.code)}}
-            .dump();
+  // A token is handed out only once its issue is on the audit record.
+  if (outcome.ok() && !Audit(request, response).ok()) {
+    outcome = Fail(503, "temporarily_unavailable", 50000,
+                   "There was an error issuing a token: the audit log is unavailable.");
   }
-  Audit(request, response);
+  if (outcome.ok()) return response;
+  response.http_status = outcome.http_status;
+  response.error_code = outcome.code;
+  response.jti.clear();
+  response.body = ErrorBody(outcome, request.now_unix_ms, response.correlation_id);
+  (void)Audit(request, response);
   return response;
+}
+
+std::string TokenService::ErrorBody(const Outcome& outcome, int64_t now_unix_ms,
+                                    const std::string& correlation_id) const {
+  const std::string trace_id = NewGuid();
+  const std::string timestamp = EntraTimestamp(now_unix_ms);
+  return json{{"error", outcome.error},
+              {"error_description",
+               fmt::format("AADSTS{}: {} Trace ID: {} Correlation ID: {} Timestamp: {}",
+                           outcome.code, outcome.description, trace_id, correlation_id,
+                           timestamp)},
+              {"error_codes", {outcome.code}},
+              {"timestamp", timestamp},
+              {"trace_id", trace_id},
+              {"correlation_id", correlation_id},
+              {"error_uri", fmt::format("{}/error?code={}", options_.authority, outcome.code)}}
+      .dump();
 }
 
 TokenResponse TokenService::MethodNotAllowed(std::string_view method, int64_t now_unix_ms,
                                              std::string_view correlation_id) const {
   TokenRequest request;
   request.now_unix_ms = now_unix_ms;
-  request.correlation_id = std::string(correlation_id);
   TokenResponse response;
   response.correlation_id = correlation_id.empty() ? NewGuid() : std::string(correlation_id);
   response.http_status = 405;
   response.error_code = 900561;
-  const std::string trace_id = NewGuid();
-  const std::string timestamp = EntraTimestamp(now_unix_ms);
-  response.body =
-      json{{"error", "invalid_request"},
-           {"error_description",
-            fmt::format("AADSTS900561: The endpoint only accepts POST requests. Received a {} "
-                        "request. Trace ID: {} Correlation ID: {} Timestamp: {}",
-                        method.substr(0, 16), trace_id, response.correlation_id, timestamp)},
-           {"error_codes", {900561}},
-           {"timestamp", timestamp},
-           {"trace_id", trace_id},
-           {"correlation_id", response.correlation_id}}
-          .dump();
-  Audit(request, response);
+  Outcome outcome = Fail(405, "invalid_request", 900561,
+                         fmt::format("The endpoint only accepts POST requests. Received a {} "
+                                     "request.",
+                                     method.substr(0, 16)));
+  response.body = ErrorBody(outcome, now_unix_ms, response.correlation_id);
+  (void)Audit(request, response);
   return response;
 }
 
@@ -457,8 +459,22 @@ Result<AccessPrincipal> TokenService::ValidateAccessToken(std::string_view token
   }
 }
 
-void TokenService::Audit(const TokenRequest& request, const TokenResponse& response) const {
-  if (audit_ == nullptr) return;  // the audit log lands in its own change
+Status TokenService::Audit(const TokenRequest& request, const TokenResponse& response) const {
+  if (audit_ == nullptr) return OkStatus();
+  AuditEntry entry;
+  entry.time_ms = request.now_unix_ms;
+  entry.actor = response.client_id;
+  entry.action = response.error_code == 0 ? "token.issue" : "token.refuse";
+  auto scope = request.form.find("scope");
+  entry.target = scope == request.form.end() ? "" : scope->second;
+  entry.result = response.error_code == 0 ? "ok" : fmt::format("AADSTS{}", response.error_code);
+  entry.correlation_id = response.correlation_id;
+  entry.source_address = request.source_address;
+  entry.detail = fmt::format("tenant={} subject={} jti={}", request.tenant, response.subject,
+                             response.jti);
+  Result<AuditEntry> stored = audit_->Append(std::move(entry));
+  if (!stored.ok()) spdlog::error("audit log append failed: {}", stored.status().ToString());
+  return stored.status();
 }
 
 }  // namespace meridian::identity

@@ -100,7 +100,9 @@ std::string OpenIdConfigurationJson(std::string_view authority, std::string_view
 
 class TokenService {
  public:
-  // Everything pointed to must outlive the service. `audit` may be null.
+  // Everything pointed to must outlive the service. `audit` may be null; when given, every
+  // request is recorded there, and a token whose issue cannot be recorded is not handed out
+  // (503).
   TokenService(TokenServiceOptions options, KeyManager* keys, Directory* directory,
                std::vector<IssuerKeySource*> trusted_issuers, AuditLog* audit = nullptr);
 
@@ -136,7 +138,11 @@ class TokenService {
   Result<std::string> IssueAccessToken(const Application& app, const std::string& resource,
                                        int64_t now_s, int64_t lifetime_s,
                                        std::string* jti) const;
-  void Audit(const TokenRequest& request, const TokenResponse& response) const;
+  std::string ErrorBody(const Outcome& outcome, int64_t now_unix_ms,
+                        const std::string& correlation_id) const;
+  // Records the request's outcome: action "token.issue" or "token.refuse", actor the
+  // client_id, target the scope, result "ok" or "AADSTSnnnn"; never the token.
+  Status Audit(const TokenRequest& request, const TokenResponse& response) const;
 
   // Constant after construction.
   const TokenServiceOptions options_;

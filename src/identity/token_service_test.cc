@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
+#include "identity/audit.h"
 #include "identity/cluster_issuer.h"
 #include "identity/guid.h"
 
@@ -37,8 +38,10 @@ class TokenServiceTest : public ::testing::Test {
     tenant_ = NewGuid();
     TokenServiceOptions options{kAuthority, tenant_, 600};
     options.resources = {kResource};
-    service_ = std::make_unique<TokenService>(options, keys_.get(), directory_.get(),
-                                              std::vector<IssuerKeySource*>{cluster_.get(), &external_});
+    audit_ = *AuditLog::Open(store_.get(), &clock_);
+    service_ = std::make_unique<TokenService>(
+        options, keys_.get(), directory_.get(),
+        std::vector<IssuerKeySource*>{cluster_.get(), &external_}, audit_.get());
 
     app_id_ = directory_->CreateApplication({"operator-east"})->app_id;
     ASSERT_TRUE(directory_
@@ -57,6 +60,7 @@ class TokenServiceTest : public ::testing::Test {
   }
   void TearDown() override {
     service_.reset();
+    audit_.reset();
     directory_.reset();
     keys_.reset();
     store_.reset();
@@ -128,6 +132,7 @@ class TokenServiceTest : public ::testing::Test {
   std::unique_ptr<ClusterIssuer> cluster_;
   std::shared_ptr<const SigningKey> external_key_;
   StaticIssuerKeys external_;
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<TokenService> service_;
   std::shared_ptr<const SigningKey> user_key_;
   std::string tenant_;
@@ -326,6 +331,32 @@ TEST_F(TokenServiceTest, DiscoveryDocumentsHaveEntrasShape) {
   EXPECT_EQ(json::parse(*service_->OpenIdConfiguration())["issuer"], base + "/v2.0");
   EXPECT_EQ(service_->OpenIdConfiguration(NewGuid()).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(json::parse(service_->JwksJson())["keys"].size(), 2u);
+}
+
+TEST_F(TokenServiceTest, EveryTokenIssuedOrRefusedIsAuditedWithoutTheToken) {
+  TokenRequest request = Request(app_id_, ClusterToken());
+  request.correlation_id = "corr-42";
+  std::string token = AccessToken(request);
+  EXPECT_EQ(Code(Request(NewGuid(), ClusterToken()), 400), 700016);
+  auto entries = audit_->List({});
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 2u);
+  const AuditEntry& issued = (*entries)[1];
+  EXPECT_EQ(issued.action, "token.issue");
+  EXPECT_EQ(issued.actor, app_id_);
+  EXPECT_EQ(issued.result, "ok");
+  EXPECT_EQ(issued.correlation_id, "corr-42");
+  EXPECT_EQ(issued.source_address, "127.0.0.1");
+  EXPECT_NE(issued.detail.find(kOperatorSubject), std::string::npos);
+  EXPECT_EQ((*entries)[0].action, "token.refuse");
+  EXPECT_EQ((*entries)[0].result, "AADSTS700016");
+  for (const AuditEntry& entry : *entries) {
+    for (const std::string& field : {entry.detail, entry.target, entry.actor}) {
+      EXPECT_EQ(field.find(token.substr(0, 40)), std::string::npos);
+      EXPECT_EQ(field.find(request.form["client_assertion"].substr(0, 40)), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(audit_->Verify().ok());
 }
 
 TEST_F(TokenServiceTest, ClusterIssuerMintsKubernetesShapedTokensWithinLimits) {
