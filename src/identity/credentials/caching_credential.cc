@@ -7,8 +7,7 @@
 
 namespace meridian::identity::credentials {
 
-CachingCredential::CachingCredential(std::shared_ptr<TokenCredential> inner,
-                                     CachingOptions options)
+CachingCredential::CachingCredential(std::shared_ptr<TokenCredential> inner, CachingOptions options)
     : inner_(std::move(inner)), options_([&] {
         if (options.clock == nullptr) options.clock = base::SystemClock::Get();
         options.max_entries = std::max(1, options.max_entries);
@@ -77,9 +76,10 @@ Result<AccessToken> CachingCredential::FetchLocked(std::unique_lock<std::mutex>&
   fetched_.notify_all();
   if (fetched.ok()) return fetched;
   if (Usable(entry, now_s)) {
-    spdlog::warn("refreshing the token for scope '{}' failed ({}); using the cached token, "
-                 "valid {} s more",
-                 scope, fetched.status().message(), entry.token->expires_on_unix_s - now_s);
+    spdlog::warn(
+        "refreshing the token for scope '{}' failed ({}); using the cached token, "
+        "valid {} s more",
+        scope, fetched.status().message(), entry.token->expires_on_unix_s - now_s);
     return *entry.token;
   }
   return fetched.status();
@@ -88,7 +88,8 @@ Result<AccessToken> CachingCredential::FetchLocked(std::unique_lock<std::mutex>&
 void CachingCredential::MakeRoomLocked(int64_t now_unix_s) {
   if (static_cast<int>(entries_.size()) < options_.max_entries) return;
   for (auto it = entries_.begin(); it != entries_.end();) {
-    it = !it->second.fetching && !Usable(it->second, now_unix_s) ? entries_.erase(it) : std::next(it);
+    it = !it->second.fetching && !Usable(it->second, now_unix_s) ? entries_.erase(it)
+                                                                 : std::next(it);
   }
   if (static_cast<int>(entries_.size()) < options_.max_entries) return;
   auto soonest = entries_.end();

@@ -67,7 +67,7 @@ class CachingCredential final : public TokenCredential {
   const CachingOptions options_;
 
   std::mutex mu_;
-  std::condition_variable fetched_;     // signalled when any fetch ends
+  std::condition_variable fetched_;       // signalled when any fetch ends
   std::map<std::string, Entry> entries_;  // guarded by mu_; key: scope '\n' tenant
 };
 

@@ -27,8 +27,7 @@ Result<AccessToken> ChainedTokenCredential::GetToken(const std::string& scope) {
   for (size_t i = 0; i < credentials_.size(); ++i) {
     Result<AccessToken> token = credentials_[i]->GetToken(scope);
     if (token.ok()) return token;
-    const std::string name =
-        i < names_.size() ? names_[i] : fmt::format("credential {}", i + 1);
+    const std::string name = i < names_.size() ? names_[i] : fmt::format("credential {}", i + 1);
     failures += fmt::format("{}{}: {}", failures.empty() ? "" : "; ", name,
                             std::string(token.status().message()));
   }

@@ -22,9 +22,9 @@ namespace meridian::identity::credentials {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::EntraError;
 using testing::FakeHttpsServer;
+using ::testing::HasSubstr;
 using testing::JsonResponse;
 using testing::ParseForm;
 using testing::TokenResponse;
@@ -311,8 +311,8 @@ TEST_F(CredentialsTest, ConcurrentCallersShareOneFailure) {
   for (int i = 0; i < 10; ++i) {
     callers.emplace_back([&] {
       Result<AccessToken> token = credential->GetToken(kScope);
-      if (!token.ok() && std::string(token.status().message()).find("AADSTS700027") !=
-                            std::string::npos) {
+      if (!token.ok() &&
+          std::string(token.status().message()).find("AADSTS700027") != std::string::npos) {
         ++refused;
       }
     });

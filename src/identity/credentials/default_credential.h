@@ -26,12 +26,12 @@ inline constexpr char kEnvPrivateKeyFile[] = "MERIDIAN_PRIVATE_KEY_FILE";
 inline constexpr char kEnvClientCertificatePath[] = "AZURE_CLIENT_CERTIFICATE_PATH";
 
 struct DefaultCredentialOptions {
-  EnvLookup env;                 // nullptr: the process environment
-  std::string private_key_file;  // e.g. from a --private-key-file flag
-  std::string certificate_file;  // optional, for real Entra ID (x5t#S256)
-  std::string client_id;         // "" : AZURE_CLIENT_ID
-  std::string tenant_id;         // "" : AZURE_TENANT_ID
-  std::string authority_host;    // "" : AZURE_AUTHORITY_HOST, else login.microsoftonline.com
+  EnvLookup env;                  // nullptr: the process environment
+  std::string private_key_file;   // e.g. from a --private-key-file flag
+  std::string certificate_file;   // optional, for real Entra ID (x5t#S256)
+  std::string client_id;          // "" : AZURE_CLIENT_ID
+  std::string tenant_id;          // "" : AZURE_TENANT_ID
+  std::string authority_host;     // "" : AZURE_AUTHORITY_HOST, else login.microsoftonline.com
   TokenEndpointOptions endpoint;  // CA file, retries, clock (authority and tenant filled in)
   CachingOptions caching;
 };

@@ -33,8 +33,8 @@ FakeHttpsServer::FakeHttpsServer() {
   options.cert_pem_path = tls_.server_cert;
   options.key_pem_path = tls_.server_key;
   options.threads = 4;
-  Result<std::unique_ptr<net::HttpsServer>> server = net::HttpsServer::Start(
-      options, [this](net::HttpRequest request, net::Responder respond) {
+  Result<std::unique_ptr<net::HttpsServer>> server =
+      net::HttpsServer::Start(options, [this](net::HttpRequest request, net::Responder respond) {
         Handle(std::move(request), std::move(respond));
       });
   if (!server.ok()) {
@@ -126,12 +126,10 @@ net::HttpResponse TokenResponse(const std::string& access_token, int64_t expires
 
 net::HttpResponse EntraError(int status, const std::string& error, const std::string& description,
                              int code) {
-  const nlohmann::json body = {{"error", error},
-                               {"error_description", description + "\r\nTrace ID: 0000\r\n"},
-                               {"error_codes", {code}},
-                               {"timestamp", "2024-01-01 00:00:00Z"},
-                               {"trace_id", "0000"},
-                               {"correlation_id", "1111"}};
+  const nlohmann::json body = {
+      {"error", error},        {"error_description", description + "\r\nTrace ID: 0000\r\n"},
+      {"error_codes", {code}}, {"timestamp", "2024-01-01 00:00:00Z"},
+      {"trace_id", "0000"},    {"correlation_id", "1111"}};
   return JsonResponse(status, body.dump());
 }
 

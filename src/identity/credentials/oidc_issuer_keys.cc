@@ -57,8 +57,7 @@ Result<std::unique_ptr<OidcIssuerKeys>> OidcIssuerKeys::Create(OidcIssuerKeysOpt
   for (const std::string& issuer : options.trusted_issuers) {
     if (issuer.rfind("https://", 0) != 0 || issuer.size() <= 8) {
       return absl::InvalidArgumentError(fmt::format(
-          "trusted issuer '{}' is not an https:// URL: keys are only fetched over HTTPS",
-          issuer));
+          "trusted issuer '{}' is not an https:// URL: keys are only fetched over HTTPS", issuer));
     }
   }
   if (options.clock == nullptr) options.clock = base::SystemClock::Get();
@@ -138,7 +137,8 @@ Result<std::string> OidcIssuerKeys::Get(net::HttpClient& http, const std::string
         fmt::format("fetching {} failed: {}", url, response.status().message()));
   }
   if (response->status != 200) {
-    return absl::UnavailableError(fmt::format("fetching {} failed: HTTP {}", url, response->status));
+    return absl::UnavailableError(
+        fmt::format("fetching {} failed: HTTP {}", url, response->status));
   }
   return std::move(response->body);
 }
@@ -157,20 +157,18 @@ Result<IssuerKeyMap> OidcIssuerKeys::FetchKeys(const std::string& issuer) const 
   // OpenID Connect Discovery 1.0 section 4.3: the issuer must be exactly the one we asked.
   const std::string claimed = StringMember(discovery, "issuer");
   if (claimed != issuer) {
-    return absl::FailedPreconditionError(
-        fmt::format("{} names issuer '{}', not the trusted issuer '{}'", discovery_url, claimed,
-                    issuer));
+    return absl::FailedPreconditionError(fmt::format(
+        "{} names issuer '{}', not the trusted issuer '{}'", discovery_url, claimed, issuer));
   }
   const std::string jwks_uri = StringMember(discovery, "jwks_uri");
   if (jwks_uri.rfind("https://", 0) != 0) {
-    return absl::FailedPreconditionError(fmt::format(
-        "{} has no https jwks_uri (got '{}')", discovery_url, jwks_uri));
+    return absl::FailedPreconditionError(
+        fmt::format("{} has no https jwks_uri (got '{}')", discovery_url, jwks_uri));
   }
   ASSIGN_OR_RETURN(std::string jwks, Get(http, jwks_uri));
   Result<IssuerKeyMap> keys = ParseJwks(jwks, options_.max_keys_per_issuer);
   if (!keys.ok()) {
-    return absl::FailedPreconditionError(
-        fmt::format("{}: {}", jwks_uri, keys.status().message()));
+    return absl::FailedPreconditionError(fmt::format("{}: {}", jwks_uri, keys.status().message()));
   }
   spdlog::info("fetched {} keys of issuer {} from {}", keys->size(), issuer, jwks_uri);
   return keys;

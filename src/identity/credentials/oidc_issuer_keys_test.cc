@@ -16,8 +16,8 @@
 namespace meridian::identity::credentials {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::FakeHttpsServer;
+using ::testing::HasSubstr;
 using testing::JsonResponse;
 
 constexpr char kDiscoveryPath[] = "/cluster/.well-known/openid-configuration";
@@ -89,6 +89,17 @@ TEST_F(OidcIssuerKeysTest, DiscoveryFindsRsaAndEcKeysByKid) {
   EXPECT_EQ(*keys->Find(issuer_, "encryption"), nullptr);
   EXPECT_EQ(server_.RequestCount(kDiscoveryPath), 1);
   EXPECT_EQ(server_.RequestCount(kJwksPath), 1);
+}
+
+TEST_F(OidcIssuerKeysTest, IssuerWithATrailingSlashIsDiscoveredBelowIt) {
+  // AKS OIDC issuers end in '/': discovery goes to {issuer without '/'}/.well-known/...
+  issuer_ += "/";
+  ServeDiscovery(issuer_);
+  std::unique_ptr<OidcIssuerKeys> keys = Keys();
+  Result<std::shared_ptr<const PublicKey>> found = keys->Find(issuer_, rsa_->kid());
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_NE(*found, nullptr);
+  EXPECT_EQ(server_.RequestCount(kDiscoveryPath), 1);
 }
 
 TEST_F(OidcIssuerKeysTest, UntrustedIssuerHasNoKeys) {

@@ -26,8 +26,7 @@ Result<std::string> CertificateThumbprintS256(const std::string& pem, const std:
   X509* certificate = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
   if (certificate == nullptr) {
-    return absl::InvalidArgumentError(
-        fmt::format("{} holds no PEM certificate", path));
+    return absl::InvalidArgumentError(fmt::format("{} holds no PEM certificate", path));
   }
   unsigned char* der = nullptr;
   const int der_length = i2d_X509(certificate, &der);
@@ -35,8 +34,8 @@ Result<std::string> CertificateThumbprintS256(const std::string& pem, const std:
   if (der_length <= 0) return absl::InternalError(fmt::format("cannot encode {}", path));
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int digest_length = 0;
-  const int hashed = EVP_Digest(der, der_length, digest.data(), &digest_length, EVP_sha256(),
-                                nullptr);
+  const int hashed =
+      EVP_Digest(der, der_length, digest.data(), &digest_length, EVP_sha256(), nullptr);
   OPENSSL_free(der);
   if (hashed != 1) return absl::InternalError("SHA-256 failed");
   return Base64UrlEncode(
@@ -93,9 +92,8 @@ Result<std::unique_ptr<PrivateKeyJwtCredential>> PrivateKeyJwtCredential::Create
   ASSIGN_OR_RETURN(std::string pem, base::ReadFile(options.private_key_file, kMaxPemBytes));
   Result<std::shared_ptr<const SigningKey>> key = SigningKey::FromPem(pem);
   if (!key.ok()) {
-    return absl::InvalidArgumentError(fmt::format("cannot load the private key in {}: {}",
-                                                  options.private_key_file,
-                                                  key.status().message()));
+    return absl::InvalidArgumentError(fmt::format(
+        "cannot load the private key in {}: {}", options.private_key_file, key.status().message()));
   }
   std::string extra_header;
   if (!options.certificate_file.empty()) {

@@ -16,8 +16,8 @@
 namespace meridian::identity::credentials {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::FakeHttpsServer;
+using ::testing::HasSubstr;
 using testing::ParseForm;
 using testing::TokenResponse;
 
@@ -126,6 +126,32 @@ TEST_P(PrivateKeyJwtTest, DefaultCredentialUsesTheKeyFileWithoutWorkloadIdentity
   Result<std::shared_ptr<TokenCredential>> credential = DefaultCredentialFromEnvironment(options);
   ASSERT_TRUE(credential.ok()) << credential.status();
   EXPECT_EQ((*credential)->GetToken(kScope)->token, "via-default");
+}
+
+TEST_P(PrivateKeyJwtTest, AzureClientCertificatePathHoldsKeyAndCertificate) {
+  // Azure's EnvironmentCredential convention: one PEM file with the certificate and the key.
+  server_.SetDefault(kTokenPath, TokenResponse("via-certificate", 3600));
+  Result<std::string> certificate = base::ReadFile(server_.ca_file());
+  ASSERT_TRUE(certificate.ok());
+  const std::string combined = dir_.path() + "/client.pem";
+  ASSERT_TRUE(base::WriteFileAtomic(combined, *certificate + key_->PrivatePem(), 0600).ok());
+  DefaultCredentialOptions options;
+  options.env = [&](const std::string& name) -> std::string {
+    if (name == kEnvClientCertificatePath) return combined;
+    if (name == "AZURE_CLIENT_ID") return kClientId;
+    if (name == "AZURE_TENANT_ID") return kTenant;
+    return "";
+  };
+  options.authority_host = server_.base_url();
+  options.endpoint = Options().endpoint;
+  Result<std::shared_ptr<TokenCredential>> credential = DefaultCredentialFromEnvironment(options);
+  ASSERT_TRUE(credential.ok()) << credential.status();
+  EXPECT_EQ((*credential)->GetToken(kScope)->token, "via-certificate");
+  ASSERT_EQ(server_.requests().size(), 1u);
+  Result<ParsedJwt> assertion =
+      ParseJwt(ParseForm(server_.requests()[0].body).at("client_assertion"));
+  ASSERT_TRUE(assertion.ok()) << assertion.status();
+  EXPECT_TRUE(nlohmann::json::parse(assertion->header_json).contains("x5t#S256"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Algorithms, PrivateKeyJwtTest,

@@ -20,8 +20,8 @@ using nlohmann::json;
 constexpr size_t kMaxQuotedErrorChars = 1000;
 
 bool IsTenantChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -84,9 +84,8 @@ Result<std::string> NormalizeAuthorityHost(std::string_view authority_host) {
   }
   const std::string_view rest = std::string_view(authority).substr(8);
   if (rest.empty() || rest.front() == '/' || rest.find_first_of("?#@ ") != std::string::npos) {
-    return absl::InvalidArgumentError(
-        fmt::format("authority host '{}' is not a plain https://host[:port][/path] URL",
-                    authority_host));
+    return absl::InvalidArgumentError(fmt::format(
+        "authority host '{}' is not a plain https://host[:port][/path] URL", authority_host));
   }
   return authority;
 }
@@ -156,8 +155,8 @@ Result<std::unique_ptr<TokenEndpointClient>> TokenEndpointClient::Create(
   ASSIGN_OR_RETURN(std::string authority, NormalizeAuthorityHost(options.authority_host));
   if (options.tenant_id.empty() || options.tenant_id.size() > 256 ||
       !std::all_of(options.tenant_id.begin(), options.tenant_id.end(), IsTenantChar)) {
-    return absl::InvalidArgumentError(fmt::format(
-        "tenant '{}' is not a tenant id (a GUID) or a domain name", options.tenant_id));
+    return absl::InvalidArgumentError(
+        fmt::format("tenant '{}' is not a tenant id (a GUID) or a domain name", options.tenant_id));
   }
   if (options.retry.max_attempts < 1) options.retry.max_attempts = 1;
   options.http.max_response_bytes =
@@ -166,8 +165,7 @@ Result<std::unique_ptr<TokenEndpointClient>> TokenEndpointClient::Create(
   if (!options.sleep) {
     options.sleep = [](int64_t ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); };
   }
-  std::string token_url =
-      fmt::format("{}/{}/oauth2/v2.0/token", authority, options.tenant_id);
+  std::string token_url = fmt::format("{}/{}/oauth2/v2.0/token", authority, options.tenant_id);
   return std::unique_ptr<TokenEndpointClient>(
       new TokenEndpointClient(std::move(options), std::move(token_url)));
 }
@@ -179,8 +177,8 @@ TokenEndpointClient::TokenEndpointClient(TokenEndpointOptions options, std::stri
 
 int64_t TokenEndpointClient::BackoffMs(int attempt) {
   const int doublings = std::min(attempt - 1, 30);
-  const int64_t base = std::min(options_.retry.max_backoff_ms,
-                                options_.retry.initial_backoff_ms << doublings);
+  const int64_t base =
+      std::min(options_.retry.max_backoff_ms, options_.retry.initial_backoff_ms << doublings);
   std::lock_guard<std::mutex> lock(jitter_mu_);
   // Half fixed, half random: clients that failed together do not come back together.
   return base / 2 + static_cast<int64_t>(jitter_() % static_cast<uint64_t>(base / 2 + 1));

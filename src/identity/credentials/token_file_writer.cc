@@ -60,8 +60,8 @@ Status TokenFileWriter::WriteOnce() {
     ++writes_;
   } else {
     ++failures_;
-    status = Status(status.code(), fmt::format("writing the token file {}: {}", options_.path,
-                                               status.message()));
+    status = Status(status.code(),
+                    fmt::format("writing the token file {}: {}", options_.path, status.message()));
   }
   return status;
 }

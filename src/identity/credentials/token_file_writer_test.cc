@@ -58,16 +58,16 @@ TEST_F(TokenFileWriterTest, WritesAtStartAndRewritesBeforeExpiry) {
 
 TEST_F(TokenFileWriterTest, MintFailureKeepsTheOldFileAndRetries) {
   std::atomic<int> calls{0};
-  Result<std::unique_ptr<TokenFileWriter>> writer = TokenFileWriter::Start(
-      {.path = Path(),
-       .mint = [&]() -> Result<std::string> {
-         const int call = ++calls;
-         if (call == 1) return std::string("first");
-         if (call <= 3) return absl::UnavailableError("token service down");
-         return std::string("recovered");
-       },
-       .token_lifetime_ms = 500,
-       .initial_retry_ms = 10});
+  Result<std::unique_ptr<TokenFileWriter>> writer =
+      TokenFileWriter::Start({.path = Path(),
+                              .mint = [&]() -> Result<std::string> {
+                                const int call = ++calls;
+                                if (call == 1) return std::string("first");
+                                if (call <= 3) return absl::UnavailableError("token service down");
+                                return std::string("recovered");
+                              },
+                              .token_lifetime_ms = 500,
+                              .initial_retry_ms = 10});
   ASSERT_TRUE(writer.ok()) << writer.status();
   EXPECT_TRUE(WaitFor([&] { return (*writer)->failures() >= 1; }));
   EXPECT_TRUE(WaitFor([&] { return Contents(Path()) == "recovered"; }));
@@ -85,10 +85,10 @@ TEST_F(TokenFileWriterTest, FirstMintFailureFailsStart) {
 }
 
 TEST_F(TokenFileWriterTest, StopReturnsPromptlyWithALongLifetime) {
-  Result<std::unique_ptr<TokenFileWriter>> writer = TokenFileWriter::Start(
-      {.path = Path(),
-       .mint = []() -> Result<std::string> { return std::string("t"); },
-       .token_lifetime_ms = 3600 * 1000});
+  Result<std::unique_ptr<TokenFileWriter>> writer =
+      TokenFileWriter::Start({.path = Path(),
+                              .mint = []() -> Result<std::string> { return std::string("t"); },
+                              .token_lifetime_ms = 3600 * 1000});
   ASSERT_TRUE(writer.ok());
   (*writer)->Stop();  // would hang for 48 minutes if Stop did not wake the thread
   (*writer)->Stop();  // idempotent

@@ -62,9 +62,8 @@ Result<AccessToken> WorkloadIdentityCredential::GetToken(const std::string& scop
   // Read on every exchange: the file is rewritten while the workload runs.
   Result<std::string> contents = base::ReadFile(token_file_, kMaxTokenBytes + 64);
   if (!contents.ok()) {
-    return absl::FailedPreconditionError(
-        fmt::format("cannot read the federated token file {}: {}", token_file_,
-                    contents.status().message()));
+    return absl::FailedPreconditionError(fmt::format("cannot read the federated token file {}: {}",
+                                                     token_file_, contents.status().message()));
   }
   const std::string_view token = TrimWhitespace(*contents);
   if (token.empty()) {
