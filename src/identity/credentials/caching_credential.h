@@ -2,8 +2,9 @@
 //
 // Tokens are cached per (scope, tenant). A cached token is handed out until its refresh_on;
 // from then one caller fetches a new one while the others keep getting the cached token as
-// long as it is valid. With no valid token, exactly one caller fetches and every other
-// caller for the same key waits for that one result (single flight), success or error.
+// long as it is valid. The caller that starts a fetch waits for it, the inner credential's
+// retries included. With no valid token, exactly one caller fetches and every other caller
+// for the same key waits for that one result (single flight), success or error.
 //
 // A failed refresh keeps the cached token, which is returned while it is valid (more than
 // expiry_margin_s left); the next refresh is tried failed_refresh_retry_s later, not on every
