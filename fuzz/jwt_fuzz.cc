@@ -46,8 +46,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   const std::shared_ptr<const PublicKey> public_key = FuzzKey().public_key();
-  KeyLookup lookup = [&](std::string_view iss, std::string_view kid)
-      -> meridian::Result<std::shared_ptr<const PublicKey>> {
+  KeyLookup lookup =
+      [&](std::string_view iss,
+          std::string_view kid) -> meridian::Result<std::shared_ptr<const PublicKey>> {
     if (iss == kIssuer && kid == public_key->kid()) return public_key;
     return std::shared_ptr<const PublicKey>();
   };
@@ -67,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   meridian::Result<std::shared_ptr<const PublicKey>> jwk = PublicKey::FromJwk(input);
   if (jwk.ok()) {
-    meridian::Result<std::shared_ptr<const PublicKey>> again = PublicKey::FromJwk((*jwk)->JwkJson());
+    meridian::Result<std::shared_ptr<const PublicKey>> again =
+        PublicKey::FromJwk((*jwk)->JwkJson());
     FUZZ_CHECK(again.ok() && (*again)->kid() == (*jwk)->kid(), "JWK round trip keeps the kid");
   }
   return 0;

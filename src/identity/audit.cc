@@ -54,8 +54,8 @@ Result<AuditEntry> FromRecord(const state::Record& record) {
     entry.hash = body.at("hash").get<std::string>();
     return entry;
   } catch (const json::exception& error) {
-    return absl::DataLossError(fmt::format("audit record {}: unreadable ({})", record.id,
-                                           error.what()));
+    return absl::DataLossError(
+        fmt::format("audit record {}: unreadable ({})", record.id, error.what()));
   }
 }
 

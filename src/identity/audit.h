@@ -22,9 +22,9 @@
 // Thread safety: every method may be called from any thread.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,7 +38,7 @@
 namespace meridian::identity {
 
 inline constexpr char kAuditRecordKind[] = "audit";
-inline constexpr size_t kMaxAuditFieldChars = 1024;   // longer fields are cut, marked "..."
+inline constexpr size_t kMaxAuditFieldChars = 1024;  // longer fields are cut, marked "..."
 inline constexpr size_t kMaxAuditDetailChars = 4096;
 inline constexpr int64_t kMaxAuditListEntries = 10'000;
 
@@ -93,9 +93,9 @@ class AuditLog {
   state::StateStore* const store_;
   base::Clock* const clock_;
 
-  std::mutex mu_;           // orders appends
-  int64_t last_seq_ = 0;    // protected by mu_
-  std::string last_hash_;   // protected by mu_
+  std::mutex mu_;          // orders appends
+  int64_t last_seq_ = 0;   // protected by mu_
+  std::string last_hash_;  // protected by mu_
   // Set from the store's writer thread (or inline, under mu_, by a store without one).
   std::atomic<bool> broken_{false};
 };

@@ -32,8 +32,17 @@ class AuditTest : public ::testing::Test {
   void AppendSome(int count) {
     for (int i = 0; i < count; ++i) {
       clock_.AdvanceMs(1000);
-      AuditEntry entry{0, 0, i % 2 ? "alice@example.com" : "app-1", i % 3 ? "job.submit" : "token.issue",
-                       "/clouds/prod", "ok", "corr", "127.0.0.1", "", "", ""};
+      AuditEntry entry{0,
+                       0,
+                       i % 2 ? "alice@example.com" : "app-1",
+                       i % 3 ? "job.submit" : "token.issue",
+                       "/clouds/prod",
+                       "ok",
+                       "corr",
+                       "127.0.0.1",
+                       "",
+                       "",
+                       ""};
       ASSERT_TRUE(log_->Append(entry).ok());
     }
   }
@@ -94,9 +103,17 @@ TEST_F(AuditTest, DetectsAnEditWhoseHashWasRecomputed) {
   AppendSome(5);
   EditRecord(2, [](json& body) {
     body["result"] = "denied";
-    AuditEntry entry{body["seq"], body["time_ms"], body["actor"], body["action"], body["target"],
-                     body["result"], body["correlation_id"], body["source_address"], body["detail"],
-                     body["prev_hash"], ""};
+    AuditEntry entry{body["seq"],
+                     body["time_ms"],
+                     body["actor"],
+                     body["action"],
+                     body["target"],
+                     body["result"],
+                     body["correlation_id"],
+                     body["source_address"],
+                     body["detail"],
+                     body["prev_hash"],
+                     ""};
     body["hash"] = AuditEntryHash(entry);
   });
   std::string message = VerifyMessage();
@@ -150,7 +167,8 @@ TEST_F(AuditTest, FieldsAreBoundedAndTokensAreOnlyFingerprinted) {
   EXPECT_EQ(fingerprint.size(), 7u + 16u);
   EXPECT_EQ(fingerprint, TokenFingerprint(token));
   EXPECT_EQ(fingerprint.find("eyJ"), std::string::npos);
-  auto stored = log_->Append({0, 0, std::string(5000, 'a'), "x", "t", "ok", "", "", "bad \xff utf8"});
+  auto stored =
+      log_->Append({0, 0, std::string(5000, 'a'), "x", "t", "ok", "", "", "bad \xff utf8"});
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_EQ(stored->actor.size(), kMaxAuditFieldChars);
   EXPECT_TRUE(log_->Verify().ok()) << log_->Verify();

@@ -29,15 +29,24 @@ bool RoleAllows(Role role, std::string_view subject, Action action, const Target
 
 std::string_view ActionName(Action action) {
   switch (action) {
-    case Action::kReadCloud: return "read cloud";
-    case Action::kManageCloud: return "manage cloud";
-    case Action::kSubmitJob: return "submit job";
-    case Action::kReadJob: return "read job";
-    case Action::kTerminateJob: return "terminate job";
-    case Action::kOperatorConnect: return "operator connect";
-    case Action::kReadIdentity: return "read identity";
-    case Action::kManageIdentity: return "manage identity";
-    case Action::kReadAudit: return "read audit";
+    case Action::kReadCloud:
+      return "read cloud";
+    case Action::kManageCloud:
+      return "manage cloud";
+    case Action::kSubmitJob:
+      return "submit job";
+    case Action::kReadJob:
+      return "read job";
+    case Action::kTerminateJob:
+      return "terminate job";
+    case Action::kOperatorConnect:
+      return "operator connect";
+    case Action::kReadIdentity:
+      return "read identity";
+    case Action::kManageIdentity:
+      return "manage identity";
+    case Action::kReadAudit:
+      return "read audit";
   }
   return "unknown";
 }

@@ -22,15 +22,15 @@
 namespace meridian::identity {
 
 enum class Action {
-  kReadCloud,         // list/get clouds and cloud resources, capacity
-  kManageCloud,       // create/delete clouds and cloud resources
-  kSubmitJob,         // submit a job, upload its package
-  kReadJob,           // get a job, its attempts, its logs
+  kReadCloud,    // list/get clouds and cloud resources, capacity
+  kManageCloud,  // create/delete clouds and cloud resources
+  kSubmitJob,    // submit a job, upload its package
+  kReadJob,      // get a job, its attempts, its logs
   kTerminateJob,
-  kOperatorConnect,   // an operator's heartbeat, watch and reports
-  kReadIdentity,      // list applications, credentials, role assignments
-  kManageIdentity,    // change them
-  kReadAudit,         // list and verify the audit log
+  kOperatorConnect,  // an operator's heartbeat, watch and reports
+  kReadIdentity,     // list applications, credentials, role assignments
+  kManageIdentity,   // change them
+  kReadAudit,        // list and verify the audit log
 };
 std::string_view ActionName(Action action);
 

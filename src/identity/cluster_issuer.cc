@@ -59,17 +59,16 @@ Result<std::string> ClusterIssuer::MintServiceAccountToken(std::string_view reso
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const SigningKey> key, keys_->ActiveSigner(JwtAlg::kRS256));
   const int64_t now_s = clock_->NowUnixMs() / 1000;
-  json claims = {
-      {"iss", IssuerFor(resource)},
-      {"sub", fmt::format("system:serviceaccount:{}:{}", namespace_name, name)},
-      {"aud", json::array({std::string(audience)})},
-      {"iat", now_s},
-      {"nbf", now_s},
-      {"exp", now_s + lifetime_s},
-      {"jti", NewGuid()},
-      {"kubernetes.io",
-       {{"namespace", std::string(namespace_name)},
-        {"serviceaccount", {{"name", std::string(name)}}}}}};
+  json claims = {{"iss", IssuerFor(resource)},
+                 {"sub", fmt::format("system:serviceaccount:{}:{}", namespace_name, name)},
+                 {"aud", json::array({std::string(audience)})},
+                 {"iat", now_s},
+                 {"nbf", now_s},
+                 {"exp", now_s + lifetime_s},
+                 {"jti", NewGuid()},
+                 {"kubernetes.io",
+                  {{"namespace", std::string(namespace_name)},
+                   {"serviceaccount", {{"name", std::string(name)}}}}}};
   return SignJwt(*key, claims.dump(), "JWT");
 }
 

@@ -42,11 +42,10 @@ class ClusterIssuer final : public IssuerKeySource {
   // A token for service account <namespace>/<name> of cloud resource `resource`, valid for
   // `lifetime_s` (1 .. min(1 h, the key manager's max_token_lifetime_s)). kInvalidArgument
   // naming the field for a bad name or lifetime.
-  Result<std::string> MintServiceAccountToken(std::string_view resource,
-                                              std::string_view namespace_name,
-                                              std::string_view name,
-                                              std::string_view audience = kDefaultFederatedAudience,
-                                              int64_t lifetime_s = kMaxServiceAccountTokenLifetimeS) const;
+  Result<std::string> MintServiceAccountToken(
+      std::string_view resource, std::string_view namespace_name, std::string_view name,
+      std::string_view audience = kDefaultFederatedAudience,
+      int64_t lifetime_s = kMaxServiceAccountTokenLifetimeS) const;
 
   // The discovery document of one resource's issuer (served at
   // "{issuer}/.well-known/openid-configuration"); its jwks_uri is "{issuer}/openid/v1/jwks"

@@ -33,8 +33,8 @@ Status CheckText(std::string_view field, std::string_view value, size_t max_char
                  bool required = true) {
   if (required && value.empty()) return Invalid(field, "is required");
   if (value.size() > max_chars) {
-    return Invalid(field, fmt::format("is {} characters long; the limit is {}", value.size(),
-                                      max_chars));
+    return Invalid(field,
+                   fmt::format("is {} characters long; the limit is {}", value.size(), max_chars));
   }
   if (HasControlCharacter(value)) return Invalid(field, "contains a control character");
   return OkStatus();
@@ -44,9 +44,9 @@ Status CheckCredentialName(std::string_view name) {
   constexpr std::string_view kField = "federated credential name";
   if (name.size() < kMinFederatedCredentialNameChars ||
       name.size() > kMaxFederatedCredentialNameChars) {
-    return Invalid(kField, fmt::format("must be {} to {} characters (is {})",
-                                       kMinFederatedCredentialNameChars,
-                                       kMaxFederatedCredentialNameChars, name.size()));
+    return Invalid(
+        kField, fmt::format("must be {} to {} characters (is {})", kMinFederatedCredentialNameChars,
+                            kMaxFederatedCredentialNameChars, name.size()));
   }
   if (!IsAlphanumeric(name[0])) return Invalid(kField, "must start with a letter or digit");
   for (char c : name) {
@@ -308,8 +308,9 @@ Result<FederatedCredential> Directory::AddFederatedCredential(std::string_view a
   const std::vector<FederatedCredential>& existing = entry->app->federated_credentials;
   for (const FederatedCredential& other : existing) {
     if (other.name == credential.name) {
-      return absl::AlreadyExistsError(fmt::format(
-          "federated credential name: \"{}\" already exists on application {}", other.name, app_id));
+      return absl::AlreadyExistsError(
+          fmt::format("federated credential name: \"{}\" already exists on application {}",
+                      other.name, app_id));
     }
     if (other.issuer == credential.issuer && other.subject == credential.subject) {
       return absl::AlreadyExistsError(fmt::format(
@@ -359,8 +360,8 @@ Result<RegisteredKey> Directory::AddKey(std::string_view app_id, std::string_vie
         fmt::format("public key {} is already registered for {}", (*key)->kid(), app_id));
   }
   if (entry->keys.size() >= kMaxKeysPerApp) {
-    return absl::ResourceExhaustedError(
-        fmt::format("application {} already has {} keys, the most allowed", app_id, kMaxKeysPerApp));
+    return absl::ResourceExhaustedError(fmt::format(
+        "application {} already has {} keys, the most allowed", app_id, kMaxKeysPerApp));
   }
   RegisteredKey registered{(*key)->kid(), (*key)->alg(), (*key)->PublicPem(), clock_->NowUnixMs()};
   Application app = *entry->app;
@@ -404,8 +405,7 @@ Result<RoleAssignment> Directory::AssignRole(Role role, std::string_view princip
   ASSIGN_OR_RETURN(Scope parsed, ParseScope(scope));
   std::lock_guard write_lock(write_mu_);
   if (!PrincipalExistsLocked(principal)) {
-    return absl::NotFoundError(
-        fmt::format("principal: no application or user \"{}\"", principal));
+    return absl::NotFoundError(fmt::format("principal: no application or user \"{}\"", principal));
   }
   RoleAssignment assignment{base::NewId("ra"), role, std::string(principal), ScopeText(parsed),
                             clock_->NowUnixMs()};

@@ -59,9 +59,9 @@ enum class PrincipalKind { kApplication, kUser };
 std::string_view PrincipalKindName(PrincipalKind kind);  // "application", "user"
 
 struct FederatedCredential {
-  std::string name;         // 3..120 of [A-Za-z0-9_-], first alphanumeric; unique per app
-  std::string issuer;       // matched exactly, case-sensitively, against the token's iss
-  std::string subject;      // matched exactly, case-sensitively, against the token's sub
+  std::string name;     // 3..120 of [A-Za-z0-9_-], first alphanumeric; unique per app
+  std::string issuer;   // matched exactly, case-sensitively, against the token's iss
+  std::string subject;  // matched exactly, case-sensitively, against the token's sub
   std::vector<std::string> audiences;  // exactly one; empty on input means the default
   std::string description;
   bool operator==(const FederatedCredential&) const = default;
@@ -95,7 +95,9 @@ struct Application {
   int64_t created_ms = 0;
 
   // The `sub` of its access tokens: the user subject for users, else the app id.
-  const std::string& subject() const { return kind == PrincipalKind::kUser ? user_subject : app_id; }
+  const std::string& subject() const {
+    return kind == PrincipalKind::kUser ? user_subject : app_id;
+  }
 };
 
 struct RoleAssignment {
@@ -172,9 +174,9 @@ class Directory {
   // commit: the maps below change only under both write_mu_ and an exclusive mu_.
   std::mutex write_mu_;
   mutable std::shared_mutex mu_;
-  std::map<std::string, AppEntry, std::less<>> apps_;                   // by app_id
-  std::map<std::string, std::string, std::less<>> users_;               // user subject -> app_id
-  std::map<std::string, AssignmentEntry, std::less<>> assignments_;     // by id
+  std::map<std::string, AppEntry, std::less<>> apps_;                // by app_id
+  std::map<std::string, std::string, std::less<>> users_;            // user subject -> app_id
+  std::map<std::string, AssignmentEntry, std::less<>> assignments_;  // by id
 };
 
 }  // namespace meridian::identity

@@ -40,9 +40,10 @@ class DirectoryTest : public ::testing::Test {
     directory_ = *std::move(directory);
   }
 
-  static FederatedCredential Fic(std::string name, std::string subject = "system:serviceaccount:ml:a") {
-    return FederatedCredential{std::move(name), "https://meridian.test/clusters/c/east",
-                               std::move(subject), {}, "test"};
+  static FederatedCredential Fic(std::string name,
+                                 std::string subject = "system:serviceaccount:ml:a") {
+    return FederatedCredential{
+        std::move(name), "https://meridian.test/clusters/c/east", std::move(subject), {}, "test"};
   }
   // The status of adding `credential`, asserting that a refusal names `field`.
   Status Add(FederatedCredential credential, std::string_view field = "") {
@@ -63,7 +64,8 @@ class DirectoryTest : public ::testing::Test {
 
 TEST_F(DirectoryTest, ApplicationsGetGuidsAndSurviveARestart) {
   EXPECT_TRUE(IsGuid(app_id_));
-  auto second = directory_->CreateApplication({"other", PrincipalKind::kApplication, "", {"Reader"}});
+  auto second =
+      directory_->CreateApplication({"other", PrincipalKind::kApplication, "", {"Reader"}});
   ASSERT_TRUE(second.ok());
   EXPECT_NE(second->app_id, app_id_);
   ASSERT_TRUE(directory_->AddFederatedCredential(app_id_, Fic("east-trainer")).ok());
@@ -194,7 +196,8 @@ TEST_F(DirectoryTest, RoleAssignmentsNameExistingPrincipalsAndValidScopes) {
 
   ASSERT_TRUE(directory_->AssignRole(Role::kAdmin, app_id_, "/").ok());
   ASSERT_TRUE(directory_->AssignRole(Role::kDeveloper, "alice@example.com", "/clouds/prod").ok());
-  ASSERT_TRUE(directory_->AssignRole(Role::kViewer, user->app_id, "/clouds/prod/resources/east").ok());
+  ASSERT_TRUE(
+      directory_->AssignRole(Role::kViewer, user->app_id, "/clouds/prod/resources/east").ok());
   EXPECT_EQ(directory_->AssignRole(Role::kAdmin, app_id_, "/").status().code(),
             StatusCode::kAlreadyExists);
   EXPECT_EQ(directory_->AssignRole(Role::kAdmin, "bob@example.com", "/").status().code(),

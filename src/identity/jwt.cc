@@ -72,14 +72,14 @@ Result<json> DecodeJsonSegment(std::string_view segment, const char* what, std::
 Status ParseHeader(const json& header, ParsedJwt* out) {
   for (const char* name : kForbiddenHeaders) {
     if (header.contains(name)) {
-      return absl::InvalidArgumentError(
-          fmt::format("JWT: header \"{}\" is refused: keys come from the issuer, not the token",
-                      name));
+      return absl::InvalidArgumentError(fmt::format(
+          "JWT: header \"{}\" is refused: keys come from the issuer, not the token", name));
     }
   }
   // No extension is understood, so every `crit` list names one we do not know (RFC 7515 4.1.11).
   if (header.contains("crit")) {
-    return absl::InvalidArgumentError("JWT: header \"crit\" names extensions meridian does not know");
+    return absl::InvalidArgumentError(
+        "JWT: header \"crit\" names extensions meridian does not know");
   }
   RETURN_IF_ERROR(StringMember(header, "alg", "header", &out->alg));
   if (out->alg.empty()) return absl::InvalidArgumentError("JWT: header \"alg\" is required");
@@ -96,7 +96,8 @@ Status ParseClaims(const json& claims, ParsedJwt* out) {
       out->aud.push_back(aud->get<std::string>());
     } else if (aud->is_array()) {
       for (const json& one : *aud) {
-        if (!one.is_string()) return absl::InvalidArgumentError("JWT: claim \"aud\" has a non-string");
+        if (!one.is_string())
+          return absl::InvalidArgumentError("JWT: claim \"aud\" has a non-string");
         out->aud.push_back(one.get<std::string>());
       }
     } else {
@@ -107,8 +108,8 @@ Status ParseClaims(const json& claims, ParsedJwt* out) {
     const char* name;
     std::optional<int64_t>* field;
   };
-  for (const DateClaim& date : {DateClaim{"exp", &out->exp}, DateClaim{"nbf", &out->nbf},
-                                DateClaim{"iat", &out->iat}}) {
+  for (const DateClaim& date :
+       {DateClaim{"exp", &out->exp}, DateClaim{"nbf", &out->nbf}, DateClaim{"iat", &out->iat}}) {
     if (auto it = claims.find(date.name); it != claims.end()) {
       ASSIGN_OR_RETURN(*date.field, NumericDate(*it, date.name));
     }
@@ -176,14 +177,22 @@ std::string_view JwtAlgName(JwtAlg alg) { return alg == JwtAlg::kRS256 ? "RS256"
 
 std::string_view JwtErrorName(JwtError error) {
   switch (error) {
-    case JwtError::kMalformed: return "malformed";
-    case JwtError::kUnknownKey: return "unknown key";
-    case JwtError::kBadSignature: return "bad signature";
-    case JwtError::kExpired: return "expired";
-    case JwtError::kNotYetValid: return "not yet valid";
-    case JwtError::kWrongIssuer: return "wrong issuer";
-    case JwtError::kWrongAudience: return "wrong audience";
-    case JwtError::kWrongSubject: return "wrong subject";
+    case JwtError::kMalformed:
+      return "malformed";
+    case JwtError::kUnknownKey:
+      return "unknown key";
+    case JwtError::kBadSignature:
+      return "bad signature";
+    case JwtError::kExpired:
+      return "expired";
+    case JwtError::kNotYetValid:
+      return "not yet valid";
+    case JwtError::kWrongIssuer:
+      return "wrong issuer";
+    case JwtError::kWrongAudience:
+      return "wrong audience";
+    case JwtError::kWrongSubject:
+      return "wrong subject";
   }
   return "unknown";
 }
@@ -278,7 +287,8 @@ Result<ParsedJwt> ParseJwt(std::string_view token) {
     return absl::InvalidArgumentError("JWT: not three dot-separated segments (JWS compact form)");
   }
   ParsedJwt out;
-  ASSIGN_OR_RETURN(json header, DecodeJsonSegment(token.substr(0, first), "header", &out.header_json));
+  ASSIGN_OR_RETURN(json header,
+                   DecodeJsonSegment(token.substr(0, first), "header", &out.header_json));
   RETURN_IF_ERROR(ParseHeader(header, &out));
   ASSIGN_OR_RETURN(json claims, DecodeJsonSegment(token.substr(first + 1, second - first - 1),
                                                   "payload", &out.claims_json));

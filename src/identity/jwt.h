@@ -84,7 +84,7 @@ struct ParsedJwt {
   std::string alg;            // header "alg"
   std::string kid;            // header "kid", "" when absent
   std::string typ;
-  std::string iss;            // claims, "" when absent
+  std::string iss;  // claims, "" when absent
   std::string sub;
   std::vector<std::string> aud;  // a string `aud` becomes one element
   std::optional<int64_t> exp;    // seconds since the epoch
@@ -98,8 +98,8 @@ struct ParsedJwt {
 Result<ParsedJwt> ParseJwt(std::string_view token);
 
 // Finds the key for (issuer, kid). nullptr: no such key (the verifier reports it).
-using KeyLookup =
-    std::function<Result<std::shared_ptr<const PublicKey>>(std::string_view iss, std::string_view kid)>;
+using KeyLookup = std::function<Result<std::shared_ptr<const PublicKey>>(std::string_view iss,
+                                                                         std::string_view kid)>;
 
 struct VerifyOptions {
   std::string issuer;                  // required, exact
@@ -112,11 +112,11 @@ struct VerifyOptions {
 
 // Why a token was refused, so the token service can answer with Entra's code.
 enum class JwtError {
-  kMalformed,        // size, segments, base64url, JSON, forbidden header
-  kUnknownKey,       // no kid, or no key for (iss, kid)
-  kBadSignature,     // signature does not verify, or alg differs from the key's
-  kExpired,          // exp + leeway <= now
-  kNotYetValid,      // nbf - leeway > now
+  kMalformed,     // size, segments, base64url, JSON, forbidden header
+  kUnknownKey,    // no kid, or no key for (iss, kid)
+  kBadSignature,  // signature does not verify, or alg differs from the key's
+  kExpired,       // exp + leeway <= now
+  kNotYetValid,   // nbf - leeway > now
   kWrongIssuer,
   kWrongAudience,
   kWrongSubject,

@@ -305,19 +305,21 @@ Result<std::string> JwkMember(const json& jwk, const char* name) {
 
 Result<PkeyPtr> KeyFromParams(const char* type, OSSL_PARAM_BLD* builder) {
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(builder));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* key = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return absl::InvalidArgumentError(fmt::format("JWK: not a valid {} key: {}", type,
-                                                  OpenSslError()));
+    return absl::InvalidArgumentError(
+        fmt::format("JWK: not a valid {} key: {}", type, OpenSslError()));
   }
   PkeyPtr out(key);
   // EVP_PKEY_fromdata takes the numbers as given: check that an EC point is on the curve.
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(
+      EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
   if (!check || EVP_PKEY_public_check(check.get()) != 1) {
-    return absl::InvalidArgumentError(fmt::format("JWK: {} public key fails its check: {}", type,
-                                                  OpenSslError()));
+    return absl::InvalidArgumentError(
+        fmt::format("JWK: {} public key fails its check: {}", type, OpenSslError()));
   }
   return out;
 }
@@ -349,8 +351,8 @@ Result<PkeyPtr> EcFromJwk(const json& jwk) {
   std::string point = "\x04" + x + y;  // uncompressed SEC1 point
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> builder(OSSL_PARAM_BLD_new());
   if (!builder ||
-      OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1",
-                                      0) != 1 ||
+      OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) !=
+          1 ||
       OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                        point.size()) != 1) {
     return absl::InternalError("building EC key: " + OpenSslError());
@@ -372,11 +374,12 @@ Result<std::shared_ptr<const PublicKey>> PublicKey::FromJwk(std::string_view jwk
   if (*kty == "RSA") key = RsaFromJwk(jwk);
   if (*kty == "EC") key = EcFromJwk(jwk);
   if (!key.ok()) return key.status();
-  ASSIGN_OR_RETURN(std::shared_ptr<const PublicKey> out, EvpPublicKey::Create(Share(*std::move(key))));
+  ASSIGN_OR_RETURN(std::shared_ptr<const PublicKey> out,
+                   EvpPublicKey::Create(Share(*std::move(key))));
   auto alg = jwk.find("alg");
   if (alg != jwk.end() && (!alg->is_string() || *alg != JwtAlgName(out->alg()))) {
-    return absl::InvalidArgumentError(
-        fmt::format("JWK: \"alg\" does not match the key type (expected {})", JwtAlgName(out->alg())));
+    return absl::InvalidArgumentError(fmt::format(
+        "JWK: \"alg\" does not match the key type (expected {})", JwtAlgName(out->alg())));
   }
   return out;
 }
@@ -389,7 +392,8 @@ Result<std::shared_ptr<const PublicKey>> PublicKey::FromPem(std::string_view pem
   if (!key) {
     ERR_clear_error();
     bio.reset(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-    X509* certificate = bio ? PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr) : nullptr;
+    X509* certificate =
+        bio ? PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr) : nullptr;
     if (certificate) {
       key.reset(X509_get_pubkey(certificate));
       X509_free(certificate);
@@ -412,8 +416,7 @@ Result<std::shared_ptr<const SigningKey>> SigningKey::FromPem(std::string_view p
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   PkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr) : nullptr);
   if (!key) {
-    return absl::InvalidArgumentError(
-        "PEM: not an unencrypted private key: " + OpenSslError());
+    return absl::InvalidArgumentError("PEM: not an unencrypted private key: " + OpenSslError());
   }
   return EvpSigningKey::Create(std::move(key));
 }

@@ -25,7 +25,7 @@ std::shared_ptr<const SigningKey> NewKey(JwtAlg alg) {
 }
 
 json Claims(const std::string& issuer = kIssuerA) {
-  return {{"iss", issuer},   {"sub", "system:serviceaccount:ml:trainer"},
+  return {{"iss", issuer},    {"sub", "system:serviceaccount:ml:trainer"},
           {"aud", kAudience}, {"iat", kNow - 10},
           {"nbf", kNow - 10}, {"exp", kNow + 600},
           {"jti", "one"}};
@@ -52,8 +52,8 @@ class JwtTest : public ::testing::TestWithParam<JwtAlg> {
 
   // Keys by issuer, as a token service with several trusted issuers holds them.
   KeyLookup Lookup() {
-    return [this](std::string_view iss, std::string_view kid)
-               -> Result<std::shared_ptr<const PublicKey>> {
+    return [this](std::string_view iss,
+                  std::string_view kid) -> Result<std::shared_ptr<const PublicKey>> {
       auto it = keys_.find(std::string(iss));
       if (it == keys_.end()) return std::shared_ptr<const PublicKey>();
       for (const auto& key : it->second) {
@@ -107,8 +107,7 @@ TEST_P(JwtTest, AcceptsAGoodTokenAndReturnsItsClaims) {
 
 TEST_P(JwtTest, RefusesAlgNone) {
   json header = {{"alg", "none"}, {"kid", key_a_->kid()}};
-  std::string token =
-      Base64UrlEncode(header.dump()) + "." + Base64UrlEncode(Claims().dump()) + ".";
+  std::string token = Base64UrlEncode(header.dump()) + "." + Base64UrlEncode(Claims().dump()) + ".";
   EXPECT_EQ(Check(token), JwtError::kBadSignature);
 }
 
@@ -141,8 +140,8 @@ TEST_P(JwtTest, RefusesATamperedPayload) {
   forged["sub"] = "system:serviceaccount:kube-system:admin";
   size_t first = token.find('.');
   size_t second = token.find('.', first + 1);
-  std::string tampered = token.substr(0, first + 1) + Base64UrlEncode(forged.dump()) +
-                         token.substr(second);
+  std::string tampered =
+      token.substr(0, first + 1) + Base64UrlEncode(forged.dump()) + token.substr(second);
   EXPECT_EQ(Check(tampered), JwtError::kBadSignature);
 }
 
@@ -255,8 +254,8 @@ TEST_P(JwtTest, RefusesATokenSignedByIssuerAClaimingIssuerB) {
 TEST_P(JwtTest, RefusesAnOversizedTokenBeforeParsing) {
   json claims = Claims();
   claims["padding"] = std::string(kMaxTokenBytes, 'x');
-  std::string input = Base64UrlEncode(Header(*key_a_).dump()) + "." +
-                      Base64UrlEncode(claims.dump());
+  std::string input =
+      Base64UrlEncode(Header(*key_a_).dump()) + "." + Base64UrlEncode(claims.dump());
   std::string token = input + "." + Base64UrlEncode(*key_a_->Sign(input));
   EXPECT_EQ(Check(token), JwtError::kMalformed);
   EXPECT_FALSE(SignJwt(*key_a_, claims.dump()).ok()) << "SignJwt refuses what verifiers would";
@@ -312,7 +311,7 @@ TEST(JwtKeys, PublicPemRoundTripsWithTheSameKid) {
 
 TEST(Base64Url, EncodesAndDecodesRfc4648Vectors) {
   const std::vector<std::pair<std::string, std::string>> vectors = {
-      {"", ""},          {"f", "Zg"},         {"fo", "Zm8"},         {"foo", "Zm9v"},
+      {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
       {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"}};
   for (const auto& [bytes, text] : vectors) {
     EXPECT_EQ(Base64UrlEncode(bytes), text);

@@ -18,10 +18,14 @@ constexpr JwtAlg kAlgorithms[] = {JwtAlg::kRS256, JwtAlg::kES256};
 
 std::string_view KeyStateName(KeyState state) {
   switch (state) {
-    case KeyState::kPending: return "pending";
-    case KeyState::kActive: return "active";
-    case KeyState::kRetiring: return "retiring";
-    case KeyState::kRetired: return "retired";
+    case KeyState::kPending:
+      return "pending";
+    case KeyState::kActive:
+      return "active";
+    case KeyState::kRetiring:
+      return "retiring";
+    case KeyState::kRetired:
+      return "retired";
   }
   return "unknown";
 }
@@ -29,8 +33,7 @@ std::string_view KeyStateName(KeyState state) {
 KeyManager::KeyManager(state::StateStore* store, base::Clock* clock, KeyManagerOptions options)
     : store_(store), clock_(clock), options_(options) {}
 
-Result<std::unique_ptr<KeyManager>> KeyManager::Open(state::StateStore* store,
-                                                     base::Clock* clock,
+Result<std::unique_ptr<KeyManager>> KeyManager::Open(state::StateStore* store, base::Clock* clock,
                                                      KeyManagerOptions options) {
   if (options.rotation_period_s <= 0 || options.publish_ahead_s < 0 ||
       options.max_token_lifetime_s <= 0 || options.leeway_s < 0) {
@@ -63,8 +66,8 @@ Status KeyManager::LoadLocked() {
     Result<std::shared_ptr<const SigningKey>> key =
         SigningKey::FromPem(body["private_pem"].get<std::string>());
     if (!key.ok() || (*key)->kid() != record.id) {
-      return absl::InternalError(fmt::format("{} record {}: unreadable or its kid differs",
-                                             kKeyRecordKind, record.id));
+      return absl::InternalError(
+          fmt::format("{} record {}: unreadable or its kid differs", kKeyRecordKind, record.id));
     }
     Entry entry;
     entry.key = *std::move(key);
@@ -118,11 +121,10 @@ void KeyManager::RecomputeLocked() {
     for (size_t i = 0; i < ordered.size(); ++i) {
       Entry* entry = ordered[i];
       entry->successor_from_ms = i + 1 < ordered.size() ? ordered[i + 1]->active_from_ms : 0;
-      entry->retire_at_ms =
-          entry->successor_from_ms == 0
-              ? 0
-              : entry->successor_from_ms +
-                    (options_.max_token_lifetime_s + options_.leeway_s) * 1000;
+      entry->retire_at_ms = entry->successor_from_ms == 0
+                                ? 0
+                                : entry->successor_from_ms +
+                                      (options_.max_token_lifetime_s + options_.leeway_s) * 1000;
     }
   }
 }

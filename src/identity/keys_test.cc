@@ -64,8 +64,10 @@ class KeysTest : public ::testing::Test {
   // A token signed now by the active ES256 key, valid for the longest allowed lifetime.
   std::string SignNow() {
     int64_t now_s = clock_.NowUnixMs() / kSecondMs;
-    json claims = {{"iss", "https://meridian.test/t/v2.0"}, {"aud", "api://meridian"},
-                   {"iat", now_s}, {"exp", now_s + options_.max_token_lifetime_s}};
+    json claims = {{"iss", "https://meridian.test/t/v2.0"},
+                   {"aud", "api://meridian"},
+                   {"iat", now_s},
+                   {"exp", now_s + options_.max_token_lifetime_s}};
     return *SignJwt(**manager_->ActiveSigner(JwtAlg::kES256), claims.dump());
   }
   bool Verifies(const std::string& token) {
@@ -74,8 +76,10 @@ class KeysTest : public ::testing::Test {
     options.audiences = {"api://meridian"};
     options.now_unix_s = clock_.NowUnixMs() / kSecondMs;
     options.leeway_s = options_.leeway_s;
-    KeyLookup lookup = [this](std::string_view, std::string_view kid)
-        -> Result<std::shared_ptr<const PublicKey>> { return manager_->Lookup(kid); };
+    KeyLookup lookup = [this](std::string_view,
+                              std::string_view kid) -> Result<std::shared_ptr<const PublicKey>> {
+      return manager_->Lookup(kid);
+    };
     return VerifyJwt(token, lookup, options).ok();
   }
 
@@ -95,9 +99,9 @@ TEST_F(KeysTest, AFreshStoreGetsOneActiveKeyPerAlgorithmThatSurvivesRestart) {
   auto records = store_->List(kKeyRecordKind);
   ASSERT_TRUE(records.ok());
   ASSERT_EQ(records->size(), 2u);
-  EXPECT_NE(json::parse(records->front().body)["private_pem"].get<std::string>().find(
-                "PRIVATE KEY"),
-            std::string::npos);
+  EXPECT_NE(
+      json::parse(records->front().body)["private_pem"].get<std::string>().find("PRIVATE KEY"),
+      std::string::npos);
   manager_.reset();
   OpenManager();
   EXPECT_EQ(SignerKid(JwtAlg::kRS256), rs);

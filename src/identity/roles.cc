@@ -21,10 +21,14 @@ bool ValidName(std::string_view name) {
 
 std::string_view RoleName(Role role) {
   switch (role) {
-    case Role::kAdmin: return "Admin";
-    case Role::kDeveloper: return "Developer";
-    case Role::kViewer: return "Viewer";
-    case Role::kOperator: return "Operator";
+    case Role::kAdmin:
+      return "Admin";
+    case Role::kDeveloper:
+      return "Developer";
+    case Role::kViewer:
+      return "Viewer";
+    case Role::kOperator:
+      return "Operator";
   }
   return "unknown";
 }
@@ -38,10 +42,10 @@ std::optional<Role> ParseRole(std::string_view name) {
 
 Result<Scope> ParseScope(std::string_view scope) {
   auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(fmt::format(
-        "scope: \"{}\" {}; use \"/\", \"/clouds/<cloud>\" or "
-        "\"/clouds/<cloud>/resources/<resource>\"",
-        scope.substr(0, 300), why));
+    return absl::InvalidArgumentError(
+        fmt::format("scope: \"{}\" {}; use \"/\", \"/clouds/<cloud>\" or "
+                    "\"/clouds/<cloud>/resources/<resource>\"",
+                    scope.substr(0, 300), why));
   };
   if (scope == "/") return Scope{};
   constexpr std::string_view kClouds = "/clouds/";
@@ -54,7 +58,8 @@ Result<Scope> ParseScope(std::string_view scope) {
   if (slash == std::string_view::npos) return out;
   constexpr std::string_view kResources = "/resources/";
   rest = rest.substr(slash);
-  if (rest.substr(0, kResources.size()) != kResources) return bad("has an unknown part after the cloud");
+  if (rest.substr(0, kResources.size()) != kResources)
+    return bad("has an unknown part after the cloud");
   out.resource = std::string(rest.substr(kResources.size()));
   if (!ValidName(out.resource)) return bad("has no valid resource name");
   return out;

@@ -215,8 +215,7 @@ std::string TokenService::ErrorBody(const Outcome& outcome, int64_t now_unix_ms,
   return json{{"error", outcome.error},
               {"error_description",
                fmt::format("AADSTS{}: {} Trace ID: {} Correlation ID: {} Timestamp: {}",
-                           outcome.code, outcome.description, trace_id, correlation_id,
-                           timestamp)},
+                           outcome.code, outcome.description, trace_id, correlation_id, timestamp)},
               {"error_codes", {outcome.code}},
               {"timestamp", timestamp},
               {"trace_id", trace_id},
@@ -269,9 +268,8 @@ TokenService::Outcome TokenService::Exchange(const TokenRequest& request,
   Outcome outcome;
   Result<std::string> resource = ScopeResource(scope, &outcome);
   if (!resource.ok()) return outcome;
-  if (!options_.resources.empty() &&
-      std::find(options_.resources.begin(), options_.resources.end(), *resource) ==
-          options_.resources.end()) {
+  if (!options_.resources.empty() && std::find(options_.resources.begin(), options_.resources.end(),
+                                               *resource) == options_.resources.end()) {
     return Fail(400, "invalid_resource", 500011,
                 fmt::format("The resource principal named {} was not found in the tenant named "
                             "{}.",
@@ -321,12 +319,13 @@ TokenService::Outcome TokenService::Exchange(const TokenRequest& request,
     return Fail(500, "temporarily_unavailable", 50000,
                 fmt::format("There was an error issuing a token: {}", token.status().message()));
   }
-  response->body = json{{"token_type", "Bearer"},
-                        {"expires_in", lifetime_s},
-                        {"ext_expires_in", lifetime_s},
-                        {"refresh_in", lifetime_s / 2},
-                        {"access_token", *token}}
-                       .dump();
+  response->body = json{
+      {"token_type", "Bearer"},
+      {"expires_in", lifetime_s},
+      {"ext_expires_in", lifetime_s},
+      {"refresh_in", lifetime_s / 2},
+      {"access_token",
+       *token}}.dump();
   return Outcome{};
 }
 
@@ -334,8 +333,10 @@ TokenService::Outcome TokenService::VerifyPrivateKeyJwt(const Application& app,
                                                         std::string_view assertion,
                                                         std::string_view tenant,
                                                         int64_t now_s) const {
-  KeyLookup lookup = [&](std::string_view, std::string_view kid)
-      -> Result<std::shared_ptr<const PublicKey>> { return directory_->FindKey(app.app_id, kid); };
+  KeyLookup lookup = [&](std::string_view,
+                         std::string_view kid) -> Result<std::shared_ptr<const PublicKey>> {
+    return directory_->FindKey(app.app_id, kid);
+  };
   VerifyOptions options;
   options.issuer = app.app_id;
   options.subject = app.app_id;
@@ -356,8 +357,7 @@ TokenService::Outcome TokenService::VerifyPrivateKeyJwt(const Application& app,
   return FromJwtFailure(failure, parsed.ok() ? *parsed : ParsedJwt{}, now_s, false);
 }
 
-TokenService::Outcome TokenService::VerifyFederated(const Application& app,
-                                                    const ParsedJwt& parsed,
+TokenService::Outcome TokenService::VerifyFederated(const Application& app, const ParsedJwt& parsed,
                                                     std::string_view assertion,
                                                     int64_t now_s) const {
   const FederatedCredential* match = nullptr;
@@ -392,7 +392,8 @@ TokenService::Outcome TokenService::VerifyFederated(const Application& app,
 Result<std::string> TokenService::IssueAccessToken(const Application& app,
                                                    const std::string& resource, int64_t now_s,
                                                    int64_t lifetime_s, std::string* jti) const {
-  ASSIGN_OR_RETURN(std::shared_ptr<const SigningKey> key, keys_->ActiveSigner(options_.signing_alg));
+  ASSIGN_OR_RETURN(std::shared_ptr<const SigningKey> key,
+                   keys_->ActiveSigner(options_.signing_alg));
   std::set<std::string> role_names;
   json grants = json::array();
   for (const RoleGrant& grant : directory_->GrantsFor(app)) {
@@ -422,8 +423,32 @@ Result<std::string> TokenService::IssueAccessToken(const Application& app,
 Result<AccessPrincipal> TokenService::ValidateAccessToken(std::string_view token,
                                                           std::string_view audience,
                                                           int64_t now_unix_s) const {
-  KeyLookup lookup = [this](std::string_view iss, std::string_view kid)
-      -> Result<std::shared_ptr<const PublicKey>> {
+  if (options_.validation_cache_entries == 0 || token.size() > kMaxTokenBytes) {
+    return ValidateUncached(token, audience, now_unix_s);
+  }
+  std::string cache_key = fmt::format("{}\n{}", audience, token);
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_.find(cache_key);
+    if (it != cache_.end()) {
+      // Same expiry rule as VerifyJwt: valid while now < exp + leeway.
+      if (now_unix_s < it->second.expires_at_unix_s + options_.leeway_s) return it->second;
+      cache_.erase(it);
+      return absl::UnauthenticatedError("token refused (expired): the access token has expired");
+    }
+  }
+  ASSIGN_OR_RETURN(AccessPrincipal principal, ValidateUncached(token, audience, now_unix_s));
+  std::lock_guard lock(cache_mu_);
+  if (cache_.size() >= options_.validation_cache_entries) cache_.clear();
+  cache_.emplace(std::move(cache_key), principal);
+  return principal;
+}
+
+Result<AccessPrincipal> TokenService::ValidateUncached(std::string_view token,
+                                                       std::string_view audience,
+                                                       int64_t now_unix_s) const {
+  KeyLookup lookup = [this](std::string_view iss,
+                            std::string_view kid) -> Result<std::shared_ptr<const PublicKey>> {
     if (iss != access_issuer_) return std::shared_ptr<const PublicKey>();
     return keys_->Lookup(kid);
   };
@@ -470,8 +495,8 @@ Status TokenService::Audit(const TokenRequest& request, const TokenResponse& res
   entry.result = response.error_code == 0 ? "ok" : fmt::format("AADSTS{}", response.error_code);
   entry.correlation_id = response.correlation_id;
   entry.source_address = request.source_address;
-  entry.detail = fmt::format("tenant={} subject={} jti={}", request.tenant, response.subject,
-                             response.jti);
+  entry.detail =
+      fmt::format("tenant={} subject={} jti={}", request.tenant, response.subject, response.jti);
   Result<AuditEntry> stored = audit_->Append(std::move(entry));
   if (!stored.ok()) spdlog::error("audit log append failed: {}", stored.status().ToString());
   return stored.status();

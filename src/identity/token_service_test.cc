@@ -32,7 +32,8 @@ class TokenServiceTest : public ::testing::Test {
     store_ = *state::OpenSqliteStore(dir_ + "/state.db");
     keys_ = *KeyManager::Open(store_.get(), &clock_);
     directory_ = *Directory::Open(store_.get(), &clock_);
-    cluster_ = std::make_unique<ClusterIssuer>(keys_.get(), &clock_, ClusterIssuerOptions{kAuthority});
+    cluster_ =
+        std::make_unique<ClusterIssuer>(keys_.get(), &clock_, ClusterIssuerOptions{kAuthority});
     external_key_ = *SigningKey::Generate(JwtAlg::kES256);
     external_.Add(kExternalIssuer, external_key_->public_key());
     tenant_ = NewGuid();
@@ -44,17 +45,21 @@ class TokenServiceTest : public ::testing::Test {
         std::vector<IssuerKeySource*>{cluster_.get(), &external_}, audit_.get());
 
     app_id_ = directory_->CreateApplication({"operator-east"})->app_id;
-    ASSERT_TRUE(directory_
-                    ->AddFederatedCredential(app_id_, {"east-operator", cluster_->IssuerFor("east"),
-                                                       kOperatorSubject, {}, ""})
-                    .ok());
-    ASSERT_TRUE(directory_
-                    ->AddFederatedCredential(app_id_, {"external", kExternalIssuer, "repo:ml/x", {}, ""})
-                    .ok());
-    ASSERT_TRUE(directory_->AssignRole(Role::kOperator, app_id_, "/clouds/prod/resources/east").ok());
+    ASSERT_TRUE(
+        directory_
+            ->AddFederatedCredential(
+                app_id_, {"east-operator", cluster_->IssuerFor("east"), kOperatorSubject, {}, ""})
+            .ok());
+    ASSERT_TRUE(
+        directory_
+            ->AddFederatedCredential(app_id_, {"external", kExternalIssuer, "repo:ml/x", {}, ""})
+            .ok());
+    ASSERT_TRUE(
+        directory_->AssignRole(Role::kOperator, app_id_, "/clouds/prod/resources/east").ok());
 
     user_key_ = *SigningKey::Generate(JwtAlg::kES256);
-    user_id_ = directory_->CreateApplication({"Alice", PrincipalKind::kUser, "alice@example.com"})->app_id;
+    user_id_ =
+        directory_->CreateApplication({"Alice", PrincipalKind::kUser, "alice@example.com"})->app_id;
     ASSERT_TRUE(directory_->AddKey(user_id_, user_key_->public_key()->PublicPem()).ok());
     ASSERT_TRUE(directory_->AssignRole(Role::kDeveloper, "alice@example.com", "/clouds/prod").ok());
   }
@@ -75,7 +80,7 @@ class TokenServiceTest : public ::testing::Test {
   }
   std::string UserAssertion(std::string audience = "") {
     if (audience.empty()) audience = service_->TokenEndpoint();
-    json claims = {{"iss", user_id_}, {"sub", user_id_}, {"aud", audience}, {"jti", NewGuid()},
+    json claims = {{"iss", user_id_}, {"sub", user_id_}, {"aud", audience},    {"jti", NewGuid()},
                    {"iat", NowS()},   {"nbf", NowS()},   {"exp", NowS() + 300}};
     return *SignJwt(*user_key_, claims.dump());
   }
@@ -178,8 +183,11 @@ TEST_F(TokenServiceTest, ExchangesAClusterIssuedTokenForAnAccessToken) {
 }
 
 TEST_F(TokenServiceTest, ExchangesATokenFromATrustedExternalIssuer) {
-  json claims = {{"iss", kExternalIssuer}, {"sub", "repo:ml/x"}, {"aud", kDefaultFederatedAudience},
-                 {"iat", NowS()},          {"exp", NowS() + 300}};
+  json claims = {{"iss", kExternalIssuer},
+                 {"sub", "repo:ml/x"},
+                 {"aud", kDefaultFederatedAudience},
+                 {"iat", NowS()},
+                 {"exp", NowS() + 300}};
   EXPECT_EQ(Code(Request(app_id_, *SignJwt(*external_key_, claims.dump()))), 0);
 }
 
@@ -229,7 +237,8 @@ TEST_F(TokenServiceTest, RequestErrorsAnswerWithEntrasCodes) {
   request.form["client_secret"] = "hunter2";
   EXPECT_EQ(Code(request, 401), 7000218) << "no secrets, ever";
   request = Request(app_id_, ClusterToken());
-  request.form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer";
+  request.form["client_assertion_type"] =
+      "urn:ietf:params:oauth:client-assertion-type:saml2-bearer";
   EXPECT_EQ(Code(request, 400), 50027);
 }
 
@@ -238,17 +247,21 @@ TEST_F(TokenServiceTest, FederatedTokensMustMatchACredentialExactly) {
   EXPECT_EQ(Code(Request(app_id_, ClusterToken("operator", "api://AzureADTokenExchange/")), 401),
             70021)
       << "aud must contain the credential's audience";
-  std::string other_cluster =
-      *cluster_->MintServiceAccountToken("west", "meridian", "operator", kDefaultFederatedAudience, 600);
+  std::string other_cluster = *cluster_->MintServiceAccountToken("west", "meridian", "operator",
+                                                                 kDefaultFederatedAudience, 600);
   EXPECT_EQ(Code(Request(app_id_, other_cluster), 401), 70021) << "another cluster's issuer";
   EXPECT_NE(description_.find(cluster_->IssuerFor("west")), std::string::npos);
 
   // A credential naming an issuer with a trailing slash matches no token of the real issuer,
   // and tokens claiming the slashed issuer have no trusted keys.
-  ASSERT_TRUE(directory_->AddFederatedCredential(app_id_, {"slash", std::string(kExternalIssuer) + "/",
-                                                           "repo:ml/y", {}, ""}).ok());
-  json claims = {{"iss", std::string(kExternalIssuer) + "/"}, {"sub", "repo:ml/y"},
-                 {"aud", kDefaultFederatedAudience}, {"exp", NowS() + 300}};
+  ASSERT_TRUE(directory_
+                  ->AddFederatedCredential(
+                      app_id_, {"slash", std::string(kExternalIssuer) + "/", "repo:ml/y", {}, ""})
+                  .ok());
+  json claims = {{"iss", std::string(kExternalIssuer) + "/"},
+                 {"sub", "repo:ml/y"},
+                 {"aud", kDefaultFederatedAudience},
+                 {"exp", NowS() + 300}};
   EXPECT_EQ(Code(Request(app_id_, *SignJwt(*external_key_, claims.dump())), 401), 70021);
   EXPECT_NE(description_.find("not trusted"), std::string::npos) << description_;
   claims["iss"] = kExternalIssuer;
@@ -292,8 +305,10 @@ TEST_F(TokenServiceTest, AssertionsOutsideTheirValidTimeAreRefused) {
 TEST_F(TokenServiceTest, AnAccessTokenOfThisServiceIsNeverAnAssertion) {
   std::string access_token = AccessToken(Request(app_id_, ClusterToken()));
   // Even with a federated credential naming this service's own issuer and the token's subject.
-  ASSERT_TRUE(directory_->AddFederatedCredential(app_id_, {"self", service_->AccessTokenIssuer(),
-                                                           app_id_, {kResource}, ""}).ok());
+  ASSERT_TRUE(directory_
+                  ->AddFederatedCredential(
+                      app_id_, {"self", service_->AccessTokenIssuer(), app_id_, {kResource}, ""})
+                  .ok());
   EXPECT_EQ(Code(Request(app_id_, access_token), 401), 70021);
   EXPECT_NE(description_.find("never accepted"), std::string::npos) << description_;
 }
@@ -368,8 +383,10 @@ TEST_F(TokenServiceTest, ClusterIssuerMintsKubernetesShapedTokensWithinLimits) {
   EXPECT_EQ(parsed.alg, "RS256");
   EXPECT_EQ(claims["kubernetes.io"]["namespace"], "meridian");
   EXPECT_FALSE(claims.contains("meridian_token_use"));
-  EXPECT_FALSE(cluster_->MintServiceAccountToken("east", "ns", "sa", kDefaultFederatedAudience, 3601).ok());
-  EXPECT_FALSE(cluster_->MintServiceAccountToken("east", "ns", "sa", kDefaultFederatedAudience, 0).ok());
+  EXPECT_FALSE(
+      cluster_->MintServiceAccountToken("east", "ns", "sa", kDefaultFederatedAudience, 3601).ok());
+  EXPECT_FALSE(
+      cluster_->MintServiceAccountToken("east", "ns", "sa", kDefaultFederatedAudience, 0).ok());
   EXPECT_FALSE(cluster_->MintServiceAccountToken("east", "n s", "sa").ok());
   EXPECT_FALSE(cluster_->MintServiceAccountToken("", "ns", "sa").ok());
   EXPECT_TRUE(cluster_->Trusts(cluster_->IssuerFor("east")));
