@@ -49,6 +49,7 @@ int Main(int argc, char** argv) {
   app.add_option("--log-level", context.log_level, "trace, debug, info, warn or error");
 
   AddCloudCommands(app, context);
+  AddCapacityCommands(app, context);
   AddJobCommands(app, context);
   AddProcessCommands(app, context);
   AddStorageCommands(app, context);

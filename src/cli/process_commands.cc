@@ -5,6 +5,7 @@
 #include <atomic>
 #include <iostream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "base/files.h"
@@ -42,10 +43,35 @@ Result<std::map<std::string, int>> ParseNodeCounts(const std::vector<std::string
   return counts;
 }
 
+// Parses "TYPE=USD" flags into prices per node-hour.
+Result<std::map<std::string, double>> ParsePrices(const std::vector<std::string>& flags) {
+  std::map<std::string, double> prices;
+  for (const std::string& flag : flags) {
+    size_t equals = flag.find('=');
+    double price = -1;
+    if (equals != std::string::npos) {
+      try {
+        size_t used = 0;
+        price = std::stod(flag.substr(equals + 1), &used);
+        if (used != flag.size() - equals - 1) price = -1;
+      } catch (const std::exception&) {
+      }
+    }
+    if (equals == std::string::npos || equals == 0 || !(price >= 0)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "--price {}: expected INSTANCE_TYPE=PRICE_PER_NODE_HOUR, e.g. --price 1xT4=0.53", flag));
+    }
+    prices[flag.substr(0, equals)] = price;
+  }
+  return prices;
+}
+
 struct OperatorFlags {
   std::string cloud_resource;
   std::string instance_types;
   std::vector<std::string> nodes;
+  std::vector<std::string> spot;
+  std::vector<std::string> prices;
   int default_nodes = 1;
   std::string work_dir;
   std::string cluster_storage;
@@ -65,16 +91,30 @@ Status RunOperator(const Context& context, const OperatorFlags& flags) {
   ASSIGN_OR_RETURN(std::vector<spec::InstanceType> types,
                    spec::ParseInstanceTypes(text, flags.instance_types));
   ASSIGN_OR_RETURN(auto counts, ParseNodeCounts(flags.nodes));
+  ASSIGN_OR_RETURN(auto prices, ParsePrices(flags.prices));
+  std::set<std::string> spot(flags.spot.begin(), flags.spot.end());
   op::AgentOptions options;
   for (const spec::InstanceType& type : types) {
+    op::AgentOptions::NodePool pool;
+    pool.type = type;
     auto count = counts.find(type.name);
-    options.capacity.push_back({type, count == counts.end() ? flags.default_nodes : count->second});
+    pool.nodes = count == counts.end() ? flags.default_nodes : count->second;
     if (count != counts.end()) counts.erase(count);
+    pool.spot = spot.erase(type.name) > 0;
+    if (auto price = prices.find(type.name); price != prices.end()) {
+      pool.price_per_hour = price->second;
+      prices.erase(price);
+    }
+    options.capacity.push_back(std::move(pool));
   }
-  if (!counts.empty()) {
-    return absl::InvalidArgumentError(
-        fmt::format("--nodes {}: {} has no instance type of that name", counts.begin()->first,
-                    flags.instance_types));
+  for (const auto& [flag, unknown] :
+       {std::pair{"--nodes", counts.empty() ? "" : counts.begin()->first},
+        std::pair{"--spot", spot.empty() ? "" : *spot.begin()},
+        std::pair{"--price", prices.empty() ? "" : prices.begin()->first}}) {
+    if (!unknown.empty()) {
+      return absl::InvalidArgumentError(fmt::format("{} {}: {} has no instance type of that name",
+                                                    flag, unknown, flags.instance_types));
+    }
   }
   options.server_url = client.server_url;
   options.ca_file = client.ca_file;
@@ -167,6 +207,10 @@ void AddProcessCommands(CLI::App& app, Context& context) {
   operator_command->add_option("--instance-types", operator_flags.instance_types,
                                "Helm values file (workloads.instanceTypes.additional)");
   operator_command->add_option("--nodes", operator_flags.nodes, "INSTANCE_TYPE=COUNT, repeatable");
+  operator_command->add_option("--spot", operator_flags.spot,
+                               "INSTANCE_TYPE whose nodes are spot (preemptible), repeatable");
+  operator_command->add_option("--price", operator_flags.prices,
+                               "INSTANCE_TYPE=PRICE per node-hour, repeatable (used to break ties)");
   operator_command
       ->add_option("--default-nodes", operator_flags.default_nodes,
                    "Nodes of each type not named by --nodes")

@@ -113,14 +113,29 @@ Result<OperatorReport> ParseOperatorReport(const json& body) {
     const json& types = body.value("instance_types", json::array());
     for (size_t i = 0; i < types.size(); ++i) {
       json type = types.at(i);
-      int total = type.value("total_nodes", 0);
-      type.erase("total_nodes");
+      InstanceCapacity capacity;
+      capacity.total_nodes = type.value("total_nodes", 0);
+      std::string market = type.value("market_type", std::string("ON_DEMAND"));
+      if (market != "ON_DEMAND" && market != "SPOT") {
+        return absl::InvalidArgumentError(fmt::format(
+            "instance_types[{}].market_type: '{}' is not ON_DEMAND or SPOT", i, market));
+      }
+      capacity.spot = market == "SPOT";
+      capacity.price_per_hour = type.value("price_per_hour", 0.0);
+      if (capacity.total_nodes < 0 || capacity.price_per_hour < 0) {
+        return absl::InvalidArgumentError(fmt::format(
+            "instance_types[{}]: total_nodes and price_per_hour must not be negative", i));
+      }
+      for (const char* key : {"total_nodes", "market_type", "price_per_hour", "allocated_nodes"}) {
+        type.erase(key);
+      }
       Result<spec::InstanceType> parsed = spec::InstanceTypeFromJson(type);
       if (!parsed.ok()) {
         return absl::InvalidArgumentError(
             fmt::format("instance_types[{}]: {}", i, parsed.status().message()));
       }
-      report.capacity.push_back({*std::move(parsed), total});
+      capacity.type = *std::move(parsed);
+      report.capacity.push_back(std::move(capacity));
     }
     const json& attempts = body.value("attempts", json::array());
     for (size_t i = 0; i < attempts.size(); ++i) {
@@ -241,6 +256,10 @@ void ApiHandler::Handle(net::HttpRequest request, net::Responder respond) {
   if (first == "resources") return HandleResources(call);
   if (first == "jobs") return HandleJobs(call);
   if (first == "packages") return HandlePackages(call);
+  if (call.Is({"capacity"})) {
+    if (call.method() != "GET") return call.BadMethod("GET");
+    return call.respond(JsonResponse(200, plane_->Capacity()));
+  }
   if (first == "operators") return HandleOperators(call);
   call.Fail(absl::NotFoundError(
       fmt::format("no such API path: {} {}", call.method(), call.request.path)));

@@ -34,6 +34,11 @@ namespace meridian::control {
 struct ControlPlaneOptions {
   int64_t heartbeat_interval_ms = 2'000;                 // told to operators
   int64_t heartbeat_timeout_ms = 10'000;                 // silent longer: UNHEALTHY
+  // A resource that went UNHEALTHY flap_losses times within flap_window_ms is on probation
+  // when it recovers: it gets no new work until it has been healthy for flap_probation_ms.
+  int64_t flap_window_ms = 10 * 60'000;
+  int flap_losses = 2;
+  int64_t flap_probation_ms = 60'000;
   int64_t max_log_bytes_per_attempt = int64_t{8} << 20;  // older output is dropped
   int64_t max_wait_ms = 60'000;                          // cap on any long-poll
   size_t max_waiters = 10'000;                           // long-polls held at once
@@ -115,6 +120,12 @@ class ControlPlane {
   void AppendAttemptLog(const std::string& resource, const std::string& job_id, int attempt,
                         int64_t epoch, int64_t offset, std::string data, JsonDone done);
 
+  // ---- capacity ----
+  // Every resource's instance types with total, allocated and free nodes, grouped by region,
+  // with totals per region and per accelerator. Free capacity of a resource that is not
+  // HEALTHY (or on probation after flapping) is not counted as free.
+  nlohmann::json Capacity();
+
   // Marks silent resources UNHEALTHY and answers expired long-polls. Call every ~100 ms.
   void Tick();
 
@@ -144,6 +155,13 @@ class ControlPlane {
   void PlacePendingLocked(state::WriteBatch& batch);
   void FinishAttemptLocked(Job& job, Attempt& attempt, JobState state, int exit_code,
                            std::string message, int64_t ended_ms);
+  // The attempt's resource went silent: the attempt is LOST and the job placed again
+  // without using up a retry.
+  void LoseAttemptLocked(Job& job, Attempt& attempt, const std::string& why,
+                         state::WriteBatch& batch);
+  void MarkUnhealthyLocked(CloudResource& resource, int64_t now, state::WriteBatch& batch);
+  void MarkHealthyLocked(CloudResource& resource, int64_t now);
+  bool TrustedLocked(const CloudResource& resource) const;
   void ApplyReportLocked(const std::string& resource, const AttemptReport& report,
                          state::WriteBatch& batch);
   void TouchResourceLocked(const std::string& resource);

@@ -26,6 +26,14 @@ inline std::string Dump(const nlohmann::json& value) {
 
 inline bool IsActive(const Attempt& attempt) { return !IsFinal(attempt.state); }
 
+// Attempts that failed for the user's reasons (exit code, timeout): what max_retries
+// counts. LOST and TERMINATED attempts are not failures of the workload.
+inline int UserFailures(const Job& job) {
+  int failures = 0;
+  for (const Attempt& attempt : job.attempts) failures += attempt.state == JobState::kFailed;
+  return failures;
+}
+
 inline absl::Status JobNotFound(const std::string& id) {
   return absl::NotFoundError(fmt::format("job '{}' does not exist", id));
 }

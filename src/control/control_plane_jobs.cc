@@ -28,7 +28,8 @@ std::vector<ResourceView> ControlPlane::SnapshotLocked() const {
     ResourceView view;
     view.name = name;
     view.region = resource.spec.region;
-    view.health = resource.health;
+    // A resource on probation after flapping takes no new work; jobs pinned to it wait.
+    view.health = TrustedLocked(resource) ? resource.health : Health::kUnhealthy;
     view.capacity = resource.capacity;
     auto active = active_by_resource_.find(name);
     if (active != active_by_resource_.end()) {

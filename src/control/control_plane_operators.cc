@@ -16,6 +16,7 @@ using internal::Dump;
 using internal::IsActive;
 using internal::kJobKind;
 using internal::LogStream;
+using internal::UserFailures;
 
 // ---------------------------------------------------------------------------------------
 // Operators
@@ -41,9 +42,9 @@ void ControlPlane::FinishAttemptLocked(Job& job, Attempt& attempt, JobState stat
   } else if (job.terminate_requested) {
     job.state = JobState::kTerminated;
     job.message = fmt::format("terminated by request ({})", what);
-  } else if (static_cast<int>(job.attempts.size()) <= job.config.max_retries) {
+  } else if (UserFailures(job) <= job.config.max_retries) {
     AddEventLocked(job, fmt::format("{}; retrying ({} of {} retries used)", what,
-                                    job.attempts.size(), job.config.max_retries));
+                                    UserFailures(job), job.config.max_retries));
     PlaceLocked(job);
     return;
   } else {
@@ -54,6 +55,75 @@ void ControlPlane::FinishAttemptLocked(Job& job, Attempt& attempt, JobState stat
   }
   job.ended_unix_ms = attempt.ended_unix_ms;
   AddEventLocked(job, job.message);
+}
+
+void ControlPlane::LoseAttemptLocked(Job& job, Attempt& attempt, const std::string& why,
+                                     state::WriteBatch& batch) {
+  attempt.state = JobState::kLost;
+  attempt.message = why;
+  attempt.ended_unix_ms = NowMs();
+  active_by_resource_[attempt.cloud_resource].erase(job.id);
+  TouchResourceLocked(attempt.cloud_resource);
+  counters_["attempts_lost_total"] += 1;
+  std::string what = fmt::format("attempt {} on {} LOST: {}", attempt.number,
+                                 attempt.cloud_resource, why);
+  if (job.terminate_requested) {
+    job.state = JobState::kTerminated;
+    job.message = fmt::format("terminated by request ({})", what);
+    job.ended_unix_ms = attempt.ended_unix_ms;
+    AddEventLocked(job, job.message);
+  } else {
+    AddEventLocked(job, fmt::format("{}; placing it again (an infrastructure loss does not use "
+                                    "up max_retries)",
+                                    what));
+    job.state = JobState::kStarting;
+    PlaceLocked(job);
+  }
+  StoreJobLocked(job, batch);
+}
+
+void ControlPlane::MarkUnhealthyLocked(CloudResource& resource, int64_t now,
+                                       state::WriteBatch& batch) {
+  const std::string name = resource.spec.name;
+  int64_t silent_ms = now - std::max(resource.last_heartbeat_unix_ms, start_unix_ms_);
+  resource.health = Health::kUnhealthy;
+  resource.unhealthy_since_unix_ms = now;
+  auto& losses = resource.recent_losses_unix_ms;
+  losses.push_back(now);
+  std::erase_if(losses, [&](int64_t at) { return now - at > options_.flap_window_ms; });
+  counters_["resources_marked_unhealthy_total"] += 1;
+  spdlog::warn("cloud resource {} is UNHEALTHY: no heartbeat for {} ms", name, silent_ms);
+  std::string why = fmt::format("no heartbeat from {} for {:.1f} s", name, silent_ms / 1000.0);
+  auto active = active_by_resource_.find(name);
+  if (active == active_by_resource_.end()) return;
+  std::vector<std::string> ids(active->second.begin(), active->second.end());
+  for (const std::string& id : ids) {
+    Job& job = jobs_.at(id);
+    Attempt* attempt = job.current_attempt();
+    if (attempt != nullptr && IsActive(*attempt) && attempt->cloud_resource == name) {
+      LoseAttemptLocked(job, *attempt, why, batch);
+    }
+  }
+}
+
+void ControlPlane::MarkHealthyLocked(CloudResource& resource, int64_t now) {
+  if (resource.health == Health::kHealthy) return;
+  const auto& losses = resource.recent_losses_unix_ms;
+  int recent = static_cast<int>(std::count_if(losses.begin(), losses.end(), [&](int64_t at) {
+    return now - at <= options_.flap_window_ms;
+  }));
+  if (recent >= options_.flap_losses) {
+    resource.probation_until_unix_ms = now + options_.flap_probation_ms;
+    spdlog::warn(
+        "cloud resource {} is back but lost contact {} times in {} s: no new work for {} s",
+        resource.spec.name, recent, options_.flap_window_ms / 1000,
+        options_.flap_probation_ms / 1000);
+  }
+  resource.health = Health::kHealthy;
+}
+
+bool ControlPlane::TrustedLocked(const CloudResource& resource) const {
+  return resource.probation_until_unix_ms <= NowMs();
 }
 
 void ControlPlane::ApplyReportLocked(const std::string& resource, const AttemptReport& report,
@@ -67,10 +137,16 @@ void ControlPlane::ApplyReportLocked(const std::string& resource, const AttemptR
     counters_["stale_reports_ignored_total"] += 1;
     return;
   }
-  if (!IsActive(attempt)) return;  // already final: a repeated report changes nothing
+  if (!IsActive(attempt)) {
+    // Already final: a repeated report changes nothing, and a late one for an attempt given
+    // up as LOST is ignored (the job runs elsewhere; the operator is told to stop it).
+    if (attempt.state == JobState::kLost) counters_["stale_reports_ignored_total"] += 1;
+    return;
+  }
   switch (report.state) {
     case JobState::kStarting:
     case JobState::kUnknown:
+    case JobState::kLost:  // only the control plane decides that an attempt is lost
       return;
     case JobState::kRunning:
       if (attempt.state == JobState::kRunning) return;
@@ -113,7 +189,7 @@ void ControlPlane::OperatorHeartbeat(const std::string& resource_name, OperatorR
   if (resource->health != Health::kHealthy) {
     spdlog::info("cloud resource {} is HEALTHY (operator {})", resource_name, report.operator_id);
   }
-  resource->health = Health::kHealthy;
+  MarkHealthyLocked(*resource, NowMs());
   resource->last_heartbeat_unix_ms = NowMs();
   resource->operator_id = report.operator_id;
   resource->operator_version = report.version;
@@ -243,15 +319,28 @@ void ControlPlane::AppendAttemptLog(const std::string& resource, const std::stri
 void ControlPlane::Tick() {
   std::unique_lock lock(mu_);
   int64_t now = NowMs();
+  state::WriteBatch batch;
+  bool probation_ended = false;
   for (auto& [name, resource] : resources_) {
-    if (resource.health == Health::kHealthy &&
-        now - resource.last_heartbeat_unix_ms > options_.heartbeat_timeout_ms) {
-      resource.health = Health::kUnhealthy;
-      counters_["resources_marked_unhealthy_total"] += 1;
-      spdlog::warn("cloud resource {} is UNHEALTHY: no heartbeat for {} ms", name,
-                   now - resource.last_heartbeat_unix_ms);
+    // A resource not heard from since this server started counts from the start, so work
+    // assigned before a restart is not stranded on an operator that never comes back.
+    int64_t heard = std::max(resource.last_heartbeat_unix_ms, start_unix_ms_);
+    bool silent = now - heard > options_.heartbeat_timeout_ms;
+    auto active = active_by_resource_.find(name);
+    bool has_work = active != active_by_resource_.end() && !active->second.empty();
+    if (silent && (resource.health == Health::kHealthy ||
+                   (resource.health == Health::kUnknown && has_work))) {
+      MarkUnhealthyLocked(resource, now, batch);
+    }
+    if (resource.probation_until_unix_ms != 0 && resource.probation_until_unix_ms <= now) {
+      resource.probation_until_unix_ms = 0;
+      probation_ended = resource.health == Health::kHealthy;
+      spdlog::info("cloud resource {} has been healthy through its probation: trusted again",
+                   name);
     }
   }
+  if (probation_ended) PlacePendingLocked(batch);
+  if (!batch.empty()) CommitLocked(std::move(batch), [](Status) {});
   int64_t monotonic = clock_->MonotonicMs();
   for (auto* waiters : {&job_waiters_, &assignment_waiters_}) {
     for (auto it = waiters->begin(); it != waiters->end();) {

@@ -34,6 +34,8 @@ std::string_view JobStateName(JobState state) {
       return "FAILED";
     case JobState::kTerminated:
       return "TERMINATED";
+    case JobState::kLost:
+      return "LOST";
     case JobState::kUnknown:
       break;
   }
@@ -42,7 +44,8 @@ std::string_view JobStateName(JobState state) {
 
 std::optional<JobState> ParseJobState(std::string_view name) {
   for (JobState state : {JobState::kStarting, JobState::kRunning, JobState::kSucceeded,
-                         JobState::kFailed, JobState::kTerminated, JobState::kUnknown}) {
+                         JobState::kFailed, JobState::kTerminated, JobState::kUnknown,
+                         JobState::kLost}) {
     if (JobStateName(state) == name) return state;
   }
   return std::nullopt;
@@ -50,7 +53,7 @@ std::optional<JobState> ParseJobState(std::string_view name) {
 
 bool IsFinal(JobState state) {
   return state == JobState::kSucceeded || state == JobState::kFailed ||
-         state == JobState::kTerminated;
+         state == JobState::kTerminated || state == JobState::kLost;
 }
 
 json ToJson(const Cloud& cloud) {
@@ -65,6 +68,8 @@ json ToJson(const CloudResource& resource) {
   for (const InstanceCapacity& item : resource.capacity) {
     json entry = spec::ToJson(item.type);
     entry["total_nodes"] = item.total_nodes;
+    entry["market_type"] = item.spot ? "SPOT" : "ON_DEMAND";
+    if (item.price_per_hour > 0) entry["price_per_hour"] = item.price_per_hour;
     capacity.push_back(std::move(entry));
   }
   return {{"id", resource.id},
@@ -81,7 +86,10 @@ json ToJson(const CloudResource& resource) {
           {"last_heartbeat_at", base::FormatTimeMs(resource.last_heartbeat_unix_ms)},
           {"operator_id", resource.operator_id},
           {"instance_types", std::move(capacity)},
-          {"real_gpus", resource.real_gpus}};
+          {"real_gpus", resource.real_gpus},
+          {"probation_until",
+           resource.probation_until_unix_ms > 0 ? base::FormatTimeMs(resource.probation_until_unix_ms)
+                                                : ""}};
 }
 
 json ToJson(const Attempt& attempt) {

@@ -30,6 +30,8 @@ std::string_view HealthName(Health health);
 struct InstanceCapacity {
   spec::InstanceType type;
   int total_nodes = 0;
+  bool spot = false;          // market type: spot (preemptible) or on-demand
+  double price_per_hour = 0;  // per node, in the operator's currency; 0: not given
 };
 
 struct CloudResource {
@@ -45,9 +47,15 @@ struct CloudResource {
   std::string operator_version;
   std::vector<InstanceCapacity> capacity;
   int real_gpus = 0;
+  int64_t unhealthy_since_unix_ms = 0;   // when it last went UNHEALTHY
+  std::vector<int64_t> recent_losses_unix_ms;  // UNHEALTHY transitions within the flap window
+  int64_t probation_until_unix_ms = 0;   // flapped: receives no new work before this time
 };
 
-enum class JobState { kStarting, kRunning, kSucceeded, kFailed, kTerminated, kUnknown };
+// kLost is for attempts only: the attempt's cloud resource went silent, so the attempt was
+// given up and the job placed again (an infrastructure loss, which does not use up
+// max_retries). A job itself is never LOST.
+enum class JobState { kStarting, kRunning, kSucceeded, kFailed, kTerminated, kUnknown, kLost };
 std::string_view JobStateName(JobState state);
 std::optional<JobState> ParseJobState(std::string_view name);
 bool IsFinal(JobState state);

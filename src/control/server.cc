@@ -77,7 +77,9 @@ int RunServer(const ServerOptions& options) {
 
   ControlPlaneOptions plane_options;
   plane_options.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
-  plane_options.heartbeat_interval_ms = options.heartbeat_interval_ms;
+  // At least five heartbeats fit in the timeout, so one late heartbeat never looks like a loss.
+  plane_options.heartbeat_interval_ms = std::min(
+      options.heartbeat_interval_ms, std::max<int64_t>(100, options.heartbeat_timeout_ms / 5));
   Result<std::unique_ptr<ControlPlane>> plane = ControlPlane::Open(store->get(), plane_options);
   if (!plane.ok()) return Fail(plane.status());
 

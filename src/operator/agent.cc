@@ -259,9 +259,11 @@ class Agent {
   Status SendHeartbeat(net::HttpClient& client, const json& attempts,
                        int64_t* interval_ms = nullptr) {
     json types = json::array();
-    for (const auto& [type, count] : options_.capacity) {
-      json entry = spec::ToJson(type);
-      entry["total_nodes"] = count;
+    for (const AgentOptions::NodePool& pool : options_.capacity) {
+      json entry = spec::ToJson(pool.type);
+      entry["total_nodes"] = pool.nodes;
+      entry["market_type"] = pool.spot ? "SPOT" : "ON_DEMAND";
+      if (pool.price_per_hour > 0) entry["price_per_hour"] = pool.price_per_hour;
       types.push_back(std::move(entry));
     }
     json body = {{"operator_id", operator_id_},

@@ -27,7 +27,13 @@ struct AgentOptions {
   std::string server_url;      // https://host:port
   std::string ca_file;         // CA that signed the server certificate ("" = system store)
   std::string cloud_resource;  // the resource this operator serves
-  std::vector<std::pair<spec::InstanceType, int>> capacity;  // shape and node count
+  struct NodePool {
+    spec::InstanceType type;
+    int nodes = 0;
+    bool spot = false;
+    double price_per_hour = 0;  // 0: not reported
+  };
+  std::vector<NodePool> capacity;
   std::string work_dir;                                      // package cache
   std::string cluster_storage;  // exported to attempts as MERIDIAN_CLUSTER_STORAGE
   ComputeStack* stack = nullptr;

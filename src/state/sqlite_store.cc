@@ -348,7 +348,8 @@ bool SqliteStore::TakeGroup(Group& group) {
     queue_cv_.wait_for(lock, std::chrono::microseconds(options_.group_commit_window_us),
                        [&] { return closing_ || queue_.size() >= enough; });
   }
-  if (closing_) return false;
+  // Closing drains first: writes queued before the store was closed are still stored.
+  if (closing_ && queue_.empty()) return false;
   size_t count = std::min(max_group, queue_.size());
   for (size_t i = 0; i < count; ++i) {
     group.push_back(std::move(queue_.front()));

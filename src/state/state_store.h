@@ -13,6 +13,8 @@
 // whole batch with kAborted when the stored version differs (0: "must not exist yet").
 //
 // Thread safety: every method may be called from any thread.
+// Closing (destroying) a store first stores every batch queued before it; a batch queued
+// after that fails with kUnavailable.
 #pragma once
 
 #include <cstdint>

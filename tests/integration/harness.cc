@@ -246,14 +246,28 @@ void Platform::Kill(BackgroundProcess& process, int signal) {
   process.pid = -1;
 }
 
-Status Platform::StartServer(int64_t heartbeat_timeout_ms, int port) {
+std::string IpCommand() {
+  for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+    if (::access(path, X_OK) == 0) return path;
+  }
+  return "/usr/sbin/ip";
+}
+
+Status Platform::StartServer(int64_t heartbeat_timeout_ms, int port,
+                             const std::string& listen_host,
+                             const std::vector<std::string>& tls_hosts) {
   server_starts_ += 1;
   std::string ready_file = fmt::format("{}/run/server-ready-{}", home_, server_starts_);
   server_ = BackgroundProcess{
       "server",
-      {MeridianBinary(), "--home", home_, "server", "--listen", fmt::format("127.0.0.1:{}", port),
-       "--ready-file", ready_file, "--heartbeat-timeout-ms", std::to_string(heartbeat_timeout_ms)},
+      {MeridianBinary(), "--home", home_, "server", "--listen",
+       fmt::format("{}:{}", listen_host, port), "--ready-file", ready_file,
+       "--heartbeat-timeout-ms", std::to_string(heartbeat_timeout_ms)},
       home_ + "/logs/server.log"};
+  for (const std::string& host : tls_hosts) {
+    server_.argv.push_back("--tls-host");
+    server_.argv.push_back(host);
+  }
   RETURN_IF_ERROR(Spawn(server_));
   std::string url;
   bool ready = WaitFor(
@@ -316,15 +330,27 @@ Status Platform::StartOperator(const OperatorSpec& spec) {
                       "      1xT4:\n"
                       "        resources: {CPU: 12, GPU: 1, memory: 92Gi, accelerators: [T4]}\n");
   }
-  BackgroundProcess process{
-      spec.cloud_resource,
-      {MeridianBinary(), "operator", "--home", home_, "--server", url_, "--ca-file", ca_file(),
-       "--cloud-resource", spec.cloud_resource, "--instance-types", types},
-      fmt::format("{}/logs/operator-{}.log", home_, spec.cloud_resource)};
+  BackgroundProcess process{spec.cloud_resource, {},
+                            fmt::format("{}/logs/operator-{}.log", home_, spec.cloud_resource)};
+  if (!spec.netns.empty()) process.argv = {IpCommand(), "netns", "exec", spec.netns};
+  std::vector<std::string> args = {MeridianBinary(),
+                                   "operator",
+                                   "--home",
+                                   home_,
+                                   "--server",
+                                   spec.server_url.empty() ? url_ : spec.server_url,
+                                   "--ca-file",
+                                   ca_file(),
+                                   "--cloud-resource",
+                                   spec.cloud_resource,
+                                   "--instance-types",
+                                   types};
+  process.argv.insert(process.argv.end(), args.begin(), args.end());
   for (const std::string& nodes : spec.nodes) {
     process.argv.push_back("--nodes");
     process.argv.push_back(nodes);
   }
+  process.argv.insert(process.argv.end(), spec.extra_args.begin(), spec.extra_args.end());
   auto existing = operators_.find(spec.cloud_resource);
   if (existing != operators_.end() && existing->second.pid > 0) {
     return absl::FailedPreconditionError("operator already running for " + spec.cloud_resource);

@@ -58,6 +58,9 @@ bool WaitFor(const std::function<bool()>& condition, int64_t deadline_ms = kWait
 // The job id from `job submit`'s "Submitted job <id>" line, or "".
 std::string SubmittedJobId(const std::string& out);
 
+// The iproute2 `ip` program (absolute path: the harness execs without a PATH search).
+std::string IpCommand();
+
 // The meridian binary under test and the source tree (for examples/).
 std::string MeridianBinary();
 std::string SourceDir();
@@ -74,6 +77,9 @@ struct OperatorSpec {
   std::string cloud_resource;
   std::string instance_types_file;  // Helm values; default: a small CPU + 1xT4 file
   std::vector<std::string> nodes;   // "TYPE=N"
+  std::vector<std::string> extra_args;  // e.g. {"--spot", "1xT4"}
+  std::string netns;       // run inside this network namespace (`ip netns exec`)
+  std::string server_url;  // default: the server's URL
 };
 
 class Platform {
@@ -90,7 +96,11 @@ class Platform {
   // Starts `meridian server` on 127.0.0.1:`port` (0: a free one) and waits for its ready
   // file. Later calls after a kill start a fresh server process on the same home (and state);
   // pass port() to keep the address that operators already use.
-  Status StartServer(int64_t heartbeat_timeout_ms = 10'000, int port = 0);
+  // `listen_host` other than 127.0.0.1 (e.g. 0.0.0.0 for operators in network namespaces)
+  // needs `tls_hosts`: the addresses operators dial, for the server certificate.
+  Status StartServer(int64_t heartbeat_timeout_ms = 10'000, int port = 0,
+                     const std::string& listen_host = "127.0.0.1",
+                     const std::vector<std::string>& tls_hosts = {});
   int port() const;
   // Takes the server URL from <home>/config.yaml (for a server started by `meridian up`).
   Status AdoptServerFromConfig();

@@ -1,0 +1,217 @@
+// The control plane's failover rules, driven through its public methods with a fake clock:
+// a silent resource's attempts are LOST and placed elsewhere without using a retry, late
+// reports of a lost attempt are ignored, and a flapping resource is put on probation.
+#include "control/control_plane.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <future>
+
+#include "state/state_store.h"
+
+namespace meridian::control {
+namespace {
+
+using nlohmann::json;
+
+class ControlPlaneFailoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/control_plane_test.XXXXXX";
+    dir_ = mkdtemp(pattern);
+    store_ = state::OpenSqliteStore(dir_ + "/state.db").value();
+    ControlPlaneOptions options;
+    options.clock = &clock_;
+    options.heartbeat_timeout_ms = 10'000;
+    options.flap_window_ms = 600'000;
+    options.flap_losses = 2;
+    options.flap_probation_ms = 60'000;
+    plane_ = ControlPlane::Open(store_.get(), options).value();
+    ASSERT_TRUE(Call([&](auto done) { plane_->CreateCloud("c", done); }).ok());
+    for (const char* region : {"eastus", "westus"}) {
+      spec::CloudResourceSpec spec;
+      spec.name = region;
+      spec.region = region;
+      ASSERT_TRUE(Call([&](auto done) { plane_->CreateResource("c", spec, done); }).ok());
+    }
+  }
+  void TearDown() override {
+    // Writes queued by Tick finish before the store closes (commits apply in order).
+    state::WriteBatch barrier;
+    barrier.Put("test", "barrier", "{}");
+    ASSERT_TRUE(store_->Commit(std::move(barrier)).ok());
+    plane_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  template <typename F>
+  Result<json> Call(F&& call) {
+    std::promise<Result<json>> promise;
+    call([&](Result<json> result) { promise.set_value(std::move(result)); });
+    return promise.get_future().get();
+  }
+
+  // One heartbeat from `resource`'s operator offering one 4-CPU node, with `reports`.
+  void Heartbeat(const std::string& resource, std::vector<AttemptReport> reports = {}) {
+    OperatorReport report;
+    report.operator_id = "op-" + resource;
+    InstanceCapacity cpu;
+    cpu.type.name = "cpu4";
+    cpu.type.cpu = 4;
+    cpu.type.memory_bytes = int64_t{8} << 30;
+    cpu.total_nodes = 1;
+    report.capacity = {cpu};
+    report.attempts = std::move(reports);
+    ASSERT_TRUE(Call([&](auto done) { plane_->OperatorHeartbeat(resource, report, done); }).ok());
+  }
+
+  std::string Submit(int max_retries, const std::string& pin = "") {
+    spec::JobConfig config;
+    config.entrypoint = "python train.py";
+    config.max_retries = max_retries;
+    config.compute_config.target.cloud_resource = pin;
+    Result<json> job = Call([&](auto done) { plane_->SubmitJob(config, "", done); });
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job->at("id").get<std::string>();
+  }
+
+  json Job(const std::string& id) { return plane_->GetJob(id).value(); }
+
+  AttemptReport Report(const std::string& id, int number, JobState state) {
+    json attempt = Job(id)["attempts"][number - 1];
+    AttemptReport report;
+    report.job_id = id;
+    report.attempt = number;
+    report.epoch = attempt["epoch"].get<int64_t>();
+    report.state = state;
+    report.exit_code = state == JobState::kFailed ? 1 : 0;
+    return report;
+  }
+
+  // Time passes with only `alive` heartbeating.
+  void Silence(const std::string& alive, int64_t ms) {
+    for (int64_t passed = 0; passed < ms; passed += 2'000) {
+      clock_.AdvanceMs(2'000);
+      Heartbeat(alive);
+      plane_->Tick();
+    }
+  }
+
+  std::string dir_;
+  base::FakeClock clock_;
+  std::unique_ptr<state::StateStore> store_;
+  std::unique_ptr<ControlPlane> plane_;
+};
+
+TEST_F(ControlPlaneFailoverTest, SilentResourceLosesItsRunningAttemptWithoutUsingARetry) {
+  Heartbeat("eastus");
+  Heartbeat("westus");
+  std::string id = Submit(/*max_retries=*/0, "");
+  ASSERT_EQ(Job(id)["attempts"][0]["cloud_resource"], "eastus");
+  Heartbeat("eastus", {Report(id, 1, JobState::kRunning)});
+  ASSERT_EQ(Job(id)["state"], "RUNNING");
+
+  Silence("westus", 12'000);
+
+  json job = Job(id);
+  ASSERT_EQ(job["attempts"].size(), 2u) << job.dump(2);
+  EXPECT_EQ(job["attempts"][0]["state"], "LOST");
+  EXPECT_EQ(job["attempts"][1]["cloud_resource"], "westus");
+  EXPECT_EQ(job["attempts"][1]["state"], "STARTING");
+  EXPECT_NE(job["attempts"][1]["epoch"], job["attempts"][0]["epoch"]);
+  EXPECT_EQ(plane_->GetResource("eastus").value()["health"], "UNHEALTHY");
+}
+
+TEST_F(ControlPlaneFailoverTest, LateReportOfALostAttemptIsIgnoredAndTheOperatorIsToldToStop) {
+  Heartbeat("eastus");
+  Heartbeat("westus");
+  std::string id = Submit(0);
+  AttemptReport lost_running = Report(id, 1, JobState::kRunning);
+  Heartbeat("eastus", {lost_running});
+  Silence("westus", 12'000);
+
+  // The link comes back: eastus reports the old attempt as finished.
+  AttemptReport late = lost_running;
+  late.state = JobState::kSucceeded;
+  Heartbeat("eastus", {late});
+  json job = Job(id);
+  EXPECT_EQ(job["attempts"][0]["state"], "LOST");
+  EXPECT_EQ(job["state"], "STARTING") << "a late report must not finish the job";
+
+  // eastus's assignment list no longer holds the job, which is how its operator learns to stop.
+  Result<json> assignments =
+      Call([&](auto done) { plane_->WatchAssignments("eastus", "", 0, done); });
+  ASSERT_TRUE(assignments.ok());
+  EXPECT_TRUE(assignments->at("assignments").empty()) << assignments->dump(2);
+
+  Heartbeat("westus", {Report(id, 2, JobState::kSucceeded)});
+  Heartbeat("eastus", {late});  // and again: still ignored
+  job = Job(id);
+  EXPECT_EQ(job["state"], "SUCCEEDED");
+  int succeeded = 0;
+  for (const json& attempt : job["attempts"]) succeeded += attempt["state"] == "SUCCEEDED";
+  EXPECT_EQ(succeeded, 1);
+}
+
+TEST_F(ControlPlaneFailoverTest, UserFailuresUseRetriesAndLossesDoNot) {
+  Heartbeat("eastus");
+  Heartbeat("westus");
+  std::string id = Submit(/*max_retries=*/1);
+  Heartbeat("eastus", {Report(id, 1, JobState::kRunning)});
+  Silence("westus", 12'000);  // attempt 1 LOST, attempt 2 on westus
+  ASSERT_EQ(Job(id)["attempts"].size(), 2u);
+  Heartbeat("westus", {Report(id, 2, JobState::kFailed)});  // first failure: one retry left
+  json job = Job(id);
+  ASSERT_EQ(job["attempts"].size(), 3u) << job.dump(2);
+  EXPECT_NE(job["state"], "FAILED");
+  Heartbeat("westus", {Report(id, 3, JobState::kFailed)});  // second failure: no retries left
+  EXPECT_EQ(Job(id)["state"], "FAILED");
+}
+
+TEST_F(ControlPlaneFailoverTest, FlappingResourceGetsNoNewWorkUntilItsProbationEnds) {
+  Heartbeat("eastus");
+  Heartbeat("westus");
+  Silence("westus", 12'000);  // eastus lost once
+  Heartbeat("eastus");
+  EXPECT_EQ(plane_->GetResource("eastus").value()["probation_until"], "");
+  Silence("westus", 12'000);  // and again within the flap window
+  Heartbeat("eastus");
+  EXPECT_NE(plane_->GetResource("eastus").value()["probation_until"], "");
+
+  std::string id = Submit(0, "eastus");
+  EXPECT_EQ(Job(id)["attempts"].size(), 0u) << "a job pinned to a resource on probation waits";
+  EXPECT_NE(Job(id)["state"], "FAILED");
+
+  for (int i = 0; i < 31; ++i) {  // 62 s of steady heartbeats
+    clock_.AdvanceMs(2'000);
+    Heartbeat("eastus");
+    Heartbeat("westus");
+    plane_->Tick();
+  }
+  json job = Job(id);
+  ASSERT_EQ(job["attempts"].size(), 1u) << job.dump(2);
+  EXPECT_EQ(job["attempts"][0]["cloud_resource"], "eastus");
+}
+
+TEST_F(ControlPlaneFailoverTest, AttemptsOfAnOperatorThatNeverReturnsAfterARestartAreLost) {
+  Heartbeat("eastus");
+  std::string id = Submit(0, "");
+  ASSERT_EQ(Job(id)["attempts"][0]["cloud_resource"], "eastus");
+  // Restart the control plane: every resource is UNKNOWN until its operator reports.
+  plane_.reset();
+  ControlPlaneOptions options;
+  options.clock = &clock_;
+  plane_ = ControlPlane::Open(store_.get(), options).value();
+  Heartbeat("westus");
+  Silence("westus", 12'000);
+  json job = Job(id);
+  ASSERT_EQ(job["attempts"].size(), 2u) << job.dump(2);
+  EXPECT_EQ(job["attempts"][0]["state"], "LOST");
+  EXPECT_EQ(job["attempts"][1]["cloud_resource"], "westus");
+}
+
+}  // namespace
+}  // namespace meridian::control
