@@ -94,7 +94,8 @@ class ControlPlane {
   void DeleteResource(const std::string& name_or_id, JsonDone done);
 
   // ---- jobs ----
-  void SubmitJob(spec::JobConfig config, std::string package, JsonDone done);
+  // `owner`: the submitter's subject, kept with the job and shown in the API.
+  void SubmitJob(spec::JobConfig config, std::string package, std::string owner, JsonDone done);
   nlohmann::json ListJobs(const JobFilter& filter);
   Result<nlohmann::json> GetJob(const std::string& id);
   // Answers when the job's version differs from `seen_version` or after `wait_ms`.

@@ -134,7 +134,8 @@ void ControlPlane::PlacePendingLocked(state::WriteBatch& batch) {
 // ---------------------------------------------------------------------------------------
 // Jobs
 
-void ControlPlane::SubmitJob(spec::JobConfig config, std::string package, JsonDone done) {
+void ControlPlane::SubmitJob(spec::JobConfig config, std::string package, std::string owner,
+                             JsonDone done) {
   std::unique_lock lock(mu_);
   if (jobs_.size() >= options_.max_jobs) {
     lock.unlock();
@@ -147,6 +148,7 @@ void ControlPlane::SubmitJob(spec::JobConfig config, std::string package, JsonDo
   job.config = std::move(config);
   if (job.config.name.empty()) job.config.name = job.id;
   job.package = std::move(package);
+  job.owner = std::move(owner);
   job.created_unix_ms = NowMs();
   AddEventLocked(job, "submitted");
   PlaceLocked(job);
@@ -181,6 +183,7 @@ json ControlPlane::ListJobs(const JobFilter& filter) {
                      {"name", job.config.name},
                      {"state", JobStateName(job.state)},
                      {"message", job.message},
+                     {"owner", job.owner},
                      {"attempts", job.attempts.size()},
                      {"cloud_resource", attempt != nullptr ? attempt->cloud_resource : ""},
                      {"region", attempt != nullptr ? attempt->region : ""},

@@ -73,7 +73,7 @@ class ControlPlaneFailoverTest : public ::testing::Test {
     config.entrypoint = "python train.py";
     config.max_retries = max_retries;
     config.compute_config.target.cloud_resource = pin;
-    Result<json> job = Call([&](auto done) { plane_->SubmitJob(config, "", done); });
+    Result<json> job = Call([&](auto done) { plane_->SubmitJob(config, "", "", done); });
     EXPECT_TRUE(job.ok()) << job.status();
     return job->at("id").get<std::string>();
   }

@@ -90,6 +90,7 @@ struct Job {
   std::string id;
   spec::JobConfig config;
   std::string package;  // "sha256:<hex>" of the working_dir package, or ""
+  std::string owner;    // subject of the submitter's access token ("" before identity)
   JobState state = JobState::kStarting;
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
