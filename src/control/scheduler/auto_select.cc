@@ -1,5 +1,6 @@
 #include "control/scheduler/auto_select.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <tuple>
@@ -9,50 +10,27 @@
 namespace meridian::control::scheduler {
 namespace {
 
-bool SameIgnoringCase(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool HasAccelerator(const spec::InstanceType& type, const std::string& accelerator) {
-  for (const std::string& item : type.accelerators) {
-    if (SameIgnoringCase(item, accelerator)) return true;
-  }
-  return false;
-}
-
 int64_t CeilDiv(double need, double per_node) {
   return static_cast<int64_t>(std::ceil(need / per_node - 1e-9));
 }
 
 // Step 1; returns false with choice.failure set when no shape can take the GPUs.
 bool ChooseGpuNodes(const Snapshot& snapshot, size_t resource, const ResourceAsk& ask,
-                    CountBy by, int32_t head_shape, AutoChoice& choice) {
-  const ResourceState& state = snapshot.resource(resource);
+                    const std::vector<uint8_t>& matches, CountBy by, int32_t head_shape,
+                    AutoChoice& choice) {
   bool offered = false;
-  std::tuple<int64_t, int64_t, const std::string*> best_key;
+  std::tuple<int64_t, int64_t, int32_t> best_key;  // nodes, GPUs wasted, name rank
+  size_t first = snapshot.first_slot(resource);
   for (size_t s = 0; s < snapshot.slot_count(resource); ++s) {
-    const Slot& slot = snapshot.slot(resource, s);
+    const Slot& slot = snapshot.slot_at(first + s);
     if (slot.market != Market::kOnDemand || slot.gpu <= 0) continue;
-    if (!ask.accelerator.empty() && !HasAccelerator(state.shapes[s].type, ask.accelerator)) {
-      continue;
-    }
+    if (!matches.empty() && !matches[slot.accelerators]) continue;
     offered = true;
     int64_t nodes = (ask.gpu + slot.gpu - 1) / slot.gpu;
     int64_t available = Available(slot, by) - (static_cast<int32_t>(s) == head_shape ? 1 : 0);
     if (available < nodes) continue;
-    auto key = std::make_tuple(nodes, nodes * slot.gpu - ask.gpu, &snapshot.Name(slot.name_id));
-    if (choice.gpu_shape < 0 || std::get<0>(key) < std::get<0>(best_key) ||
-        (std::get<0>(key) == std::get<0>(best_key) &&
-         (std::get<1>(key) < std::get<1>(best_key) ||
-          (std::get<1>(key) == std::get<1>(best_key) &&
-           *std::get<2>(key) < *std::get<2>(best_key))))) {
+    auto key = std::make_tuple(nodes, nodes * slot.gpu - ask.gpu, slot.name_rank);
+    if (choice.gpu_shape < 0 || key < best_key) {
       choice.gpu_shape = static_cast<int32_t>(s);
       choice.gpu_count = static_cast<int32_t>(nodes);
       best_key = key;
@@ -75,10 +53,11 @@ bool ChooseCpuNodes(const Snapshot& snapshot, size_t resource, double cpu_left,
     bool has_gpu;
     int64_t nodes;
     double waste;
-    const std::string* name;
+    int32_t name_rank;
   } best{};
+  size_t first = snapshot.first_slot(resource);
   for (size_t s = 0; s < snapshot.slot_count(resource); ++s) {
-    const Slot& slot = snapshot.slot(resource, s);
+    const Slot& slot = snapshot.slot_at(first + s);
     if (slot.market != Market::kOnDemand) continue;
     if ((cpu_left > 0 && slot.cpu <= 0) || (memory_left > 0 && slot.memory_bytes <= 0)) continue;
     offered = true;
@@ -93,12 +72,12 @@ bool ChooseCpuNodes(const Snapshot& snapshot, size_t resource, double cpu_left,
                         (static_cast<int32_t>(s) == choice.gpu_shape ? choice.gpu_count : 0);
     if (available < nodes) continue;
     Key key{slot.gpu > 0, nodes, static_cast<double>(nodes) * slot.cpu - cpu_left,
-            &snapshot.Name(slot.name_id)};
+            slot.name_rank};
     auto better = [](const Key& a, const Key& b) {
       if (a.has_gpu != b.has_gpu) return !a.has_gpu;
       if (a.nodes != b.nodes) return a.nodes < b.nodes;
       if (a.waste != b.waste) return a.waste < b.waste;
-      return *a.name < *b.name;
+      return a.name_rank < b.name_rank;
     };
     if (choice.cpu_shape < 0 || better(key, best)) {
       choice.cpu_shape = static_cast<int32_t>(s);
@@ -117,13 +96,29 @@ bool ChooseCpuNodes(const Snapshot& snapshot, size_t resource, double cpu_left,
 
 }  // namespace
 
+std::vector<uint8_t> AcceleratorMatches(const Snapshot& snapshot, const ResourceAsk& ask) {
+  std::vector<uint8_t> matches;
+  if (ask.accelerator.empty()) return matches;
+  std::string wanted = ask.accelerator;
+  for (char& c : wanted) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  matches.resize(snapshot.accelerator_set_count());
+  for (size_t id = 0; id < matches.size(); ++id) {
+    const std::vector<std::string>& set = snapshot.accelerator_set(static_cast<int32_t>(id));
+    matches[id] = std::find(set.begin(), set.end(), wanted) != set.end();
+  }
+  // A snapshot where no shape has it still needs a non-empty table, so "no accelerator asked"
+  // (empty) stays distinguishable.
+  if (matches.empty()) matches.push_back(0);
+  return matches;
+}
+
 AutoChoice ChooseWorkers(const Snapshot& snapshot, size_t resource, const ResourceAsk& ask,
-                         CountBy by, int32_t head_shape) {
+                         const std::vector<uint8_t>& matches, CountBy by, int32_t head_shape) {
   AutoChoice choice;
   double cpu_left = ask.cpu;
   int64_t memory_left = ask.memory_bytes;
   if (ask.gpu > 0) {
-    if (!ChooseGpuNodes(snapshot, resource, ask, by, head_shape, choice)) return choice;
+    if (!ChooseGpuNodes(snapshot, resource, ask, matches, by, head_shape, choice)) return choice;
     const Slot& slot = snapshot.slot(resource, choice.gpu_shape);
     cpu_left -= choice.gpu_count * slot.cpu;
     memory_left -= choice.gpu_count * slot.memory_bytes;

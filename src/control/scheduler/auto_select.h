@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "control/scheduler/demand.h"
 #include "control/scheduler/snapshot.h"
@@ -43,9 +44,14 @@ struct AutoChoice {
   bool shape_missing = false;  // the resource offers no fitting shape at all (vs too few nodes)
 };
 
+// By accelerator set id (Snapshot::accelerator_set): whether the set has ask.accelerator. Empty
+// when the ask names no accelerator.
+std::vector<uint8_t> AcceleratorMatches(const Snapshot& snapshot, const ResourceAsk& ask);
+
 // Chooses among shapes with enough nodes counted `by` (so kTotal answers "could it ever", kFree
 // "can it now"). `head_shape` (-1: none) is one node the head takes from the same counts.
+// `matches` is AcceleratorMatches(snapshot, ask).
 AutoChoice ChooseWorkers(const Snapshot& snapshot, size_t resource, const ResourceAsk& ask,
-                         CountBy by, int32_t head_shape);
+                         const std::vector<uint8_t>& matches, CountBy by, int32_t head_shape);
 
 }  // namespace meridian::control::scheduler

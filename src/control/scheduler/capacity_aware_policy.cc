@@ -12,7 +12,7 @@ class CapacityAware final : public PlacementPolicy {
                    bool want_hold) const override {
     const spec::ComputeConfig& compute = request.config->compute_config;
     Demand demand = CompileDemand(compute, compute.target, snapshot);
-    Evaluator evaluator(request, demand, snapshot);
+    Evaluator evaluator(request, demand, snapshot, options);
     ScanResult scan = evaluator.Scan("");
     return MakeDecision(request, evaluator, scan, options, /*pinned=*/false,
                         /*config_index=*/-1, want_hold);

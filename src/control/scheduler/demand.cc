@@ -60,7 +60,7 @@ Demand CompileDemand(const spec::ComputeConfig& compute, const spec::ComputeTarg
   head.instance_type = target.head_instance_type;
   head.name_id = head.instance_type.empty() ? -1 : snapshot.NameId(head.instance_type);
   head.count = 1;
-  demand.groups.push_back(std::move(head));
+  demand.groups.push_back(head);
   for (const spec::WorkerNodeGroup& group : target.worker_nodes) {
     if (group.min_nodes <= 0) continue;
     GroupDemand worker;
@@ -69,24 +69,13 @@ Demand CompileDemand(const spec::ComputeConfig& compute, const spec::ComputeTarg
     worker.name_id = snapshot.NameId(group.instance_type);
     worker.count = group.min_nodes;
     worker.rule = RuleFor(group.market_type);
-    demand.groups.push_back(std::move(worker));
+    demand.groups.push_back(worker);
   }
   if (target.worker_nodes.empty() &&
       (compute.auto_select_worker_config || !compute.min_resources.empty())) {
     ResourceAsk ask;
     demand.impossible = ReadAsk(compute.min_resources, ask);
     demand.auto_ask = std::move(ask);
-  }
-  // Visit only resources offering the rarest named shape: every other resource lacks it.
-  size_t fewest = SIZE_MAX;
-  for (size_t g = 0; g < demand.groups.size(); ++g) {
-    const GroupDemand& group = demand.groups[g];
-    if (group.instance_type.empty()) continue;
-    size_t offered = group.name_id < 0 ? 0 : snapshot.OfferedBy(group.name_id).size();
-    if (offered < fewest) {
-      fewest = offered;
-      demand.filter_group = static_cast<int>(g);
-    }
   }
   return demand;
 }

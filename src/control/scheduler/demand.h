@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/scheduler/snapshot.h"
@@ -17,9 +18,10 @@ namespace meridian::control::scheduler {
 // take spot nodes when the resource has enough free, else on-demand ones.
 enum class MarketRule : uint8_t { kOnDemand, kSpot, kPreferSpot };
 
+// Views into the job config, which outlives the demand.
 struct GroupDemand {
-  std::string label;          // "head", a worker group's name, or "auto"
-  std::string instance_type;  // "" for a head node without one (the resource's default head)
+  std::string_view label;          // "head" or a worker group's name
+  std::string_view instance_type;  // "" for a head node without one (the resource's default head)
   int32_t name_id = -1;       // the snapshot's id of instance_type; -1: nobody offers it
   int32_t count = 0;
   MarketRule rule = MarketRule::kOnDemand;
@@ -44,9 +46,6 @@ struct Demand {
   // Why no resource could hold this whatever it offered (e.g. an unsupported min_resources key);
   // "" when none.
   std::string impossible;
-  // Index into groups of a named group every candidate must offer (the one the snapshot offers
-  // least), so the scan visits only resources offering it; -1: every resource is a candidate.
-  int filter_group = -1;
 };
 
 // `compute` supplies min_resources and auto_select_worker_config; `target` the nodes.

@@ -1,21 +1,12 @@
 #include "control/scheduler/evaluate.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "fmt/format.h"
 
 namespace meridian::control::scheduler {
 namespace {
-
-int32_t FindShape(const Snapshot& snapshot, size_t resource, int32_t name_id, Market market) {
-  size_t first = snapshot.first_slot(resource);
-  size_t count = snapshot.slot_count(resource);
-  for (size_t s = 0; s < count; ++s) {
-    const Slot& slot = snapshot.slot_at(first + s);
-    if (slot.name_id == name_id && slot.market == market) return static_cast<int32_t>(s);
-  }
-  return -1;
-}
 
 int32_t TakenOf(const std::vector<Take>& takes, int32_t shape) {
   int32_t taken = 0;
@@ -39,8 +30,12 @@ bool Score::BetterThan(const Score& other) const {
   return resource < other.resource;
 }
 
-Evaluator::Evaluator(const Request& request, const Demand& demand, const Snapshot& snapshot)
-    : request_(request), demand_(demand), snapshot_(snapshot) {
+Evaluator::Evaluator(const Request& request, const Demand& demand, const Snapshot& snapshot,
+                     const Options& options)
+    : request_(request),
+      demand_(demand),
+      snapshot_(snapshot),
+      max_fits_compared_(options.max_fits_compared == 0 ? SIZE_MAX : options.max_fits_compared) {
   if (!request.cloud.empty()) {
     cloud_filter_ = true;
     cloud_id_ = snapshot.CloudId(request.cloud);
@@ -59,12 +54,63 @@ Evaluator::Evaluator(const Request& request, const Demand& demand, const Snapsho
       }
       region_ranks_[id] = rank;
     }
+    distinct_ranks_ = region_ranks_;
+    std::sort(distinct_ranks_.begin(), distinct_ranks_.end());
+    distinct_ranks_.erase(std::unique(distinct_ranks_.begin(), distinct_ranks_.end()),
+                          distinct_ranks_.end());
+  } else {
+    distinct_ranks_ = {0};
   }
-  const std::vector<Quota>& quotas = snapshot.quotas();
-  for (size_t q = 0; q < quotas.size(); ++q) {
-    if (!quotas[q].project.empty() && quotas[q].project != request.project) continue;
-    quotas_.push_back(q);
+  // A quota on a cloud or region with no resources applies to none of them.
+  auto add_quota = [&](size_t quota) {
+    QuotaCheck check{quota, snapshot.quota_cloud_id(quota), snapshot.quota_region_id(quota)};
+    if (check.cloud_id != -2 && check.region_id != -2) quotas_.push_back(check);
+  };
+  for (size_t quota : snapshot.quotas_of_every_project()) add_quota(quota);
+  if (!request.project.empty()) {
+    for (size_t quota : snapshot.QuotasOfProject(request.project)) add_quota(quota);
   }
+  if (demand.auto_ask) accelerator_matches_ = AcceleratorMatches(snapshot, *demand.auto_ask);
+  filter_group_ = ChooseFilterGroup();
+  if (filter_group_ >= 0) {
+    int32_t name_id = demand.groups[filter_group_].name_id;
+    for (const GroupDemand& group : demand.groups) {
+      if (group.instance_type.empty() || group.name_id == name_id) {
+        filter_shape_max_nodes_ += group.count;
+      }
+    }
+  }
+  seen_.assign(snapshot.size(), 0);
+  default_head_ = !demand.groups.empty() && demand.groups.front().instance_type.empty();
+}
+
+// The named group whose shape the fewest resources have enough free nodes of now: scanning its
+// free-node index visits the fewest resources. A name nobody offers wins outright (only
+// resources that have not reported could hold the job).
+int Evaluator::ChooseFilterGroup() const {
+  int chosen = -1;
+  size_t chosen_passing = SIZE_MAX;
+  for (size_t g = 0; g < demand_.groups.size(); ++g) {
+    const GroupDemand& group = demand_.groups[g];
+    if (group.instance_type.empty()) continue;
+    if (group.name_id < 0) return static_cast<int>(g);
+    size_t passing = 0;
+    for (Market market : {Market::kOnDemand, Market::kSpot}) {
+      bool usable = group.rule == MarketRule::kPreferSpot ||
+                    (market == Market::kSpot) == (group.rule == MarketRule::kSpot);
+      if (!usable) continue;
+      const std::vector<FreeEntry>& entries = snapshot_.ByFree(group.name_id, market).entries;
+      passing += static_cast<size_t>(
+          std::partition_point(entries.begin(), entries.end(),
+                               [&](const FreeEntry& e) { return e.free >= group.count; }) -
+          entries.begin());
+    }
+    if (passing < chosen_passing) {
+      chosen = static_cast<int>(g);
+      chosen_passing = passing;
+    }
+  }
+  return chosen;
 }
 
 size_t Evaluator::scope_size() const {
@@ -74,6 +120,7 @@ size_t Evaluator::scope_size() const {
 
 ScanResult Evaluator::Scan(std::string_view pinned) {
   ScanResult result;
+  result.misses.reserve(48);
   if (!demand_.impossible.empty()) {
     result.no_candidates = demand_.impossible;
     return result;
@@ -96,43 +143,26 @@ ScanResult Evaluator::Scan(std::string_view pinned) {
                                : std::string("no cloud resource is registered");
     return result;
   }
-  if (demand_.filter_group >= 0) {
-    int32_t name_id = demand_.groups[demand_.filter_group].name_id;
-    if (name_id >= 0) {
-      for (const Offer& offer : snapshot_.OfferedBy(name_id)) {
-        if (!InScope(offer.resource)) continue;
-        if (!snapshot_.accepts_work(offer.resource) &&
-            snapshot_.resource(offer.resource).health == ResourceHealth::kUnknown) {
-          continue;  // visited below with the other UNKNOWN resources
-        }
-        VisitGated(offer, result);
-      }
-    }
-    // A resource that has not reported may offer the shape: the job may fit it.
-    for (uint32_t resource : snapshot_.unknown_resources()) {
-      if (InScope(resource)) Visit(resource, result);
-    }
-    return result;
+  if (filter_group_ >= 0) {
+    ScanNamed(result);
+  } else if (demand_.auto_ask) {
+    ScanAuto(result);
+  } else {
+    ScanEvery(result);
   }
-  for (size_t resource = 0; resource < snapshot_.size(); ++resource) {
-    if (!InScope(resource)) continue;
-    if (result.ever && !snapshot_.accepts_work(resource)) {
-      ResourceHealth health = snapshot_.resource(resource).health;
-      Verdict verdict = health == ResourceHealth::kUnhealthy ? Verdict::kUnhealthy
-                        : health == ResourceHealth::kUnknown ? Verdict::kUnknown
-                                                             : Verdict::kUntrusted;
-      result.misses.push_back(
-          {static_cast<uint32_t>(resource), verdict, RegionRank(resource), 0});
-      continue;
-    }
-    Visit(resource, result);
+  // A resource that has not reported may offer what the job needs: the job may fit it.
+  for (uint32_t resource : snapshot_.unknown_resources()) {
+    if (InScope(resource) && !Seen(resource)) Visit(resource, result);
   }
+  if (!result.ever) FindEver(result);
   return result;
 }
 
 void Evaluator::Visit(size_t resource, ScanResult& result) {
-  Evaluate(resource, scratch_);
+  MarkSeen(resource);
+  Evaluate(resource, scratch_, /*now_only=*/result.ever);
   if (scratch_.verdict == Verdict::kFits) {
+    fits_seen_ += 1;
     result.ever = true;
     if (!result.found || scratch_.score.BetterThan(result.best.score)) {
       std::swap(result.best, scratch_);  // keeps both buffers: no allocation per resource
@@ -145,50 +175,155 @@ void Evaluator::Visit(size_t resource, ScanResult& result) {
                            RegionRank(resource), scratch_.missing});
 }
 
-// The cheap necessary conditions first: most resources of a busy fleet fail them, and once the
-// job is known to fit somewhere some day, a failing resource needs no full evaluation.
-void Evaluator::VisitGated(const Offer& offer, ScanResult& result) {
-  size_t resource = offer.resource;
-  if (!result.ever) {
+// Region rank by region rank (the first key of the ranking): a rank where something fits ends
+// the scan. Within a rank, each list is walked from its tightest passing entry up (best fit ranks
+// those first); in a bounded walk, once the best is unpenalized an entry whose own shape alone
+// would leave more free nodes than the best cannot win, nor can any after it.
+void Evaluator::ScanPhases(const std::vector<Walk>& walks, ScanResult& result) {
+  for (int32_t rank : distinct_ranks_) {
+    size_t fits_before = fits_seen_;
+    for (const Walk& walk : walks) {
+      const std::vector<FreeEntry>& entries = *walk.entries;
+      auto passing = std::partition_point(entries.begin(), entries.end(), [&](const FreeEntry& e) {
+        return e.free >= walk.needed;
+      });
+      for (auto it = passing;
+           it != entries.begin() && fits_seen_ - fits_before < max_fits_compared_;) {
+        --it;
+        if (RegionRank(it->resource) != rank || !InScope(it->resource) || Seen(it->resource) ||
+            (result.ever && !HeadMayFit(it->resource))) {
+          continue;
+        }
+        if (walk.bounded && result.found && result.best.score.market_penalty == 0 &&
+            it->free - filter_shape_max_nodes_ > result.best.score.leftover) {
+          break;
+        }
+        Visit(it->resource, result);
+      }
+    }
+    if (result.found) return;
+  }
+}
+
+// Through the free-node index of the filter group's shape; of the entries short of nodes, only
+// the most hopeful are kept to explain the wait.
+void Evaluator::ScanNamed(ScanResult& result) {
+  constexpr size_t kShortListed = 32;
+  const GroupDemand& group = demand_.groups[filter_group_];
+  if (group.name_id < 0) return;
+  std::vector<Walk> walks;
+  if (group.rule != MarketRule::kOnDemand) {
+    walks.push_back({&snapshot_.ByFree(group.name_id, Market::kSpot).entries, group.count,
+                     group.rule == MarketRule::kSpot});
+  }
+  if (group.rule != MarketRule::kSpot) {
+    walks.push_back({&snapshot_.ByFree(group.name_id, Market::kOnDemand).entries, group.count,
+                     group.rule == MarketRule::kOnDemand});
+  }
+  ScanPhases(walks, result);
+  for (const Walk& walk : walks) {
+    const std::vector<FreeEntry>& entries = *walk.entries;
+    auto it = std::partition_point(entries.begin(), entries.end(),
+                                   [&](const FreeEntry& e) { return e.free >= walk.needed; });
+    for (size_t listed = 0; it != entries.end() && listed < kShortListed; ++it) {
+      if (!InScope(it->resource) || Seen(it->resource)) continue;
+      listed += 1;
+      if (!result.ever) {
+        Visit(it->resource, result);  // also learns whether the job could ever fit
+        continue;
+      }
+      MarkSeen(it->resource);
+      result.misses.push_back({it->resource, Verdict::kShort, RegionRank(it->resource),
+                               group.count - it->free});
+    }
+  }
+}
+
+// Auto-selected workers: every resource, region rank by region rank, in name order, skipping at
+// a glance those without enough GPUs (or, for a CPU-only ask, CPUs) free in one shape.
+void Evaluator::ScanAuto(ScanResult& result) {
+  const ResourceAsk& ask = *demand_.auto_ask;
+  for (int32_t rank : distinct_ranks_) {
+    size_t fits_before = fits_seen_;
+    for (size_t resource = 0;
+         resource < snapshot_.size() && fits_seen_ - fits_before < max_fits_compared_;
+         ++resource) {
+      if (RegionRank(resource) != rank || !InScope(resource) || Seen(resource)) continue;
+      if (result.ever) {
+        if (!snapshot_.accepts_work(resource)) continue;  // AddUnvisited lists it
+        if (!HeadMayFit(resource) || TooFewFreeForAsk(resource, ask)) continue;
+      }
+      Visit(resource, result);
+    }
+    if (result.found) return;
+  }
+}
+
+bool Evaluator::HeadMayFit(size_t resource) const {
+  if (!default_head_) return true;
+  int32_t shape = snapshot_.default_head_shape(resource);
+  return shape >= 0 && snapshot_.slot(resource, shape).Free() >= 1;
+}
+
+bool Evaluator::TooFewFreeForAsk(size_t resource, const ResourceAsk& ask) const {
+  if (ask.gpu <= 0) return snapshot_.cpu_block(resource) < ask.cpu;
+  if (accelerator_matches_.empty()) return snapshot_.gpu_block(resource) < ask.gpu;
+  for (const auto& [set, gpus] : snapshot_.gpu_blocks_by_accelerator(resource)) {
+    if (accelerator_matches_[set] && gpus >= ask.gpu) return false;
+  }
+  return true;
+}
+
+// No named shape to index on (a head-only job): every resource, region rank by region rank, in
+// name order, comparing at most max_fits_compared that fit.
+void Evaluator::ScanEvery(ScanResult& result) {
+  for (int32_t rank : distinct_ranks_) {
+    size_t fits_before = fits_seen_;
+    for (size_t resource = 0;
+         resource < snapshot_.size() && fits_seen_ - fits_before < max_fits_compared_;
+         ++resource) {
+      if (RegionRank(resource) != rank || !InScope(resource)) continue;
+      if (result.ever && (!snapshot_.accepts_work(resource) || !HeadMayFit(resource))) {
+        continue;  // AddUnvisited lists it if there is room
+      }
+      Visit(resource, result);
+    }
+    if (result.found) return;
+  }
+}
+
+void Evaluator::FindEver(ScanResult& result) {
+  auto try_resource = [&](size_t resource) {
+    if (!InScope(resource) || Seen(resource)) return;
     Visit(resource, result);
+  };
+  if (filter_group_ >= 0) {
+    int32_t name_id = demand_.groups[filter_group_].name_id;
+    if (name_id < 0) return;
+    for (const Offer& offer : snapshot_.OfferedBy(name_id)) {
+      try_resource(offer.resource);
+      if (result.ever) return;
+    }
     return;
   }
-  if (!snapshot_.accepts_work(resource)) {
-    Verdict verdict = snapshot_.resource(resource).health == ResourceHealth::kUnhealthy
-                          ? Verdict::kUnhealthy
-                          : Verdict::kUntrusted;
-    result.misses.push_back({offer.resource, verdict, RegionRank(resource), 0});
-    return;
+  for (size_t resource = 0; resource < snapshot_.size() && !result.ever; ++resource) {
+    try_resource(resource);
   }
-  const GroupDemand& group = demand_.groups[demand_.filter_group];
-  int32_t shapes[2] = {-1, -1};
-  switch (group.rule) {
-    case MarketRule::kOnDemand:
-      shapes[0] = offer.on_demand_shape;
-      break;
-    case MarketRule::kSpot:
-      shapes[0] = offer.spot_shape;
-      break;
-    case MarketRule::kPreferSpot:
-      shapes[0] = offer.spot_shape;
-      shapes[1] = offer.on_demand_shape;
-      break;
+}
+
+Verdict Evaluator::ProvisionalVerdict(size_t resource) const {
+  const ResourceState& state = snapshot_.resource(resource);
+  if (state.health == ResourceHealth::kUnknown) return Verdict::kUnknown;
+  if (state.health == ResourceHealth::kUnhealthy) return Verdict::kUnhealthy;
+  if (!state.trusted) return Verdict::kUntrusted;
+  if (filter_group_ >= 0) {
+    int32_t name_id = demand_.groups[filter_group_].name_id;
+    if (name_id < 0 || (snapshot_.FindShape(resource, name_id, Market::kOnDemand) < 0 &&
+                        snapshot_.FindShape(resource, name_id, Market::kSpot) < 0)) {
+      return Verdict::kNoShape;
+    }
   }
-  int32_t free_nodes = -1;
-  int32_t free_ignoring_holds = -1;
-  for (int32_t shape : shapes) {
-    if (shape < 0) continue;
-    const Slot& slot = snapshot_.slot(resource, shape);
-    free_nodes = std::max(free_nodes, slot.Free());
-    free_ignoring_holds = std::max(free_ignoring_holds, slot.FreeIgnoringHolds());
-  }
-  if (free_nodes >= group.count || free_nodes < 0) {
-    Visit(resource, result);
-    return;
-  }
-  Verdict verdict = free_ignoring_holds >= group.count ? Verdict::kHeld : Verdict::kShort;
-  result.misses.push_back(
-      {offer.resource, verdict, RegionRank(resource), group.count - free_nodes});
+  return Verdict::kShort;
 }
 
 bool Evaluator::Resolve(size_t resource, CountBy by, Evaluation& out) {
@@ -202,14 +337,14 @@ bool Evaluator::Resolve(size_t resource, CountBy by, Evaluation& out) {
     } else if (group.name_id >= 0) {
       switch (group.rule) {
         case MarketRule::kOnDemand:
-          item.preferred = FindShape(snapshot_, resource, group.name_id, Market::kOnDemand);
+          item.preferred = snapshot_.FindShape(resource, group.name_id, Market::kOnDemand);
           break;
         case MarketRule::kSpot:
-          item.preferred = FindShape(snapshot_, resource, group.name_id, Market::kSpot);
+          item.preferred = snapshot_.FindShape(resource, group.name_id, Market::kSpot);
           break;
         case MarketRule::kPreferSpot:
-          item.preferred = FindShape(snapshot_, resource, group.name_id, Market::kSpot);
-          item.fallback = FindShape(snapshot_, resource, group.name_id, Market::kOnDemand);
+          item.preferred = snapshot_.FindShape(resource, group.name_id, Market::kSpot);
+          item.fallback = snapshot_.FindShape(resource, group.name_id, Market::kOnDemand);
           if (item.preferred < 0) {
             item.preferred = std::exchange(item.fallback, -1);
             item.preferred_off_market = true;
@@ -225,8 +360,8 @@ bool Evaluator::Resolve(size_t resource, CountBy by, Evaluation& out) {
     resolved_.push_back(item);
   }
   if (!demand_.auto_ask) return true;
-  AutoChoice choice =
-      ChooseWorkers(snapshot_, resource, *demand_.auto_ask, by, resolved_.front().preferred);
+  AutoChoice choice = ChooseWorkers(snapshot_, resource, *demand_.auto_ask, accelerator_matches_,
+                                    by, resolved_.front().preferred);
   if (!choice.failure.empty()) {
     out.verdict = choice.shape_missing ? Verdict::kNoShape : Verdict::kTooSmall;
     out.auto_failure = std::move(choice.failure);
@@ -277,7 +412,44 @@ int32_t Evaluator::Assign(size_t resource, CountBy by, std::vector<Take>& takes,
   return missing;
 }
 
-void Evaluator::Evaluate(size_t resource, Evaluation& out) {
+void Evaluator::Usage(size_t resource, Evaluation& out) const {
+  out.gpus = 0;
+  out.cpus = 0;
+  for (const Take& take : out.takes) {
+    const Slot& slot = snapshot_.slot(resource, take.shape);
+    out.gpus += static_cast<int64_t>(take.count) * slot.gpu;
+    out.cpus += take.count * slot.cpu;
+  }
+}
+
+// Whether the gang could ever run on `resource` (against total nodes, quota limits and health);
+// false with the verdict set when it cannot now.
+bool Evaluator::CouldRunThere(size_t resource, Evaluation& out) {
+  const ResourceState& state = snapshot_.resource(resource);
+  if (!Resolve(resource, CountBy::kTotal, out)) return false;
+  if (Assign(resource, CountBy::kTotal, out.takes, &out) > 0) {
+    out.verdict = Verdict::kTooSmall;
+    return false;
+  }
+  Usage(resource, out);
+  if (!quotas_.empty() && QuotaBlocks(resource, /*ever=*/true, out)) {
+    out.verdict = Verdict::kQuotaNever;
+    return false;
+  }
+  if (state.health != ResourceHealth::kHealthy || !state.trusted) {
+    out.verdict = state.health != ResourceHealth::kHealthy ? Verdict::kUnhealthy
+                                                           : Verdict::kUntrusted;
+    return false;
+  }
+  // Auto-selected workers are chosen again among free shapes; when none has room, the plan
+  // chosen by totals says what is short.
+  if (demand_.auto_ask && !Resolve(resource, CountBy::kFree, out)) {
+    Resolve(resource, CountBy::kTotal, out);
+  }
+  return true;
+}
+
+void Evaluator::Evaluate(size_t resource, Evaluation& out, bool now_only) {
   out.verdict = Verdict::kNoShape;
   out.takes.clear();
   out.missing = 0;
@@ -285,53 +457,36 @@ void Evaluator::Evaluate(size_t resource, Evaluation& out) {
   out.failed_need = 0;
   out.auto_failure.clear();
   out.quota = -1;
-  const ResourceState& state = snapshot_.resource(resource);
-  if (state.health == ResourceHealth::kUnknown) {
+  if (snapshot_.resource(resource).health == ResourceHealth::kUnknown) {
     out.verdict = Verdict::kUnknown;
     return;
   }
-  // Could it ever: against total nodes.
-  if (!Resolve(resource, CountBy::kTotal, out)) return;
-  if (Assign(resource, CountBy::kTotal, out.takes, &out) > 0) {
-    out.verdict = Verdict::kTooSmall;
+  if (!now_only) {
+    if (!CouldRunThere(resource, out)) return;
+  } else if (!snapshot_.accepts_work(resource)) {
+    out.verdict = snapshot_.resource(resource).health == ResourceHealth::kUnhealthy
+                      ? Verdict::kUnhealthy
+                      : Verdict::kUntrusted;
     return;
-  }
-  auto usage = [&] {
-    out.gpus = 0;
-    out.cpus = 0;
-    for (const Take& take : out.takes) {
-      const Slot& slot = snapshot_.slot(resource, take.shape);
-      out.gpus += static_cast<int64_t>(take.count) * slot.gpu;
-      out.cpus += take.count * slot.cpu;
+  } else if (!Resolve(resource, CountBy::kFree, out)) {
+    // Named shapes missing: exact. Auto-selected workers without room now: provisional.
+    if (demand_.auto_ask) {
+      out.verdict = Verdict::kShort;
+      out.missing = 1;
     }
-  };
-  usage();
-  if (!quotas_.empty() && QuotaBlocks(resource, /*ever=*/true, out)) {
-    out.verdict = Verdict::kQuotaNever;
     return;
   }
-  if (state.health != ResourceHealth::kHealthy) {
-    out.verdict = Verdict::kUnhealthy;
-    return;
-  }
-  if (!state.trusted) {
-    out.verdict = Verdict::kUntrusted;
-    return;
-  }
-  // Can it now: against free nodes. Auto-selected workers are chosen again among free shapes;
-  // when none has room, the plan chosen by totals says what is short.
-  if (demand_.auto_ask && !Resolve(resource, CountBy::kFree, out)) {
-    Resolve(resource, CountBy::kTotal, out);
-  }
+  // Can it now: against free nodes.
   out.failed_group = out.failed_shape = -1;
   out.auto_failure.clear();
   out.missing = Assign(resource, CountBy::kFree, out.takes, &out);
   if (out.missing > 0) {
-    bool held = Assign(resource, CountBy::kFreeIgnoringHolds, scratch_takes_, nullptr) == 0;
+    bool held = !now_only &&
+                Assign(resource, CountBy::kFreeIgnoringHolds, scratch_takes_, nullptr) == 0;
     out.verdict = held ? Verdict::kHeld : Verdict::kShort;
     return;
   }
-  usage();
+  Usage(resource, out);
   if (!quotas_.empty() && QuotaBlocks(resource, /*ever=*/false, out)) {
     out.verdict = Verdict::kQuota;
     return;
@@ -341,11 +496,13 @@ void Evaluator::Evaluate(size_t resource, Evaluation& out) {
 }
 
 bool Evaluator::QuotaBlocks(size_t resource, bool ever, Evaluation& out) const {
-  const ResourceState& state = snapshot_.resource(resource);
-  for (size_t index : quotas_) {
+  int32_t cloud_id = snapshot_.cloud_id(resource);
+  int32_t region_id = snapshot_.region_id(resource);
+  for (const QuotaCheck& check : quotas_) {
+    if (check.cloud_id >= 0 && check.cloud_id != cloud_id) continue;
+    if (check.region_id >= 0 && check.region_id != region_id) continue;
+    size_t index = check.quota;
     const Quota& quota = snapshot_.quotas()[index];
-    if (!quota.cloud.empty() && quota.cloud != state.cloud) continue;
-    if (!quota.region.empty() && quota.region != state.region) continue;
     auto blocks = [&](double used, double need, double limit, char what) {
       if (need <= 0 || (ever ? 0 : used) + need <= limit) return false;
       out.quota = static_cast<int32_t>(index);
@@ -386,15 +543,12 @@ void Evaluator::ScoreFit(size_t resource, Evaluation& out) const {
   }
 }
 
-void Evaluator::AddUnvisited(ScanResult& scan, size_t limit) const {
-  if (scan.misses.size() >= limit) return;
-  std::vector<bool> seen(snapshot_.size());
-  for (const Miss& miss : scan.misses) seen[miss.resource] = true;
-  if (scan.found) seen[scan.best.score.resource] = true;
+void Evaluator::AddUnvisited(ScanResult& scan, size_t limit) {
   for (size_t resource = 0; resource < snapshot_.size() && scan.misses.size() < limit;
        ++resource) {
-    if (seen[resource] || !InScope(resource)) continue;
-    scan.misses.push_back({static_cast<uint32_t>(resource), Verdict::kNoShape,
+    if (Seen(resource) || !InScope(resource)) continue;
+    MarkSeen(resource);
+    scan.misses.push_back({static_cast<uint32_t>(resource), ProvisionalVerdict(resource),
                            RegionRank(resource), 0});
   }
 }
@@ -442,8 +596,8 @@ std::string Evaluator::ExplainEvaluated(size_t resource, const Evaluation& evalu
   const GroupDemand& group = demand_.groups[evaluation.failed_group];
   if (group.instance_type.empty()) return "has no on-demand instance type for a head node";
   if (group.name_id >= 0) {
-    bool spot = FindShape(snapshot_, resource, group.name_id, Market::kSpot) >= 0;
-    bool on_demand = FindShape(snapshot_, resource, group.name_id, Market::kOnDemand) >= 0;
+    bool spot = snapshot_.FindShape(resource, group.name_id, Market::kSpot) >= 0;
+    bool on_demand = snapshot_.FindShape(resource, group.name_id, Market::kOnDemand) >= 0;
     if (spot && !on_demand) {
       return fmt::format("has {} only as SPOT; {} needs ON_DEMAND", group.instance_type,
                          group.label);

@@ -11,8 +11,15 @@
 //  4. price per hour of the gang, where every shape it uses has a price (unpriced ranks last);
 //  5. resource name.
 //
-// Performance: a scan visits only resources offering the job's rarest named shape, and tests the
-// cheap necessary conditions (health, free nodes of that shape) before the full evaluation.
+// Performance: a scan does not evaluate every resource. Through the snapshot's free-node index it
+// evaluates only resources with enough free nodes of the job's most selective named shape (or,
+// for auto-selected workers, of some shape that could serve the ask). It looks region rank by
+// region rank, stopping at the first rank where something fits; within a rank it goes from the
+// tightest fit up, stops once no further resource can rank better, and compares at most
+// Options::max_fits_compared resources that fit (as kube-scheduler bounds its scoring with
+// percentageOfNodesToScore). Of the resources short of nodes it keeps only the most hopeful few,
+// to explain why the job waits. Others are evaluated in full only until one shows that the job
+// could ever fit.
 #pragma once
 
 #include <cstdint>
@@ -97,11 +104,15 @@ struct ScanResult {
 class Evaluator {
  public:
   // All arguments must outlive the Evaluator.
-  Evaluator(const Request& request, const Demand& demand, const Snapshot& snapshot);
+  Evaluator(const Request& request, const Demand& demand, const Snapshot& snapshot,
+            const Options& options);
 
   // Every resource the request may use, or only `pinned` when not empty.
   ScanResult Scan(std::string_view pinned);
-  void Evaluate(size_t resource, Evaluation& out);
+  // `now_only`: the caller already knows the job could fit somewhere some day, so a resource that
+  // cannot take it now gets a provisional verdict (kShort, kQuota) without the checks against
+  // totals (Explain evaluates in full).
+  void Evaluate(size_t resource, Evaluation& out, bool now_only = false);
   // The exact verdict for `resource` and its reason, e.g. {kShort, "0 of 2 free 1xT4 (2
   // allocated), needs 1"}.
   struct Reason {
@@ -113,7 +124,7 @@ class Evaluator {
   std::vector<Take> Needs(size_t resource);
   // Adds resources in scope the scan did not visit (they lack the filter shape) until `misses`
   // has `limit` entries.
-  void AddUnvisited(ScanResult& scan, size_t limit) const;
+  void AddUnvisited(ScanResult& scan, size_t limit);
   // Resources this request may use (its cloud's, or all).
   size_t scope_size() const;
   int32_t RegionRank(size_t resource) const {
@@ -127,11 +138,35 @@ class Evaluator {
     return !cloud_filter_ || snapshot_.cloud_id(resource) == cloud_id_;
   }
   void Visit(size_t resource, ScanResult& result);
-  void VisitGated(const Offer& offer, ScanResult& result);
+  // One list of the free-node index to walk, and how many free nodes an entry needs to pass.
+  struct Walk {
+    const std::vector<FreeEntry>* entries;
+    int32_t needed;
+    bool bounded;  // a single-market filter group: stop early on packing
+  };
+  void ScanPhases(const std::vector<Walk>& walks, ScanResult& result);
+  void ScanNamed(ScanResult& result);
+  void ScanAuto(ScanResult& result);
+  // Whether no single shape of `resource` has enough free GPUs (or CPUs) for the ask: it cannot
+  // take the job now.
+  bool TooFewFreeForAsk(size_t resource, const ResourceAsk& ask) const;
+  // False when the job's head has no instance type and the resource's default head shape has no
+  // free node: it cannot take the job now (a cheap test before the full evaluation).
+  bool HeadMayFit(size_t resource) const;
+  void ScanEvery(ScanResult& result);
+  // Evaluates unvisited candidates in full until one shows the job could ever fit.
+  void FindEver(ScanResult& result);
+  // A cheap guess at why an unvisited resource does not take the job (Explain checks it).
+  Verdict ProvisionalVerdict(size_t resource) const;
+  int ChooseFilterGroup() const;
+  bool Seen(size_t resource) const { return seen_[resource] != 0; }
+  void MarkSeen(size_t resource) { seen_[resource] = 1; }
   // Shapes for each group on `resource` (auto-selected ones counted `by`); false: kNoShape/kTooSmall.
   bool Resolve(size_t resource, CountBy by, Evaluation& out);
   // Greedy assignment of resolved groups to nodes counted `by`; returns the nodes short.
   int32_t Assign(size_t resource, CountBy by, std::vector<Take>& takes, Evaluation* failure);
+  bool CouldRunThere(size_t resource, Evaluation& out);
+  void Usage(size_t resource, Evaluation& out) const;
   bool QuotaBlocks(size_t resource, bool ever, Evaluation& out) const;
   void ScoreFit(size_t resource, Evaluation& out) const;
   std::string ExplainEvaluated(size_t resource, const Evaluation& evaluation) const;
@@ -151,12 +186,27 @@ class Evaluator {
   const Request& request_;
   const Demand& demand_;
   const Snapshot& snapshot_;
+  size_t max_fits_compared_;
   bool cloud_filter_ = false;
   int32_t cloud_id_ = -1;
   std::vector<int32_t> region_ranks_;  // by region id; empty: all 0
-  std::vector<size_t> quotas_;         // quotas whose project matches the request
+  std::vector<int32_t> distinct_ranks_;  // ascending
+  struct QuotaCheck {
+    size_t quota;
+    int32_t cloud_id;   // -1: any cloud
+    int32_t region_id;  // -1: any region
+  };
+  std::vector<QuotaCheck> quotas_;  // quotas whose project matches the request
+  std::vector<uint8_t> accelerator_matches_;  // auto-selected workers (AcceleratorMatches)
+  bool default_head_ = false;  // the head node has no instance type
+  // The named group whose free-node index the scan walks; -1: none (no named group).
+  int filter_group_ = -1;
+  // The most nodes of the filter group's shape the gang can take (for stopping early).
+  int32_t filter_shape_max_nodes_ = 0;
 
   // Scratch, reused across resources.
+  std::vector<uint8_t> seen_;  // by resource: visited or listed by this scan
+  size_t fits_seen_ = 0;       // resources evaluated that fit now
   std::vector<Resolved> resolved_;
   std::vector<Take> scratch_takes_;
   Evaluation scratch_;

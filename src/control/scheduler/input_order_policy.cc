@@ -43,7 +43,7 @@ class InputOrder final : public PlacementPolicy {
     bool feasible_anywhere = false;
     for (const spec::ComputeTarget& target : configs) {
       demands.push_back(CompileDemand(compute, target, snapshot));
-      evaluators.push_back(std::make_unique<Evaluator>(request, demands.back(), snapshot));
+      evaluators.push_back(std::make_unique<Evaluator>(request, demands.back(), snapshot, options));
       scans.push_back(evaluators.back()->Scan(target.cloud_resource));
       feasible_anywhere = feasible_anywhere || scans.back().ever;
     }

@@ -12,7 +12,7 @@ class Pinned final : public PlacementPolicy {
                    bool want_hold) const override {
     const spec::ComputeConfig& compute = request.config->compute_config;
     Demand demand = CompileDemand(compute, compute.target, snapshot);
-    Evaluator evaluator(request, demand, snapshot);
+    Evaluator evaluator(request, demand, snapshot, options);
     ScanResult scan = evaluator.Scan(compute.target.cloud_resource);
     return MakeDecision(request, evaluator, scan, options, /*pinned=*/true,
                         /*config_index=*/-1, want_hold);

@@ -9,7 +9,7 @@ namespace meridian::control::scheduler {
 namespace {
 
 // A placed job's summary names at most this many resources it passed over: an event is one line.
-constexpr size_t kPlacedReasons = 3;
+constexpr size_t kPlacedReasons = 2;
 // How many of the most hopeful waiting resources are checked for a hold.
 constexpr size_t kHoldCandidates = 8;
 
@@ -53,7 +53,8 @@ void FillPlaced(const Evaluator& evaluator, const Evaluation& best, Decision& de
   for (const Take& take : best.takes) {
     const Slot& slot = snapshot.slot(resource, take.shape);
     NodeAssignment node;
-    node.group = take.group >= 0 ? evaluator.demand().groups[take.group].label : "auto";
+    node.group = take.group >= 0 ? std::string(evaluator.demand().groups[take.group].label)
+                                 : std::string("auto");
     node.instance_type = snapshot.Name(slot.name_id);
     node.market = slot.market;
     node.count = take.count;

@@ -45,13 +45,14 @@ QueuePlan PlanQueue(const std::vector<Request>& requests, Snapshot snapshot,
       snapshot.ChargeQuotas(decision.resource_index, request.project, decision.gpus,
                             decision.cpus);
     } else if (may_hold && placement.hold) {
+      // It is first in line on that resource from now on, whether or not a node is free yet.
+      holding_jobs += 1;
       int held = 0;
       for (const Take& need : placement.hold->needs) {
         held += snapshot.Hold(placement.hold->resource, static_cast<size_t>(need.shape),
                               need.count, request.job_id);
       }
       if (held > 0) {
-        holding_jobs += 1;
         item.held_on = snapshot.resource(placement.hold->resource).name;
         item.held_nodes = held;
         item.decision.summary +=

@@ -58,8 +58,13 @@ struct Options {
   int64_t now_unix_ms = 0;  // for cloud_resource_starting_timeout
   // input_order's timeout when the job sets none.
   int64_t default_starting_timeout_s = 600;
+  // At most this many resources that can take a job now are ranked against each other (0: all).
+  // They are found in ranking order (region preference, then tightest fit of the job's most
+  // selective shape), so the bound rarely changes the choice; it bounds the time one decision
+  // takes on a large, idle fleet.
+  size_t max_fits_compared = 16;
   // How many resources a Decision explains by name; the rest are counted.
-  size_t max_reasons = 10;
+  size_t max_reasons = 5;
   // PlanQueue: at most this many waiting jobs hold nodes for themselves (see PlanQueue).
   size_t max_holds = 100;
 };
@@ -134,8 +139,9 @@ struct QueuePlan {
 // were enough nodes free, and no quota stops it) holds the free nodes it needs on the resource
 // closest to fitting it, so no job behind it in the queue can take them; those jobs may still use
 // any other nodes (backfill). A big job therefore never starves behind a stream of small ones:
-// nodes freed on its resource go to it. At most Options::max_holds jobs hold at once (the first
-// ones in queue order). Jobs waiting for a quota, or for a resource to recover, hold nothing.
+// nodes freed on its resource go to it. Only the first Options::max_holds such jobs in queue order
+// hold (a job counts even when none of its nodes is free yet: it is first in line there). Jobs
+// waiting for a quota, or for a resource to recover, hold nothing.
 QueuePlan PlanQueue(const std::vector<Request>& requests, Snapshot snapshot,
                     const Options& options);
 

@@ -1,6 +1,8 @@
 #include "control/scheduler/snapshot.h"
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -57,7 +59,7 @@ Status Snapshot::Index() {
   default_head_.assign(resources_.size(), -1);
   region_ids_.assign(resources_.size(), -1);
   cloud_ids_.assign(resources_.size(), -1);
-  std::unordered_map<std::string, int32_t> region_ids;
+  std::map<std::vector<std::string>, int32_t> accelerator_ids;
   for (size_t r = 0; r < resources_.size(); ++r) {
     const ResourceState& resource = resources_[r];
     if (r > 0 && resources_[r - 1].name == resource.name) {
@@ -71,7 +73,7 @@ Status Snapshot::Index() {
                                                     kMaxShapesPerResource));
     }
     auto [region, added] =
-        region_ids.emplace(resource.region, static_cast<int32_t>(regions_.size()));
+        region_ids_by_name_.emplace(resource.region, static_cast<int32_t>(regions_.size()));
     if (added) regions_.push_back(resource.region);
     region_ids_[r] = region->second;
     int32_t cloud = CloudId(resource.cloud);
@@ -122,6 +124,17 @@ Status Snapshot::Index() {
       slot.cpu = shape.type.cpu;
       slot.memory_bytes = shape.type.memory_bytes;
       slot.price_per_hour = shape.price_per_hour.value_or(-1);
+      std::vector<std::string> accelerators;
+      for (const std::string& accelerator : shape.type.accelerators) {
+        std::string lower = accelerator;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        accelerators.push_back(std::move(lower));
+      }
+      std::sort(accelerators.begin(), accelerators.end());
+      auto [set, set_added] = accelerator_ids.emplace(
+          accelerators, static_cast<int32_t>(accelerator_sets_.size()));
+      if (set_added) accelerator_sets_.push_back(std::move(accelerators));
+      slot.accelerators = set->second;
       slots_.push_back(slot);
     }
     first_slot_.push_back(slots_.size());
@@ -144,7 +157,130 @@ Status Snapshot::Index() {
       }
     }
   }
+  // Ranks of names in sorted order, so tie-breaks "by name" compare integers.
+  std::vector<int32_t> by_name(names_.size());
+  for (size_t i = 0; i < by_name.size(); ++i) by_name[i] = static_cast<int32_t>(i);
+  std::sort(by_name.begin(), by_name.end(),
+            [&](int32_t a, int32_t b) { return names_[a] < names_[b]; });
+  std::vector<int32_t> rank(names_.size());
+  for (size_t i = 0; i < by_name.size(); ++i) rank[by_name[i]] = static_cast<int32_t>(i);
+  for (Slot& slot : slots_) slot.name_rank = rank[slot.name_id];
+  slot_keys_.reserve(slots_.size());
+  for (const Slot& slot : slots_) {
+    slot_keys_.push_back(slot.name_id * 2 + (slot.market == Market::kSpot ? 1 : 0));
+  }
+  gpu_blocks_.assign(resources_.size(), 0);
+  cpu_blocks_.assign(resources_.size(), 0);
+  accelerator_blocks_.assign(resources_.size(), {});
+  for (size_t r = 0; r < resources_.size(); ++r) ComputeBlocks(r);
+  IndexFreeNodes();
+  IndexQuotas();
   return OkStatus();
+}
+
+void Snapshot::IndexQuotas() {
+  for (size_t q = 0; q < quotas_.size(); ++q) {
+    const Quota& quota = quotas_[q];
+    int32_t cloud = quota.cloud.empty() ? -1 : CloudId(quota.cloud);
+    int32_t region = quota.region.empty() ? -1 : RegionId(quota.region);
+    quota_scopes_.emplace_back(quota.cloud.empty() || cloud >= 0 ? cloud : -2,
+                               quota.region.empty() || region >= 0 ? region : -2);
+    if (quota.project.empty()) {
+      quotas_of_every_project_.push_back(q);
+    } else {
+      quotas_by_project_[quota.project].push_back(q);
+    }
+  }
+}
+
+const std::vector<size_t>& Snapshot::QuotasOfProject(std::string_view project) const {
+  static const std::vector<size_t>* const kNone = new std::vector<size_t>();
+  auto it = quotas_by_project_.find(std::string(project));
+  return it == quotas_by_project_.end() ? *kNone : it->second;
+}
+
+void Snapshot::ComputeBlocks(size_t resource) {
+  int64_t gpus = 0;
+  double cpus = 0;
+  std::vector<std::pair<int32_t, int64_t>>& by_accelerator = accelerator_blocks_[resource];
+  by_accelerator.clear();
+  for (size_t s = 0; s < slot_count(resource); ++s) {
+    const Slot& slot = slots_[first_slot_[resource] + s];
+    if (slot.market != Market::kOnDemand) continue;
+    int64_t slot_gpus = int64_t{slot.Free()} * slot.gpu;
+    gpus = std::max(gpus, slot_gpus);
+    cpus = std::max(cpus, slot.Free() * slot.cpu);
+    if (slot.gpu <= 0) continue;
+    auto it = std::find_if(by_accelerator.begin(), by_accelerator.end(),
+                           [&](const auto& entry) { return entry.first == slot.accelerators; });
+    if (it == by_accelerator.end()) {
+      by_accelerator.emplace_back(slot.accelerators, slot_gpus);
+    } else {
+      it->second = std::max(it->second, slot_gpus);
+    }
+  }
+  gpu_blocks_[resource] = gpus;
+  cpu_blocks_[resource] = cpus;
+}
+
+void Snapshot::FreeNodesTaken(size_t resource, size_t shape) {
+  ComputeBlocks(resource);
+  Reindex(first_slot_[resource] + shape);
+}
+
+void Snapshot::IndexFreeNodes() {
+  free_lists_.assign(names_.size() * 2, FreeList{});
+  free_list_position_.assign(slots_.size(), -1);
+  for (size_t r = 0; r < resources_.size(); ++r) {
+    if (!accepts_work(r)) continue;
+    for (size_t s = 0; s < slot_count(r); ++s) {
+      const Slot& slot = slots_[first_slot_[r] + s];
+      FreeList& list = free_lists_[static_cast<size_t>(slot.name_id) * 2 +
+                                   (slot.market == Market::kSpot ? 1 : 0)];
+      list.entries.push_back({static_cast<uint32_t>(r), static_cast<int32_t>(s), slot.Free()});
+      list.max_gpu = std::max(list.max_gpu, slot.gpu);
+      list.max_cpu = std::max(list.max_cpu, slot.cpu);
+      list.max_memory_bytes = std::max(list.max_memory_bytes, slot.memory_bytes);
+      if (std::find(list.accelerator_sets.begin(), list.accelerator_sets.end(),
+                    slot.accelerators) == list.accelerator_sets.end()) {
+        list.accelerator_sets.push_back(slot.accelerators);
+      }
+    }
+  }
+  for (FreeList& list : free_lists_) {
+    std::sort(list.entries.begin(), list.entries.end(), [](const FreeEntry& a, const FreeEntry& b) {
+      return a.free != b.free ? a.free > b.free : a.resource < b.resource;
+    });
+    for (size_t i = 0; i < list.entries.size(); ++i) {
+      const FreeEntry& entry = list.entries[i];
+      free_list_position_[first_slot_[entry.resource] + entry.shape] = static_cast<int32_t>(i);
+    }
+  }
+}
+
+void Snapshot::Reindex(size_t flat_slot) {
+  int32_t position = free_list_position_[flat_slot];
+  if (position < 0) return;
+  const Slot& slot = slots_[flat_slot];
+  std::vector<FreeEntry>& entries =
+      free_lists_[static_cast<size_t>(slot.name_id) * 2 + (slot.market == Market::kSpot ? 1 : 0)]
+          .entries;
+  int32_t free_nodes = slot.Free();
+  auto from = entries.begin() + position;
+  // Entries after this one that still have more free nodes move up one place; it goes after them.
+  auto after = std::partition_point(from + 1, entries.end(),
+                                    [&](const FreeEntry& e) { return e.free > free_nodes; });
+  std::rotate(from, from + 1, after);
+  (after - 1)->free = free_nodes;
+  for (auto it = from; it != after; ++it) {
+    free_list_position_[first_slot_[it->resource] + it->shape] =
+        static_cast<int32_t>(it - entries.begin());
+  }
+}
+
+int32_t Snapshot::RegionId(std::string_view region) const {
+  auto it = region_ids_by_name_.find(std::string(region));
+  return it == region_ids_by_name_.end() ? -1 : it->second;
 }
 
 std::optional<size_t> Snapshot::Find(std::string_view name) const {
@@ -172,17 +308,25 @@ void Snapshot::Allocate(size_t resource, size_t shape, int count) {
   Slot& target = slots_[first_slot_[resource] + shape];
   target.allocated += count;
   resources_[resource].shapes[shape].allocated_nodes += count;
+  FreeNodesTaken(resource, shape);
 }
 
 void Snapshot::ChargeQuotas(size_t resource, std::string_view project, int64_t gpus, double cpus) {
-  const ResourceState& state = resources_[resource];
-  for (Quota& quota : quotas_) {
-    if (!quota.cloud.empty() && quota.cloud != state.cloud) continue;
-    if (!quota.project.empty() && quota.project != project) continue;
-    if (!quota.region.empty() && quota.region != state.region) continue;
+  auto charge = [&](size_t index) {
+    int32_t cloud = quota_scopes_[index].first;
+    int32_t region = quota_scopes_[index].second;
+    if ((cloud != -1 && cloud != cloud_ids_[resource]) ||
+        (region != -1 && region != region_ids_[resource])) {
+      return;
+    }
+    Quota& quota = quotas_[index];
     quota.used_gpus += gpus;
     quota.used_cpus += cpus;
     quota.running_jobs += 1;
+  };
+  for (size_t index : quotas_of_every_project_) charge(index);
+  if (!project.empty()) {
+    for (size_t index : QuotasOfProject(project)) charge(index);
   }
 }
 
@@ -197,6 +341,7 @@ int Snapshot::Hold(size_t resource, size_t shape, int count, std::string_view jo
     target.holder = it->second;
   }
   target.held += held;
+  FreeNodesTaken(resource, shape);
   return held;
 }
 

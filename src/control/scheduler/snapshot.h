@@ -73,7 +73,9 @@ std::string QuotaName(const Quota& quota, std::string_view what);
 // Internal to the scheduler (the placement core reads it in its inner loop): one instance type of
 // one resource, flattened. Not part of the contract callers rely on.
 struct Slot {
-  int32_t name_id = -1;  // interned instance type name
+  int32_t name_id = -1;    // interned instance type name
+  int32_t name_rank = 0;   // position of the name in sorted order, for tie-breaks by name
+  int32_t accelerators = 0;  // interned set of accelerator names
   int32_t total = 0;
   int32_t allocated = 0;
   int32_t held = 0;     // free nodes a waiting job holds (PlanQueue)
@@ -94,6 +96,24 @@ struct Offer {
   int32_t spot_shape = -1;
 };
 
+// One entry of the free-node index: a resource that accepts work and offers a shape.
+struct FreeEntry {
+  uint32_t resource = 0;
+  int32_t shape = 0;
+  int32_t free = 0;
+};
+
+// Per (instance type name, market): the resources accepting work that offer it, most free nodes
+// first, and the largest shape under that name (names are not guaranteed to mean one shape on every
+// resource, so gates built from these are bounds, never exact).
+struct FreeList {
+  std::vector<FreeEntry> entries;
+  int32_t max_gpu = 0;
+  double max_cpu = 0;
+  int64_t max_memory_bytes = 0;
+  std::vector<int32_t> accelerator_sets;  // every set seen under this name
+};
+
 class Snapshot {
  public:
   // Limits on what one snapshot may hold, so a bad report cannot exhaust memory.
@@ -111,6 +131,13 @@ class Snapshot {
   const ResourceState& resource(size_t index) const { return resources_[index]; }
   std::optional<size_t> Find(std::string_view name) const;
   const std::vector<Quota>& quotas() const { return quotas_; }
+  // Where a quota applies: its cloud's and region's ids (-1: any; -2: a cloud or region no
+  // resource is in, so it applies to none).
+  int32_t quota_cloud_id(size_t quota) const { return quota_scopes_[quota].first; }
+  int32_t quota_region_id(size_t quota) const { return quota_scopes_[quota].second; }
+  // Quotas for one project and for every project (those naming none), ascending.
+  const std::vector<size_t>& QuotasOfProject(std::string_view project) const;
+  const std::vector<size_t>& quotas_of_every_project() const { return quotas_of_every_project_; }
 
   // Free nodes of shapes[shape] of a resource (total - allocated - held, at least 0).
   int FreeNodes(size_t resource, size_t shape) const { return slot(resource, shape).Free(); }
@@ -136,16 +163,45 @@ class Snapshot {
     return first_slot_[resource + 1] - first_slot_[resource];
   }
   const Slot& slot_at(size_t flat_index) const { return slots_[flat_index]; }
+  // The shape of `resource` with this name and market; -1 when it has none.
+  int32_t FindShape(size_t resource, int32_t name_id, Market market) const {
+    int32_t key = name_id * 2 + (market == Market::kSpot ? 1 : 0);
+    const int32_t* keys = slot_keys_.data() + first_slot_[resource];
+    int32_t count = static_cast<int32_t>(slot_count(resource));
+    for (int32_t s = 0; s < count; ++s) {
+      if (keys[s] == key) return s;
+    }
+    return -1;
+  }
+  // The most GPUs (CPUs) free on-demand in nodes of ONE shape of a resource: auto-selection takes
+  // its GPU (CPU) nodes from one shape, so an ask above this cannot fit there now.
+  int64_t gpu_block(size_t resource) const { return gpu_blocks_[resource]; }
+  // The same per accelerator set: (set id, GPUs), one entry per set the resource has GPUs of.
+  const std::vector<std::pair<int32_t, int64_t>>& gpu_blocks_by_accelerator(size_t resource) const {
+    return accelerator_blocks_[resource];
+  }
+  double cpu_block(size_t resource) const { return cpu_blocks_[resource]; }
   // Interned instance type names; -1 when no resource offers `name`.
   int32_t NameId(std::string_view name) const;
   const std::string& Name(int32_t name_id) const { return names_[name_id]; }
   // Resources that offer an instance type (in any market), by ascending resource index.
   const std::vector<Offer>& OfferedBy(int32_t name_id) const { return offered_by_[name_id]; }
+  // Resources accepting work that offer `name_id` in `market`, by free nodes, most first. Kept in
+  // order by Allocate and Hold.
+  const FreeList& ByFree(int32_t name_id, Market market) const {
+    return free_lists_[static_cast<size_t>(name_id) * 2 + (market == Market::kSpot ? 1 : 0)];
+  }
+  size_t name_count() const { return names_.size(); }
+  // Interned accelerator sets: the lowercase names of a shape's accelerators.
+  const std::vector<std::string>& accelerator_set(int32_t id) const { return accelerator_sets_[id]; }
+  size_t accelerator_set_count() const { return accelerator_sets_.size(); }
   // Resources whose health is UNKNOWN, ascending.
   const std::vector<uint32_t>& unknown_resources() const { return unknown_; }
   // HEALTHY and trusted: the resource may receive new work.
   bool accepts_work(size_t resource) const { return accepts_work_[resource] != 0; }
   int32_t region_id(size_t resource) const { return region_ids_[resource]; }
+  // Interned region names; -1 when no resource is in `region`.
+  int32_t RegionId(std::string_view region) const;
   // Interned cloud names; -1 when no resource is in `cloud`.
   int32_t CloudId(std::string_view cloud) const;
   int32_t cloud_id(size_t resource) const { return cloud_ids_[resource]; }
@@ -159,10 +215,24 @@ class Snapshot {
  private:
   Snapshot() = default;
   Status Index();
+  void IndexFreeNodes();
+  void IndexQuotas();
+  // Keeps the free-node index and per-resource sums right after a slot lost `nodes` free nodes.
+  void FreeNodesTaken(size_t resource, size_t shape);
+  void ComputeBlocks(size_t resource);
+  // Moves a slot's entry down its free list after its free count dropped.
+  void Reindex(size_t flat_slot);
 
   std::vector<ResourceState> resources_;
   std::vector<Quota> quotas_;
   std::vector<Slot> slots_;
+  std::vector<int32_t> slot_keys_;  // by flat slot: name_id * 2 + market, scanned by FindShape
+  std::vector<int64_t> gpu_blocks_;  // by resource
+  std::vector<double> cpu_blocks_;   // by resource
+  std::vector<std::vector<std::pair<int32_t, int64_t>>> accelerator_blocks_;  // by resource
+  std::vector<std::pair<int32_t, int32_t>> quota_scopes_;
+  std::unordered_map<std::string, std::vector<size_t>> quotas_by_project_;
+  std::vector<size_t> quotas_of_every_project_;
   std::vector<size_t> first_slot_;  // size() + 1 entries
   std::unordered_map<std::string, int32_t> name_ids_;
   std::vector<std::string> names_;
@@ -174,7 +244,11 @@ class Snapshot {
   std::vector<uint8_t> accepts_work_;
   std::vector<int32_t> region_ids_;
   std::vector<std::string> regions_;
+  std::unordered_map<std::string, int32_t> region_ids_by_name_;
   std::vector<int32_t> default_head_;
+  std::vector<FreeList> free_lists_;         // by name_id * 2 + market
+  std::vector<int32_t> free_list_position_;  // by flat slot; -1: not listed
+  std::vector<std::vector<std::string>> accelerator_sets_;
   std::vector<std::string> holders_;
   std::unordered_map<std::string, int32_t> holder_ids_;
 };
