@@ -1,5 +1,6 @@
 // `meridian storage mount|ls|cat|cp|rm`: the object-storage filesystem and script helpers.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,7 +58,11 @@ struct MountFlags {
   bool use_attr_cache = false;
   int64_t cancel_list_on_mount_s = 0;
   int64_t cache_size_mb = 1000;
+  int64_t free_disk_floor_mb = 1024;
   bool block_cache = false;
+  int64_t block_size_mb = 16;
+  int64_t block_pool_mb = 1024;
+  int prefetch_blocks = 8;
   bool read_only = false;
   std::string cache_dir;
 };
@@ -117,9 +122,16 @@ Status RunMount(const MountFlags& flags, const std::vector<std::string>& extras,
     spdlog::info(
         "--cancel-list-on-mount-seconds: meridian does not list at mount; nothing to cancel");
   }
-  if (flags.block_cache) {
-    spdlog::warn("--block-cache: streaming mode is not built yet; using the file cache");
+  if (flags.block_size_mb <= 0 || flags.block_size_mb > 4000 || flags.block_pool_mb <= 0 ||
+      flags.free_disk_floor_mb < 0 || flags.prefetch_blocks < 0 || flags.prefetch_blocks > 256) {
+    return absl::InvalidArgumentError(
+        "--block-cache-block-size must be 1..4000 MB, --block-cache-pool-size positive, "
+        "--block-cache-prefetch 0..256 and --cache-free-disk-floor-mb not negative");
   }
+  // Block buffers are large and freed on other threads than the ones that allocate them;
+  // served by mmap they go back to the system when freed, so the process's resident memory
+  // follows the block pool instead of the high-water mark of every malloc arena.
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
   storage::fs::MountOptions mount;
   mount.mountpoint = flags.mountpoint;
   mount.read_only = flags.read_only;
@@ -128,6 +140,11 @@ Status RunMount(const MountFlags& flags, const std::vector<std::string>& extras,
   storage::fs::FsOptions options;
   options.cache_dir = flags.cache_dir.empty() ? DefaultCacheDir(home, flags.url) : flags.cache_dir;
   options.cache_size_mb = flags.cache_size_mb;
+  options.free_disk_floor_bytes = flags.free_disk_floor_mb << 20;
+  options.block_cache = flags.block_cache;
+  options.block_size_bytes = flags.block_size_mb << 20;
+  options.block_pool_bytes = flags.block_pool_mb << 20;
+  options.prefetch_blocks = flags.prefetch_blocks;
   options.file_cache_timeout_s = flags.file_cache_timeout_s;
   options.use_attr_cache = flags.use_attr_cache;
   options.attr_cache_timeout_s = static_cast<int64_t>(mount.attr_timeout_s);
@@ -356,7 +373,24 @@ void AddStorageCommands(CLI::App& app, Context& context) {
   mount->add_option("--log-level", context.log_level, "LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR");
   mount->add_option("--cache-size-mb", flags.cache_size_mb, "Cap of the local file cache")
       ->capture_default_str();
-  mount->add_flag("--block-cache", flags.block_cache, "Streaming mode (not built yet: warns)");
+  mount
+      ->add_option("--cache-free-disk-floor-mb", flags.free_disk_floor_mb,
+                   "Keep this much free on the cache disk; files that do not fit stream")
+      ->capture_default_str();
+  mount->add_flag("--block-cache", flags.block_cache,
+                  "Streaming mode for every file: blocks in a bounded memory pool, no disk");
+  mount
+      ->add_option("--block-cache-block-size,--block-size-mb", flags.block_size_mb,
+                   "Block size in MB for streaming and for uploads while writing")
+      ->capture_default_str();
+  mount
+      ->add_option("--block-cache-pool-size", flags.block_pool_mb,
+                   "Memory in MB for the blocks of streaming files")
+      ->capture_default_str();
+  mount
+      ->add_option("--block-cache-prefetch", flags.prefetch_blocks,
+                   "Blocks read ahead of a sequential reader in streaming mode")
+      ->capture_default_str();
   mount->add_flag("--read-only", flags.read_only, "Refuse every change (EROFS)");
   mount->add_option("--cache-dir", flags.cache_dir,
                     "Local cache directory (default <home>/storage-cache/<hash of the URL>)");

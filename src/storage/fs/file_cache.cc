@@ -137,7 +137,7 @@ Status FileCache::AdoptExisting() {
   return OkStatus();
 }
 
-Status FileCache::Download(CachedFile& file, const ObjectInfo& remote) {
+Status FileCache::Download(CachedFile& file, const ObjectInfo& remote, bool truncating) {
   std::string key;
   {
     std::lock_guard lock(mu_);
@@ -147,8 +147,9 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(errno, "creating " + path);
   Status status;
-  for (int64_t offset = 0; offset < remote.size && status.ok();) {
-    int64_t length = std::min(options_.download_chunk_bytes, remote.size - offset);
+  const int64_t size = truncating ? 0 : remote.size;
+  for (int64_t offset = 0; offset < size && status.ok();) {
+    int64_t length = std::min(options_.download_chunk_bytes, size - offset);
     Result<std::string> chunk =
         store_->GetRange(remote.name, offset, length, Condition::IfMatch(remote.etag));
     if (!chunk.ok()) {
@@ -180,10 +181,11 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote) {
   file.staged = nullptr;  // blocks staged for the old bytes mean nothing now
   file.last_write_end = -1;
   file.etag = remote.etag;
-  file.size = remote.size;
+  file.size = size;
   file.metadata = remote.metadata;
-  file.dirty = false;
-  WriteMeta(file);
+  // Emptied for O_TRUNC: not `remote`'s bytes, so never marked clean (no .meta).
+  file.dirty = truncating;
+  if (!truncating) WriteMeta(file);
   return OkStatus();
 }
 
@@ -194,7 +196,8 @@ void FileCache::WriteMeta(const CachedFile& file) {
   if (!status.ok()) spdlog::warn("file cache: {}", status.message());
 }
 
-Result<std::shared_ptr<CachedFile>> FileCache::Acquire(const ObjectInfo& remote, bool* replaced) {
+Result<std::shared_ptr<CachedFile>> FileCache::Acquire(const ObjectInfo& remote, bool* replaced,
+                                                       bool truncating) {
   std::shared_ptr<CachedFile> file;
   {
     std::lock_guard lock(mu_);
@@ -215,7 +218,7 @@ Result<std::shared_ptr<CachedFile>> FileCache::Acquire(const ObjectInfo& remote,
     file->fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   }
   if (file->etag == remote.etag && file->fd >= 0) return file;
-  Status status = Download(*file, remote);
+  Status status = Download(*file, remote, truncating);
   if (!status.ok()) {
     Release(file);
     return status;
@@ -270,8 +273,8 @@ void FileCache::MarkDirty(CachedFile& file) {
 
 void FileCache::Written(CachedFile& file, int64_t offset, int64_t length) {
   if (file.staged == nullptr) {
-    file.staged = StagedBlocks::Create(store_, options_.uploads, file.name,
-                                       options_.upload.block_size_bytes);
+    file.staged =
+        StagedBlocks::Create(store_, options_.uploads, file.name, options_.upload.block_size_bytes);
   }
   file.staged->Changed(offset, length);
   const bool sequential = offset == 0 || offset == file.last_write_end;
@@ -317,9 +320,8 @@ Status FileCache::Upload(CachedFile& file) {
       file.staged = StagedBlocks::Create(store_, options_.uploads, file.name, block_size);
     }
     Result<std::vector<std::string>> ids = file.staged->StageAll(
-        file.size, [fd](int64_t, int64_t offset, int64_t length) {
-          return ReadCopy(fd, offset, length);
-        });
+        file.size,
+        [fd](int64_t, int64_t offset, int64_t length) { return ReadCopy(fd, offset, length); });
     etag = ids.ok() ? store_->CommitBlocks(file.name, *ids, file.metadata, condition)
                     : Result<std::string>(ids.status());
   }

@@ -50,9 +50,9 @@ struct CachedFile {
   int fd = -1;       // read/write descriptor of <key>.data, -1 until downloaded
   std::string etag;  // version the copy came from or was last uploaded as; "" = none yet
   int64_t size = 0;
-  bool dirty = false;     // local bytes or metadata differ from `etag`'s version
-  bool unlinked = false;  // removed from the namespace: never uploaded again
-  Metadata metadata;      // written with the next upload
+  bool dirty = false;                    // local bytes or metadata differ from `etag`'s version
+  bool unlinked = false;                 // removed from the namespace: never uploaded again
+  Metadata metadata;                     // written with the next upload
   std::shared_ptr<StagedBlocks> staged;  // blocks of the next version already staged
   int64_t last_write_end = -1;           // where the last write ended: sequential writers
 
@@ -81,8 +81,10 @@ class FileCache {
   // Opens the local copy of `remote` (the object as a Head saw it just now), downloading it
   // unless the copy already has that ETag or is dirty (an open writer's bytes win locally).
   // Sets *replaced when the bytes now differ from what the copy held before. The caller
-  // must Release the result.
-  Result<std::shared_ptr<CachedFile>> Acquire(const ObjectInfo& remote, bool* replaced);
+  // must Release the result. `truncating` (O_TRUNC): a copy that would be downloaded is made
+  // empty and dirty instead, since its bytes are about to be discarded.
+  Result<std::shared_ptr<CachedFile>> Acquire(const ObjectInfo& remote, bool* replaced,
+                                              bool truncating = false);
   // Opens an empty copy of an object just created with `etag`.
   Result<std::shared_ptr<CachedFile>> AcquireNew(const std::string& name, const std::string& etag,
                                                  const Metadata& metadata);
@@ -121,7 +123,7 @@ class FileCache {
  private:
   FileCache(ObjectStore* store, FileCacheOptions options);
   Status AdoptExisting();
-  Status Download(CachedFile& file, const ObjectInfo& remote);
+  Status Download(CachedFile& file, const ObjectInfo& remote, bool truncating);
   void WriteMeta(const CachedFile& file);
   void DropFilesLocked(CachedFile& file);
   // Evicts idle copies until `incoming` more bytes fit (see the class comment); returns

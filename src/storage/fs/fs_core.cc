@@ -47,8 +47,8 @@ std::string ChildPrefix(const std::string& path) {
 }  // namespace
 
 FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool> pool,
-               std::unique_ptr<BoundedExecutor> uploads,
-               std::unique_ptr<BoundedExecutor> downloads, std::unique_ptr<FileCache> cache)
+               std::unique_ptr<BoundedExecutor> uploads, std::unique_ptr<BoundedExecutor> downloads,
+               std::unique_ptr<FileCache> cache)
     : store_(store),
       options_(std::move(options)),
       pool_(std::move(pool)),

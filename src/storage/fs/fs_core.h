@@ -121,11 +121,11 @@ struct FsOptions {
   uint32_t directory_mode = 0755;
   int list_page_size = kMaxListResults;
   // Streaming mode and the write path.
-  bool block_cache = false;                         // --block-cache: every file streams
-  int64_t block_size_bytes = int64_t{16} << 20;     // --block-cache-block-size (MB)
-  int64_t block_pool_bytes = int64_t{512} << 20;    // --block-cache-pool-size (MB)
-  int prefetch_blocks = 8;                          // --block-cache-prefetch
-  int max_uploads_in_flight = 8;                    // blocks being staged at once
+  bool block_cache = false;                          // --block-cache: every file streams
+  int64_t block_size_bytes = int64_t{16} << 20;      // --block-cache-block-size (MB)
+  int64_t block_pool_bytes = int64_t{1024} << 20;    // --block-cache-pool-size (MB)
+  int prefetch_blocks = 8;                           // --block-cache-prefetch
+  int max_uploads_in_flight = 8;                     // blocks being staged at once
   int64_t free_disk_floor_bytes = int64_t{1} << 30;  // --cache-free-disk-floor-mb
   int64_t wait_for_memory_ms = 30'000;  // a full pool fails the call (ENOSPC) after this
   // Only single_put_max_bytes is used from here (block size and parallelism are above).

@@ -270,12 +270,14 @@ TEST_F(FsCoreTest, CacheStaysUnderItsCapAndNeverEvictsOpenFiles) {
   std::string chunk(300 << 10, 'x');
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(WriteFile(*core, fmt::format("f{}", i), chunk).ok());
   EXPECT_LE(core->file_cache().used_bytes(), int64_t{1} << 20);
-  // An open file bigger than the cap stays while open.
+  // A file bigger than the cap, written while it is open, stays cached while open; opened
+  // again, it streams instead of taking the cache over its cap.
   std::string big(3 << 20, 'b');
   ASSERT_TRUE(WriteFile(*core, "big", big).ok());
   Result<Attr> attr = core->Lookup(kRootInode, "big");
   Result<OpenResult> opened = core->Open(attr->inode, O_RDONLY);
   ASSERT_TRUE(opened.ok());
+  EXPECT_TRUE(*core->IsStreaming(opened->handle));
   ASSERT_TRUE(WriteFile(*core, "later", chunk).ok());
   EXPECT_EQ(core->Read(opened->handle, 0, 4 << 20)->size(), big.size());
   ASSERT_TRUE(core->Release(opened->handle).ok());

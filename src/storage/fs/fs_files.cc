@@ -23,8 +23,7 @@ uint64_t FsCore::AddHandle(InodeId inode, std::shared_ptr<CachedFile> file,
   std::lock_guard lock(mu_);
   uint64_t id = next_handle_++;
   if (stream != nullptr) ++stream->open_count;
-  handles_[id] =
-      std::make_unique<Handle>(Handle{inode, std::move(file), std::move(stream), flags});
+  handles_[id] = std::make_unique<Handle>(Handle{inode, std::move(file), std::move(stream), flags});
   if (auto it = inodes_.find(inode); it != inodes_.end()) ++it->second->open_handles;
   return id;
 }
@@ -54,9 +53,8 @@ bool FsCore::ShouldStream(const std::string& path, int64_t size) {
     return true;
   }
   if (!cache_->MakeRoom(size)) {
-    spdlog::warn(
-        "the cache disk cannot take '{}' ({} bytes) and keep {} bytes free: streaming it", path,
-        size, cache_->options().free_disk_floor_bytes);
+    spdlog::warn("the cache disk cannot take '{}' ({} bytes) and keep {} bytes free: streaming it",
+                 path, size, cache_->options().free_disk_floor_bytes);
     return true;
   }
   return false;
@@ -170,10 +168,12 @@ Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
     DropCachedAttr(path);
     ASSIGN_OR_RETURN(Found found, FindPath(path));
     if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-    if (stream != nullptr || (open == nullptr && ShouldStream(path, found.info.size))) {
+    const bool truncating = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+    if (stream != nullptr ||
+        (open == nullptr && ShouldStream(path, truncating ? 0 : found.info.size))) {
       stream = StreamFor(found.info);
     } else {
-      ASSIGN_OR_RETURN(file, cache_->Acquire(found.info, &changed));
+      ASSIGN_OR_RETURN(file, cache_->Acquire(found.info, &changed, truncating));
     }
     changed = changed || found.info.etag != known_etag;
     std::lock_guard lock(mu_);

@@ -5,10 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,92 +20,10 @@
 #include "fmt/format.h"
 #include "storage/azure_blob_store.h"
 #include "storage/azurite_fixture.h"
+#include "storage/fs/mount_fixture.h"
 
 namespace meridian::storage::fs {
 namespace {
-
-std::string TempDir(const std::string& label) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string path = fmt::format("{}/{}-XXXXXX", tmp != nullptr && *tmp ? tmp : "/tmp", label);
-  return ::mkdtemp(path.data()) != nullptr ? path : "";
-}
-
-bool IsMounted(const std::string& mountpoint) {
-  std::ifstream mounts("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mounts, line)) {
-    if (line.find(" " + mountpoint + " ") != std::string::npos &&
-        line.find("fuse") != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// One `meridian storage mount` process; unmounted (lazily, even after a failure) on
-// destruction.
-class Mount {
- public:
-  static std::unique_ptr<Mount> Start(const std::string& url, const std::string& dir) {
-    auto mount = std::unique_ptr<Mount>(new Mount);
-    mount->mountpoint_ = dir + "/mnt";
-    std::string cache = dir + "/cache";
-    EXPECT_TRUE(base::MakeDirs(mount->mountpoint_).ok());
-    mount->pid_ = ::fork();
-    if (mount->pid_ == 0) {
-      // The StorageClass options verbatim, plus a private cache directory.
-      ::execl(MERIDIAN_BINARY, MERIDIAN_BINARY, "storage", "mount", url.c_str(),
-              mount->mountpoint_.c_str(), "-o", "allow_other",
-              "--file-cache-timeout-in-seconds=120", "--use-attr-cache=true",
-              "--cancel-list-on-mount-seconds=10", "-o", "attr_timeout=120", "-o",
-              "entry_timeout=120", "-o", "negative_timeout=120", "--log-level=LOG_WARNING",
-              "--cache-size-mb=1000", "--cache-dir", cache.c_str(), nullptr);
-      ::_exit(127);
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!IsMounted(mount->mountpoint_)) {
-      int status = 0;
-      if (::waitpid(mount->pid_, &status, WNOHANG) == mount->pid_) {
-        mount->pid_ = -1;
-        ADD_FAILURE() << "meridian storage mount exited with status " << status;
-        return nullptr;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        ADD_FAILURE() << "the mount did not appear within 30 s";
-        return nullptr;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return mount;
-  }
-
-  ~Mount() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);  // the clean path: flush and unmount
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (IsMounted(mountpoint_)) {
-      ADD_FAILURE() << "SIGTERM did not unmount " << mountpoint_;
-      std::string command = fmt::format("fusermount3 -u -z '{}' 2>/dev/null", mountpoint_);
-      (void)std::system(command.c_str());
-    }
-  }
-
-  std::string Path(const std::string& name) const { return mountpoint_ + "/" + name; }
-
- private:
-  Mount() = default;
-  pid_t pid_ = -1;
-  std::string mountpoint_;
-};
 
 bool WriteText(const std::string& path, const std::string& text, int flags = O_TRUNC) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | flags, 0644);
@@ -136,7 +52,7 @@ AzuriteServer* SharedAzurite() {
 class FuseMountTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    dir_ = TempDir("fuse-mount");
+    dir_ = MakeTempDir("fuse-mount");
     ASSERT_FALSE(dir_.empty());
     if (GetParam() == Backend::kLocal) {
       url_ = "file://" + dir_ + "/store";

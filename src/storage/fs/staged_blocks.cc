@@ -149,8 +149,8 @@ Result<std::vector<std::string>> StagedBlocks::StageAll(int64_t size, const Bloc
       data = std::move(*bytes);
       if (static_cast<int64_t>(data->size()) != length) {
         idle_.wait(lock, [&] { return in_flight_ == 0; });
-        return absl::DataLossError(fmt::format("block {} of '{}' has {} bytes; expected {}",
-                                               index, name_, data->size(), length));
+        return absl::DataLossError(fmt::format("block {} of '{}' has {} bytes; expected {}", index,
+                                               name_, data->size(), length));
       }
     }
     SubmitLocked(lock, index, std::move(data));

@@ -59,9 +59,8 @@ class StagedBlocks : public std::enable_shared_from_this<StagedBlocks> {
   // Stages every block of a `size`-byte version that is not staged in its current content,
   // getting the bytes from `read(index, offset, length)` on the calling thread, waits for
   // every upload, and returns the block list to commit. The first upload error, if any.
-  using BlockReader =
-      std::function<Result<std::shared_ptr<const std::string>>(int64_t index, int64_t offset,
-                                                               int64_t length)>;
+  using BlockReader = std::function<Result<std::shared_ptr<const std::string>>(
+      int64_t index, int64_t offset, int64_t length)>;
   Result<std::vector<std::string>> StageAll(int64_t size, const BlockReader& read);
 
   // After a commit: the staged blocks are part of the object now (a later commit must stage

@@ -107,8 +107,8 @@ Result<std::shared_ptr<std::string>> StreamFile::DownloadBlock(int64_t index, in
   ASSIGN_OR_RETURN(*buffer, services_.store->GetRange(name_, index * block_size_, length,
                                                       Condition::IfMatch(base_etag_)));
   if (static_cast<int64_t>(buffer->size()) != length) {
-    return absl::FailedPreconditionError(fmt::format(
-        "object '{}' was changed by someone else while it was being read", name_));
+    return absl::FailedPreconditionError(
+        fmt::format("object '{}' was changed by someone else while it was being read", name_));
   }
   return buffer;
 }
@@ -116,8 +116,8 @@ Result<std::shared_ptr<std::string>> StreamFile::DownloadBlock(int64_t index, in
 // The current bytes of block `index`, exactly `length` of them (zeros past what is stored).
 Result<std::shared_ptr<const std::string>> StreamFile::BlockBytesLocked(
     std::unique_lock<std::mutex>& lock, int64_t index, int64_t length) {
-  auto extend = [&](std::shared_ptr<const std::string> bytes)
-      -> Result<std::shared_ptr<const std::string>> {
+  auto extend =
+      [&](std::shared_ptr<const std::string> bytes) -> Result<std::shared_ptr<const std::string>> {
     if (static_cast<int64_t>(bytes->size()) == length) return bytes;
     ASSIGN_OR_RETURN(std::shared_ptr<std::string> copy, AllocateLocked(index));
     *copy = bytes->substr(0, length);
@@ -219,8 +219,8 @@ Result<std::string> StreamFile::Read(int64_t offset, int64_t length) {
 }
 
 void StreamFile::PrefetchLocked(int64_t from_index) {
-  const int64_t window = std::min<int64_t>(services_.prefetch_blocks,
-                                           services_.pool->capacity_blocks() - 2);
+  const int64_t window =
+      std::min<int64_t>(services_.prefetch_blocks, services_.pool->capacity_blocks() - 2);
   const int64_t readable = std::min(base_valid_, size_);
   for (int64_t index = from_index; index < from_index + window; ++index) {
     const int64_t offset = index * block_size_;
@@ -243,8 +243,8 @@ void StreamFile::PrefetchLocked(int64_t from_index) {
             *buffer = std::move(*bytes);
             self->Prefetched(index, etag, buffer);
           } else {
-            self->Prefetched(index, etag, bytes.ok() ? absl::UnavailableError("short read")
-                                                     : bytes.status());
+            self->Prefetched(index, etag,
+                             bytes.ok() ? absl::UnavailableError("short read") : bytes.status());
           }
         });
     if (!queued) {

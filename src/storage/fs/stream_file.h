@@ -78,12 +78,12 @@ class BlockPool {
 };
 
 struct StreamServices {
-  ObjectStore* store = nullptr;            // not owned
-  BlockPool* pool = nullptr;               // not owned
-  BoundedExecutor* downloads = nullptr;    // read-ahead; not owned
-  BoundedExecutor* uploads = nullptr;      // block staging; not owned
-  int prefetch_blocks = 8;                 // --block-cache-prefetch
-  int64_t wait_for_memory_ms = 30'000;     // then the operation fails (ENOSPC)
+  ObjectStore* store = nullptr;          // not owned
+  BlockPool* pool = nullptr;             // not owned
+  BoundedExecutor* downloads = nullptr;  // read-ahead; not owned
+  BoundedExecutor* uploads = nullptr;    // block staging; not owned
+  int prefetch_blocks = 8;               // --block-cache-prefetch
+  int64_t wait_for_memory_ms = 30'000;   // then the operation fails (ENOSPC)
 };
 
 class StreamFile : public std::enable_shared_from_this<StreamFile> {
@@ -143,7 +143,7 @@ class StreamFile : public std::enable_shared_from_this<StreamFile> {
   std::condition_variable prefetch_done_;
   // Guarded by mu_.
   std::string name_;
-  std::string base_etag_;  // "" for a file never committed
+  std::string base_etag_;   // "" for a file never committed
   int64_t base_valid_ = 0;  // bytes of the base that are still the file's; beyond: zeros
   int64_t size_ = 0;
   Metadata metadata_;

@@ -33,8 +33,8 @@ class CountingStore final : public ObjectStore {
     ++gets;
     return inner_->GetRange(name, offset, length, condition);
   }
-  Result<std::string> Put(const std::string& name, std::string_view data,
-                          const Metadata& metadata, const Condition& condition) override {
+  Result<std::string> Put(const std::string& name, std::string_view data, const Metadata& metadata,
+                          const Condition& condition) override {
     ++puts;
     return inner_->Put(name, data, metadata, condition);
   }

@@ -1,0 +1,121 @@
+#include "storage/fs/mount_fixture.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "base/files.h"
+#include "fmt/format.h"
+
+namespace meridian::storage::fs {
+
+std::string MakeTempDir(const std::string& label) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string path = fmt::format("{}/{}-XXXXXX", tmp != nullptr && *tmp ? tmp : "/tmp", label);
+  return ::mkdtemp(path.data()) != nullptr ? path : "";
+}
+
+bool IsMounted(const std::string& mountpoint) {
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    if (line.find(" " + mountpoint + " ") != std::string::npos &&
+        line.find("fuse") != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::unique_ptr<Mount> Mount::Start(const std::string& url, const std::string& dir,
+                                    const std::vector<std::string>& extra_args) {
+  auto mount = std::unique_ptr<Mount>(new Mount);
+  mount->mountpoint_ = dir + "/mnt";
+  mount->cache_dir_ = dir + "/cache";
+  EXPECT_TRUE(base::MakeDirs(mount->mountpoint_).ok());
+  // The StorageClass options verbatim, plus a private cache directory.
+  std::vector<std::string> args = {MERIDIAN_BINARY,
+                                   "storage",
+                                   "mount",
+                                   url,
+                                   mount->mountpoint_,
+                                   "-o",
+                                   "allow_other",
+                                   "--file-cache-timeout-in-seconds=120",
+                                   "--use-attr-cache=true",
+                                   "--cancel-list-on-mount-seconds=10",
+                                   "-o",
+                                   "attr_timeout=120",
+                                   "-o",
+                                   "entry_timeout=120",
+                                   "-o",
+                                   "negative_timeout=120",
+                                   "--log-level=LOG_WARNING",
+                                   "--cache-dir",
+                                   mount->cache_dir_};
+  bool sized = false;
+  for (const std::string& arg : extra_args) sized = sized || arg.starts_with("--cache-size-mb");
+  if (!sized) args.push_back("--cache-size-mb=1000");
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  mount->pid_ = ::fork();
+  if (mount->pid_ == 0) {
+    ::execv(MERIDIAN_BINARY, argv.data());
+    ::_exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!IsMounted(mount->mountpoint_)) {
+    int status = 0;
+    if (::waitpid(mount->pid_, &status, WNOHANG) == mount->pid_) {
+      mount->pid_ = -1;
+      ADD_FAILURE() << "meridian storage mount exited with status " << status;
+      return nullptr;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "the mount did not appear within 30 s";
+      return nullptr;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return mount;
+}
+
+void Mount::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  std::string command = fmt::format("fusermount3 -u -z '{}' 2>/dev/null", mountpoint_);
+  (void)std::system(command.c_str());
+}
+
+Mount::~Mount() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);  // the clean path: flush and unmount
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  int status = 0;
+  while (::waitpid(pid_, &status, WNOHANG) != pid_) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (IsMounted(mountpoint_)) {
+    ADD_FAILURE() << "SIGTERM did not unmount " << mountpoint_;
+    std::string command = fmt::format("fusermount3 -u -z '{}' 2>/dev/null", mountpoint_);
+    (void)std::system(command.c_str());
+  }
+}
+
+}  // namespace meridian::storage::fs

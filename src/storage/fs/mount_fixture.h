@@ -1,0 +1,48 @@
+// Test support for tests through a real mount: starts `meridian storage mount` (the binary
+// named by MERIDIAN_BINARY in the test target) as a child process and waits for the mount
+// to appear; unmounts on destruction. Requires /dev/fuse and the right to mount.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace meridian::storage::fs {
+
+// A fresh directory under $TMPDIR (or /tmp) named `label`-XXXXXX; "" on failure.
+std::string MakeTempDir(const std::string& label);
+
+// Whether a FUSE filesystem is mounted at `mountpoint` in this process's namespace.
+bool IsMounted(const std::string& mountpoint);
+
+// One `meridian storage mount` process. The destructor sends SIGTERM (flush and unmount)
+// and waits up to 30 s, then SIGKILLs; a mount left behind is lazily unmounted.
+class Mount {
+ public:
+  // Mounts `url` at `dir`/mnt with the cache in `dir`/cache, passing the StorageClass
+  // options verbatim plus `extra_args`. nullptr (and a test failure) when it does not come
+  // up within 30 s.
+  static std::unique_ptr<Mount> Start(const std::string& url, const std::string& dir,
+                                      const std::vector<std::string>& extra_args = {});
+  ~Mount();
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
+
+  std::string Path(const std::string& name) const { return mountpoint_ + "/" + name; }
+  const std::string& mountpoint() const { return mountpoint_; }
+  const std::string& cache_dir() const { return cache_dir_; }
+  pid_t pid() const { return pid_; }
+
+  // kill -9 of the mount process, then a lazy unmount of what it left.
+  void Kill();
+
+ private:
+  Mount() = default;
+  pid_t pid_ = -1;
+  std::string mountpoint_;
+  std::string cache_dir_;
+};
+
+}  // namespace meridian::storage::fs
