@@ -45,8 +45,11 @@ std::vector<spec::InstanceType> Catalog() {
   std::vector<spec::InstanceType> catalog;
   for (int cpu : {2, 4, 8, 16, 32, 48, 64, 96}) {
     for (int memory_per_cpu : {2, 4, 8}) {
-      catalog.push_back({fmt::format("{}CPU-{}GB", cpu, cpu * memory_per_cpu), double(cpu), 0,
-                         cpu * memory_per_cpu * kGiB, {}});
+      catalog.push_back({fmt::format("{}CPU-{}GB", cpu, cpu * memory_per_cpu),
+                         double(cpu),
+                         0,
+                         cpu * memory_per_cpu * kGiB,
+                         {}});
     }
   }
   struct Gpu {
@@ -57,8 +60,10 @@ std::vector<spec::InstanceType> Catalog() {
   for (Gpu gpu : {Gpu{"T4", 4, 16}, Gpu{"A10", 8, 32}, Gpu{"L4", 8, 32}, Gpu{"A100", 12, 96},
                   Gpu{"H100", 24, 240}, Gpu{"V100", 8, 64}}) {
     for (int count : {1, 2, 4, 8}) {
-      catalog.push_back({fmt::format("{}x{}", count, gpu.accelerator), double(count * gpu.cpu_per_gpu),
-                         count, int64_t{count} * gpu.memory_per_gpu_gb * kGiB,
+      catalog.push_back({fmt::format("{}x{}", count, gpu.accelerator),
+                         double(count * gpu.cpu_per_gpu),
+                         count,
+                         int64_t{count} * gpu.memory_per_gpu_gb * kGiB,
                          {gpu.accelerator}});
     }
   }
@@ -102,8 +107,8 @@ std::vector<sched::ResourceState> Fleet(const Options& options,
       const spec::InstanceType& type = catalog[picks[t]];
       sched::ShapeCapacity shape;
       shape.type = type;
-      shape.market = type.gpu > 0 && random() % 4 == 0 ? sched::Market::kSpot
-                                                       : sched::Market::kOnDemand;
+      shape.market =
+          type.gpu > 0 && random() % 4 == 0 ? sched::Market::kSpot : sched::Market::kOnDemand;
       shape.total_nodes = type.gpu > 0 ? 4 + static_cast<int>(random() % 29)
                                        : 30 + static_cast<int>(random() % 101);
       shape.allocated_nodes = static_cast<int>(random() % (shape.total_nodes * 3 / 10 + 1));
@@ -150,10 +155,10 @@ spec::JobConfig MakeJob(int index, const std::vector<spec::InstanceType>& catalo
   job.project = fmt::format("project-{}", random() % kProjects);
   static constexpr int kPriorities[] = {0, 50, 100, 100, 100, 100, 500, 1000};
   job.priority = kPriorities[random() % 8];
-  auto cpu_type = [&] { return catalog[random() % 24].name; };     // the 24 CPU shapes
+  auto cpu_type = [&] { return catalog[random() % 24].name; };       // the 24 CPU shapes
   auto gpu_type = [&] { return catalog[24 + random() % 24].name; };  // the 24 GPU shapes
   static constexpr spec::MarketType kMarkets[] = {
-      spec::MarketType::kOnDemand, spec::MarketType::kOnDemand, spec::MarketType::kOnDemand,
+      spec::MarketType::kOnDemand,   spec::MarketType::kOnDemand,   spec::MarketType::kOnDemand,
       spec::MarketType::kPreferSpot, spec::MarketType::kPreferSpot, spec::MarketType::kSpot};
   spec::ComputeConfig& compute = job.compute_config;
   int kind = static_cast<int>(random() % 100);
@@ -257,9 +262,8 @@ struct Latencies {
 
 // The latency of each decision while walking the same queue with Place(): each placement takes
 // its nodes before the next decision, as in PlanQueue (which also lets waiting jobs hold nodes).
-Latencies DecisionLatenciesUs(const std::vector<sched::Request>& requests,
-                              sched::Snapshot snapshot, const sched::Options& options,
-                              bool examples) {
+Latencies DecisionLatenciesUs(const std::vector<sched::Request>& requests, sched::Snapshot snapshot,
+                              const sched::Options& options, bool examples) {
   std::vector<size_t> order(requests.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -273,8 +277,9 @@ Latencies DecisionLatenciesUs(const std::vector<sched::Request>& requests,
     sched::Decision decision = sched::Place(requests[index], snapshot, options);
     double elapsed_us = static_cast<double>(NowUs() - start);
     latencies.all_us.push_back(elapsed_us);
-    std::vector<double>& kind = latencies.by_kind_us[KindOf(*requests[index].config) + " " +
-                                                     std::string(sched::OutcomeName(decision.outcome))];
+    std::vector<double>& kind =
+        latencies.by_kind_us[KindOf(*requests[index].config) + " " +
+                             std::string(sched::OutcomeName(decision.outcome))];
     kind.push_back(elapsed_us);
     if (examples && kind.size() <= 2) {
       std::printf("example %s: %s\n", requests[index].job_id.c_str(), decision.summary.c_str());
@@ -299,8 +304,8 @@ int Run(const Options& options) {
   std::vector<sched::Request> requests;
   requests.reserve(configs.size());
   for (size_t i = 0; i < configs.size(); ++i) {
-    requests.push_back(sched::RequestFor(fmt::format("job-{:06}", i), configs[i],
-                                         static_cast<int64_t>(i)));
+    requests.push_back(
+        sched::RequestFor(fmt::format("job-{:06}", i), configs[i], static_cast<int64_t>(i)));
     requests.back().data_region = RegionName(static_cast<int>(i % kRegions));
   }
 
@@ -315,7 +320,8 @@ int Run(const Options& options) {
   place_options.now_unix_ms = 1'700'000'000'000;
 
   std::vector<QueueRun> runs;
-  for (int i = 0; i < options.runs; ++i) runs.push_back(RunQueue(requests, *snapshot, place_options));
+  for (int i = 0; i < options.runs; ++i)
+    runs.push_back(RunQueue(requests, *snapshot, place_options));
   std::sort(runs.begin(), runs.end(),
             [](const QueueRun& a, const QueueRun& b) { return a.seconds < b.seconds; });
   const QueueRun& median = runs[runs.size() / 2];

@@ -589,11 +589,11 @@ TEST(JobConfig, PriorityAndRegionErrorsNameFileLineAndField) {
                                        "job.yaml")
                         .status()),
             "job.yaml:3:21: compute_config.regions[1]: 'eastus' is listed twice");
-  EXPECT_EQ(ErrorOf(ParseJobConfigYaml("entrypoint: x\ncompute_config:\n  regions: eastus\n",
-                                       "job.yaml")
-                        .status()),
-            "job.yaml:3:12: compute_config.regions: expected a list of strings, got string "
-            "\"eastus\"");
+  EXPECT_EQ(
+      ErrorOf(ParseJobConfigYaml("entrypoint: x\ncompute_config:\n  regions: eastus\n", "job.yaml")
+                  .status()),
+      "job.yaml:3:12: compute_config.regions: expected a list of strings, got string "
+      "\"eastus\"");
   EXPECT_EQ(ErrorOf(JobConfigFromJson({{"entrypoint", "x"}, {"priority", -1}}).status()),
             "priority: must be at least 0, got -1");
 }

@@ -39,15 +39,15 @@ bool ChooseGpuNodes(const Snapshot& snapshot, size_t resource, const ResourceAsk
   if (choice.gpu_shape >= 0) return true;
   choice.shape_missing = !offered;
   std::string gpus = ask.accelerator.empty() ? "GPUs" : ask.accelerator + " GPUs";
-  choice.failure = offered ? fmt::format("has too few on-demand nodes with {} for {} {}", gpus,
-                                         ask.gpu, gpus)
-                           : fmt::format("has no on-demand instance type with {}", gpus);
+  choice.failure =
+      offered ? fmt::format("has too few on-demand nodes with {} for {} {}", gpus, ask.gpu, gpus)
+              : fmt::format("has no on-demand instance type with {}", gpus);
   return false;
 }
 
 // Step 2 for what the GPU nodes leave.
-bool ChooseCpuNodes(const Snapshot& snapshot, size_t resource, double cpu_left,
-                    int64_t memory_left, CountBy by, int32_t head_shape, AutoChoice& choice) {
+bool ChooseCpuNodes(const Snapshot& snapshot, size_t resource, double cpu_left, int64_t memory_left,
+                    CountBy by, int32_t head_shape, AutoChoice& choice) {
   bool offered = false;
   struct Key {
     bool has_gpu;
@@ -64,15 +64,13 @@ bool ChooseCpuNodes(const Snapshot& snapshot, size_t resource, double cpu_left,
     int64_t nodes = 0;
     if (cpu_left > 0) nodes = CeilDiv(cpu_left, slot.cpu);
     if (memory_left > 0) {
-      nodes = std::max(nodes, CeilDiv(static_cast<double>(memory_left),
-                                      static_cast<double>(slot.memory_bytes)));
+      nodes = std::max(
+          nodes, CeilDiv(static_cast<double>(memory_left), static_cast<double>(slot.memory_bytes)));
     }
-    int64_t available = Available(slot, by) -
-                        (static_cast<int32_t>(s) == head_shape ? 1 : 0) -
+    int64_t available = Available(slot, by) - (static_cast<int32_t>(s) == head_shape ? 1 : 0) -
                         (static_cast<int32_t>(s) == choice.gpu_shape ? choice.gpu_count : 0);
     if (available < nodes) continue;
-    Key key{slot.gpu > 0, nodes, static_cast<double>(nodes) * slot.cpu - cpu_left,
-            slot.name_rank};
+    Key key{slot.gpu > 0, nodes, static_cast<double>(nodes) * slot.cpu - cpu_left, slot.name_rank};
     auto better = [](const Key& a, const Key& b) {
       if (a.has_gpu != b.has_gpu) return !a.has_gpu;
       if (a.nodes != b.nodes) return a.nodes < b.nodes;
@@ -87,9 +85,10 @@ bool ChooseCpuNodes(const Snapshot& snapshot, size_t resource, double cpu_left,
   }
   if (choice.cpu_shape >= 0) return true;
   choice.shape_missing = !offered;
-  choice.failure = offered ? fmt::format("has too few on-demand nodes for {} more CPUs and {} more "
-                                         "bytes of memory",
-                                         cpu_left, memory_left)
+  choice.failure = offered ? fmt::format(
+                                 "has too few on-demand nodes for {} more CPUs and {} more "
+                                 "bytes of memory",
+                                 cpu_left, memory_left)
                            : "has no on-demand instance type with CPUs and memory";
   return false;
 }

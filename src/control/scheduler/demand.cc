@@ -34,15 +34,17 @@ std::string ReadAsk(const std::map<std::string, double>& min_resources, Resource
       if (amount <= 0) continue;
       std::string type = key.substr(kAcceleratorPrefix.size());
       if (!ask.accelerator.empty()) {
-        return fmt::format("min_resources asks for two accelerator types ({} and {}); a job's GPUs "
-                           "are of one type",
-                           ask.accelerator, type);
+        return fmt::format(
+            "min_resources asks for two accelerator types ({} and {}); a job's GPUs "
+            "are of one type",
+            ask.accelerator, type);
       }
       ask.accelerator = std::move(type);
     } else {
-      return fmt::format("min_resources.{}: no instance type provides this resource (meridian "
-                         "knows CPU, GPU, memory and accelerator_type:<type>)",
-                         key);
+      return fmt::format(
+          "min_resources.{}: no instance type provides this resource (meridian "
+          "knows CPU, GPU, memory and accelerator_type:<type>)",
+          key);
     }
   }
   // Asking for an accelerator type is asking for at least one GPU of it, as in Ray.

@@ -22,7 +22,7 @@ enum class MarketRule : uint8_t { kOnDemand, kSpot, kPreferSpot };
 struct GroupDemand {
   std::string_view label;          // "head" or a worker group's name
   std::string_view instance_type;  // "" for a head node without one (the resource's default head)
-  int32_t name_id = -1;       // the snapshot's id of instance_type; -1: nobody offers it
+  int32_t name_id = -1;            // the snapshot's id of instance_type; -1: nobody offers it
   int32_t count = 0;
   MarketRule rule = MarketRule::kOnDemand;
 };

@@ -171,8 +171,8 @@ void Evaluator::Visit(size_t resource, ScanResult& result) {
     return;
   }
   result.ever = result.ever || CouldEverFit(scratch_.verdict);
-  result.misses.push_back({static_cast<uint32_t>(resource), scratch_.verdict,
-                           RegionRank(resource), scratch_.missing});
+  result.misses.push_back(
+      {static_cast<uint32_t>(resource), scratch_.verdict, RegionRank(resource), scratch_.missing});
 }
 
 // Region rank by region rank (the first key of the ranking): a rank where something fits ends
@@ -233,8 +233,8 @@ void Evaluator::ScanNamed(ScanResult& result) {
         continue;
       }
       MarkSeen(it->resource);
-      result.misses.push_back({it->resource, Verdict::kShort, RegionRank(it->resource),
-                               group.count - it->free});
+      result.misses.push_back(
+          {it->resource, Verdict::kShort, RegionRank(it->resource), group.count - it->free});
     }
   }
 }
@@ -246,8 +246,7 @@ void Evaluator::ScanAuto(ScanResult& result) {
   for (int32_t rank : distinct_ranks_) {
     size_t fits_before = fits_seen_;
     for (size_t resource = 0;
-         resource < snapshot_.size() && fits_seen_ - fits_before < max_fits_compared_;
-         ++resource) {
+         resource < snapshot_.size() && fits_seen_ - fits_before < max_fits_compared_; ++resource) {
       if (RegionRank(resource) != rank || !InScope(resource) || Seen(resource)) continue;
       if (result.ever) {
         if (!snapshot_.accepts_work(resource)) continue;  // AddUnvisited lists it
@@ -280,8 +279,7 @@ void Evaluator::ScanEvery(ScanResult& result) {
   for (int32_t rank : distinct_ranks_) {
     size_t fits_before = fits_seen_;
     for (size_t resource = 0;
-         resource < snapshot_.size() && fits_seen_ - fits_before < max_fits_compared_;
-         ++resource) {
+         resource < snapshot_.size() && fits_seen_ - fits_before < max_fits_compared_; ++resource) {
       if (RegionRank(resource) != rank || !InScope(resource)) continue;
       if (result.ever && (!snapshot_.accepts_work(resource) || !HeadMayFit(resource))) {
         continue;  // AddUnvisited lists it if there is room
@@ -330,8 +328,8 @@ bool Evaluator::Resolve(size_t resource, CountBy by, Evaluation& out) {
   resolved_.clear();
   for (size_t g = 0; g < demand_.groups.size(); ++g) {
     const GroupDemand& group = demand_.groups[g];
-    Resolved item{static_cast<int32_t>(g), group.count, -1, -1, false,
-                  group.rule == MarketRule::kPreferSpot};
+    Resolved item{
+        static_cast<int32_t>(g), group.count, -1, -1, false, group.rule == MarketRule::kPreferSpot};
     if (group.instance_type.empty()) {
       item.preferred = snapshot_.default_head_shape(resource);
     } else if (group.name_id >= 0) {
@@ -385,16 +383,16 @@ int32_t Evaluator::Assign(size_t resource, CountBy by, std::vector<Take>& takes,
   for (bool prefer_pass : {false, true}) {
     for (const Resolved& item : resolved_) {
       if (item.prefer_rule != prefer_pass) continue;
-      int32_t preferred = Available(snapshot_.slot(resource, item.preferred), by) -
-                          TakenOf(takes, item.preferred);
+      int32_t preferred =
+          Available(snapshot_.slot(resource, item.preferred), by) - TakenOf(takes, item.preferred);
       if (preferred >= item.count) {
         takes.push_back({item.group, item.preferred, item.count, item.preferred_off_market});
         continue;
       }
       int32_t fallback = -1;
       if (item.fallback >= 0) {
-        fallback = Available(snapshot_.slot(resource, item.fallback), by) -
-                   TakenOf(takes, item.fallback);
+        fallback =
+            Available(snapshot_.slot(resource, item.fallback), by) - TakenOf(takes, item.fallback);
         if (fallback >= item.count) {
           takes.push_back({item.group, item.fallback, item.count, true});
           continue;
@@ -437,8 +435,8 @@ bool Evaluator::CouldRunThere(size_t resource, Evaluation& out) {
     return false;
   }
   if (state.health != ResourceHealth::kHealthy || !state.trusted) {
-    out.verdict = state.health != ResourceHealth::kHealthy ? Verdict::kUnhealthy
-                                                           : Verdict::kUntrusted;
+    out.verdict =
+        state.health != ResourceHealth::kHealthy ? Verdict::kUnhealthy : Verdict::kUntrusted;
     return false;
   }
   // Auto-selected workers are chosen again among free shapes; when none has room, the plan
@@ -481,8 +479,8 @@ void Evaluator::Evaluate(size_t resource, Evaluation& out, bool now_only) {
   out.auto_failure.clear();
   out.missing = Assign(resource, CountBy::kFree, out.takes, &out);
   if (out.missing > 0) {
-    bool held = !now_only &&
-                Assign(resource, CountBy::kFreeIgnoringHolds, scratch_takes_, nullptr) == 0;
+    bool held =
+        !now_only && Assign(resource, CountBy::kFreeIgnoringHolds, scratch_takes_, nullptr) == 0;
     out.verdict = held ? Verdict::kHeld : Verdict::kShort;
     return;
   }
@@ -510,9 +508,9 @@ bool Evaluator::QuotaBlocks(size_t resource, bool ever, Evaluation& out) const {
       out.quota_need = need;
       return true;
     };
-    if (quota.max_gpus && blocks(static_cast<double>(quota.used_gpus),
-                                 static_cast<double>(out.gpus),
-                                 static_cast<double>(*quota.max_gpus), 'g')) {
+    if (quota.max_gpus &&
+        blocks(static_cast<double>(quota.used_gpus), static_cast<double>(out.gpus),
+               static_cast<double>(*quota.max_gpus), 'g')) {
       return true;
     }
     if (quota.max_cpus && blocks(quota.used_cpus, out.cpus, *quota.max_cpus, 'c')) return true;
@@ -544,12 +542,11 @@ void Evaluator::ScoreFit(size_t resource, Evaluation& out) const {
 }
 
 void Evaluator::AddUnvisited(ScanResult& scan, size_t limit) {
-  for (size_t resource = 0; resource < snapshot_.size() && scan.misses.size() < limit;
-       ++resource) {
+  for (size_t resource = 0; resource < snapshot_.size() && scan.misses.size() < limit; ++resource) {
     if (Seen(resource) || !InScope(resource)) continue;
     MarkSeen(resource);
-    scan.misses.push_back({static_cast<uint32_t>(resource), ProvisionalVerdict(resource),
-                           RegionRank(resource), 0});
+    scan.misses.push_back(
+        {static_cast<uint32_t>(resource), ProvisionalVerdict(resource), RegionRank(resource), 0});
   }
 }
 
@@ -621,8 +618,8 @@ std::string Evaluator::ExplainShortage(size_t resource, const Evaluation& evalua
   }
   std::string held =
       slot.held > 0 ? fmt::format(", {} held for waiting jobs", slot.held) : std::string();
-  return fmt::format("{} of {} free {}{} ({} allocated{}), needs {}", slot.Free(), slot.total,
-                     type, SpotSuffix(slot), slot.allocated, held, evaluation.failed_need);
+  return fmt::format("{} of {} free {}{} ({} allocated{}), needs {}", slot.Free(), slot.total, type,
+                     SpotSuffix(slot), slot.allocated, held, evaluation.failed_need);
 }
 
 std::string Evaluator::ExplainQuota(const Evaluation& evaluation) const {

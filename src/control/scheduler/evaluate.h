@@ -38,10 +38,10 @@ namespace meridian::control::scheduler {
 // Why a resource did or did not take a job, in the order reasons are listed: most hopeful first.
 enum class Verdict : uint8_t {
   kFits,
-  kQuota,       // fits, but a quota is used up
-  kHeld,        // enough free nodes, but a job ahead in the queue holds them
-  kShort,       // too few free nodes now
-  kUntrusted,   // on probation after flapping
+  kQuota,      // fits, but a quota is used up
+  kHeld,       // enough free nodes, but a job ahead in the queue holds them
+  kShort,      // too few free nodes now
+  kUntrusted,  // on probation after flapping
   kUnhealthy,
   kUnknown,     // has not reported yet: might fit
   kQuotaNever,  // the gang is larger than a quota allows
@@ -94,8 +94,8 @@ struct Miss {
 };
 
 struct ScanResult {
-  bool ever = false;          // some candidate could hold the gang (now or later)
-  bool found = false;         // some candidate takes it now: `best`
+  bool ever = false;   // some candidate could hold the gang (now or later)
+  bool found = false;  // some candidate takes it now: `best`
   Evaluation best;
   std::vector<Miss> misses;   // visited candidates that cannot take it now
   std::string no_candidates;  // why the scan had nothing to look at ("" when it had)
@@ -161,7 +161,8 @@ class Evaluator {
   int ChooseFilterGroup() const;
   bool Seen(size_t resource) const { return seen_[resource] != 0; }
   void MarkSeen(size_t resource) { seen_[resource] = 1; }
-  // Shapes for each group on `resource` (auto-selected ones counted `by`); false: kNoShape/kTooSmall.
+  // Shapes for each group on `resource` (auto-selected ones counted `by`); false:
+  // kNoShape/kTooSmall.
   bool Resolve(size_t resource, CountBy by, Evaluation& out);
   // Greedy assignment of resolved groups to nodes counted `by`; returns the nodes short.
   int32_t Assign(size_t resource, CountBy by, std::vector<Take>& takes, Evaluation* failure);
@@ -189,16 +190,16 @@ class Evaluator {
   size_t max_fits_compared_;
   bool cloud_filter_ = false;
   int32_t cloud_id_ = -1;
-  std::vector<int32_t> region_ranks_;  // by region id; empty: all 0
+  std::vector<int32_t> region_ranks_;    // by region id; empty: all 0
   std::vector<int32_t> distinct_ranks_;  // ascending
   struct QuotaCheck {
     size_t quota;
     int32_t cloud_id;   // -1: any cloud
     int32_t region_id;  // -1: any region
   };
-  std::vector<QuotaCheck> quotas_;  // quotas whose project matches the request
+  std::vector<QuotaCheck> quotas_;            // quotas whose project matches the request
   std::vector<uint8_t> accelerator_matches_;  // auto-selected workers (AcceleratorMatches)
-  bool default_head_ = false;  // the head node has no instance type
+  bool default_head_ = false;                 // the head node has no instance type
   // The named group whose free-node index the scan walks; -1: none (no named group).
   int filter_group_ = -1;
   // The most nodes of the filter group's shape the gang can take (for stopping early).

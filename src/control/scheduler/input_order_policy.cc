@@ -53,16 +53,17 @@ class InputOrder final : public PlacementPolicy {
       if (!scans[i].ever) continue;
       std::optional<int64_t> since = TriedSince(request, i);
       if (since && options.now_unix_ms - *since >= timeout_ms) continue;
-      Placement placement = MakeDecision(request, *evaluators[i], scans[i], options,
-                                         !configs[i].cloud_resource.empty(),
-                                         static_cast<int>(i), want_hold);
+      Placement placement =
+          MakeDecision(request, *evaluators[i], scans[i], options,
+                       !configs[i].cloud_resource.empty(), static_cast<int>(i), want_hold);
       Decision& decision = placement.decision;
       decision.reconsider_at_unix_ms = since.value_or(options.now_unix_ms) + timeout_ms;
       decision.summary = decision.outcome == Outcome::kPlaced
                              ? fmt::format("configs[{}]: {}", i, decision.summary)
-                             : fmt::format("configs[{}] (next config after its {} s starting "
-                                           "timeout): {}",
-                                           i, timeout_s, decision.summary);
+                             : fmt::format(
+                                   "configs[{}] (next config after its {} s starting "
+                                   "timeout): {}",
+                                   i, timeout_s, decision.summary);
       return placement;
     }
     // Every config that could hold the job has had its timeout: take the first with room.
@@ -71,20 +72,20 @@ class InputOrder final : public PlacementPolicy {
       if (!scans[i].ever) continue;
       if (!scans[i].found && first_waiting) continue;
       Placement placement = MakeDecision(request, *evaluators[i], scans[i], options,
-                                         !configs[i].cloud_resource.empty(),
-                                         static_cast<int>(i), want_hold && !first_waiting);
+                                         !configs[i].cloud_resource.empty(), static_cast<int>(i),
+                                         want_hold && !first_waiting);
       if (placement.decision.outcome == Outcome::kPlaced) {
-        placement.decision.summary =
-            fmt::format("configs[{}]: {}", i, placement.decision.summary);
+        placement.decision.summary = fmt::format("configs[{}]: {}", i, placement.decision.summary);
         return placement;
       }
       first_waiting = std::move(placement);
     }
     Decision& decision = first_waiting->decision;
     decision.config_index = -1;
-    decision.summary = fmt::format("every config has had its {} s starting timeout; trying all in "
-                                   "order: {}",
-                                   timeout_s, decision.summary);
+    decision.summary = fmt::format(
+        "every config has had its {} s starting timeout; trying all in "
+        "order: {}",
+        timeout_s, decision.summary);
     return std::move(*first_waiting);
   }
 
@@ -108,10 +109,9 @@ class InputOrder final : public PlacementPolicy {
       }
       ExplainMisses(*evaluators[i], std::move(scans[i].misses), room, 0, decision);
     }
-    decision.summary = fmt::format("{}{}",
-                                   request.wait_if_infeasible ? "infeasible, waiting as asked: "
-                                                              : "infeasible: ",
-                                   JoinReasons(decision, 2));
+    decision.summary = fmt::format(
+        "{}{}", request.wait_if_infeasible ? "infeasible, waiting as asked: " : "infeasible: ",
+        JoinReasons(decision, 2));
     return placement;
   }
 };

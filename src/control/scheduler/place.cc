@@ -95,7 +95,9 @@ const PlacementPolicy& PolicyFor(const spec::JobConfig& config) {
 }
 
 Decision Place(const Request& request, const Snapshot& snapshot, const Options& options) {
-  return PolicyFor(*request.config).Decide(request, snapshot, options, /*want_hold=*/false).decision;
+  return PolicyFor(*request.config)
+      .Decide(request, snapshot, options, /*want_hold=*/false)
+      .decision;
 }
 
 Verdict ExplainMisses(Evaluator& evaluator, std::vector<Miss> misses, size_t limit,
@@ -117,8 +119,8 @@ Verdict ExplainMisses(Evaluator& evaluator, std::vector<Miss> misses, size_t lim
     return MissKey(a.miss) < MissKey(b.miss);
   });
   for (Listed& item : listed) {
-    decision.why.push_back({evaluator.snapshot().resource(item.miss.resource).name,
-                            std::move(item.reason.text)});
+    decision.why.push_back(
+        {evaluator.snapshot().resource(item.miss.resource).name, std::move(item.reason.text)});
   }
   decision.why_omitted += misses.size() - count + not_listed_elsewhere;
   return listed.empty() ? Verdict::kNoShape : listed.front().miss.verdict;
@@ -166,12 +168,13 @@ Placement MakeDecision(const Request& request, Evaluator& evaluator, ScanResult&
   if (!pinned) evaluator.AddUnvisited(scan, options.max_reasons);
   size_t unvisited = pinned ? 0 : evaluator.scope_size() - scan.misses.size();
   if (scan.ever && want_hold) placement.hold = FindHold(evaluator, scan.misses);
-  Verdict first = ExplainMisses(evaluator, std::move(scan.misses), options.max_reasons,
-                                unvisited, decision);
+  Verdict first =
+      ExplainMisses(evaluator, std::move(scan.misses), options.max_reasons, unvisited, decision);
   if (scan.ever) {
     decision.outcome = Outcome::kPending;
-    decision.summary = (first == Verdict::kQuota ? "waiting for quota: " : "waiting for capacity: ") +
-                       JoinReasons(decision, 2);
+    decision.summary =
+        (first == Verdict::kQuota ? "waiting for quota: " : "waiting for capacity: ") +
+        JoinReasons(decision, 2);
   } else {
     decision.infeasible = true;
     decision.summary = fmt::format("{}{}", infeasible_prefix, JoinReasons(decision, 2));

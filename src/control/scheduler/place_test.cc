@@ -63,10 +63,11 @@ TEST(Place, GangIsNeverSplitAcrossResources) {
 
 TEST(Place, HeadWithoutInstanceTypeTakesTheSmallestShapeWithoutGpus) {
   Jobs jobs;
-  Snapshot snapshot = Build({Resource("a", "eastus", {Shape(T4(), 2), Shape(Cpu8(), 2),
-                                                      Shape(Cpu2(), 2)})});
-  Decision decision = Place(jobs.Make("j1", "compute_config:\n  worker_nodes: [{instance_type: "
-                                            "1xT4, min_nodes: 1}]\n"),
+  Snapshot snapshot =
+      Build({Resource("a", "eastus", {Shape(T4(), 2), Shape(Cpu8(), 2), Shape(Cpu2(), 2)})});
+  Decision decision = Place(jobs.Make("j1",
+                                      "compute_config:\n  worker_nodes: [{instance_type: "
+                                      "1xT4, min_nodes: 1}]\n"),
                             snapshot, {});
   ASSERT_EQ(decision.outcome, Outcome::kPlaced) << decision.summary;
   EXPECT_EQ(Nodes(decision), (NodeList{{"head=2CPU-8GB", 1}, {"1xT4=1xT4", 1}}));
@@ -80,9 +81,10 @@ TEST(Place, HeadWithoutInstanceTypeTakesTheSmallestShapeWithoutGpus) {
 TEST(Place, HeadSharingAShapeWithWorkersCountsTogether) {
   Jobs jobs;
   Snapshot snapshot = Build({Resource("a", "eastus", {Shape(T4(), 3, 1)})});
-  Decision decision = Place(jobs.Make("j1", "compute_config:\n  head_node: {instance_type: 1xT4}\n"
-                                            "  worker_nodes: [{instance_type: 1xT4, min_nodes: "
-                                            "2}]\n"),
+  Decision decision = Place(jobs.Make("j1",
+                                      "compute_config:\n  head_node: {instance_type: 1xT4}\n"
+                                      "  worker_nodes: [{instance_type: 1xT4, min_nodes: "
+                                      "2}]\n"),
                             snapshot, {});
   EXPECT_EQ(decision.outcome, Outcome::kPending);
   EXPECT_THAT(WhyLines(decision), ElementsAre("a: 2 of 3 free 1xT4 (1 allocated), needs 3"));
@@ -92,8 +94,8 @@ TEST(Place, AutoSelectCoversGpusFirstThenCpuWithFewestNodes) {
   Jobs jobs;
   Snapshot snapshot = Build({Resource(
       "a", "eastus", {Shape(Cpu2(), 4), Shape(T4(), 8), Shape(T4x2(), 4), Shape(Cpu8(), 8)})});
-  Decision decision = Place(jobs.Make("j1", "compute_config:\n  min_resources: {GPU: 2, CPU: 24}\n"),
-                            snapshot, {});
+  Decision decision =
+      Place(jobs.Make("j1", "compute_config:\n  min_resources: {GPU: 2, CPU: 24}\n"), snapshot, {});
   ASSERT_EQ(decision.outcome, Outcome::kPlaced) << decision.summary;
   // One 2xT4 node (8 CPUs) covers the GPUs; 16 more CPUs are two 8-CPU nodes, not 8 small ones.
   EXPECT_EQ(Nodes(decision),
@@ -103,8 +105,9 @@ TEST(Place, AutoSelectCoversGpusFirstThenCpuWithFewestNodes) {
   Snapshot busy = Build({Resource(
       "a", "eastus", {Shape(Cpu2(), 4), Shape(T4(), 8), Shape(T4x2(), 4, 4), Shape(Cpu8(), 8)})});
   Decision fallback =
-      Place(jobs.Make("j2", "compute_config:\n  auto_select_worker_config: true\n  min_resources: "
-                            "{GPU: 2}\n"),
+      Place(jobs.Make("j2",
+                      "compute_config:\n  auto_select_worker_config: true\n  min_resources: "
+                      "{GPU: 2}\n"),
             busy, {});
   ASSERT_EQ(fallback.outcome, Outcome::kPlaced) << fallback.summary;
   EXPECT_EQ(Nodes(fallback), (NodeList{{"head=2CPU-8GB", 1}, {"auto=1xT4", 2}}));
@@ -116,9 +119,9 @@ TEST(Place, AcceleratorTypeIsHonoured) {
       Resource("a-t4", "eastus", {Shape(Cpu2(), 2), Shape(T4(), 8)}),
       Resource("b-a100", "westus", {Shape(Cpu2(), 2), Shape(A100(), 2)}),
   });
-  Decision decision = Place(
-      jobs.Make("j1", "compute_config:\n  min_resources: {\"accelerator_type:A100\": 1}\n"),
-      snapshot, {});
+  Decision decision =
+      Place(jobs.Make("j1", "compute_config:\n  min_resources: {\"accelerator_type:A100\": 1}\n"),
+            snapshot, {});
   ASSERT_EQ(decision.outcome, Outcome::kPlaced) << decision.summary;
   EXPECT_EQ(decision.cloud_resource, "b-a100");
   EXPECT_EQ(Nodes(decision), (NodeList{{"head=2CPU-8GB", 1}, {"auto=1xA100", 1}}));
@@ -207,7 +210,8 @@ TEST(Place, InputOrderSkipsAConfigThatCanNeverFitAndCyclesAfterAllTimeouts) {
   options.now_unix_ms = 5'000'000;
   Request request = jobs.Make("j1", kInputOrder);
   // "first" does not exist: no use waiting 10 minutes on it.
-  Snapshot without_first = Build({Resource("second", "westus", {Shape(Cpu2(), 1), Shape(T4(), 1)})});
+  Snapshot without_first =
+      Build({Resource("second", "westus", {Shape(Cpu2(), 1), Shape(T4(), 1)})});
   Decision skipped = Place(request, without_first, options);
   EXPECT_EQ(skipped.cloud_resource, "second");
   EXPECT_EQ(skipped.config_index, 1);
@@ -249,10 +253,10 @@ TEST(Place, RegionPreferenceComesBeforePacking) {
   // Without a preference, best fit: the resource left with the fewest free nodes.
   EXPECT_EQ(Place(jobs.Make("j1", ""), snapshot, {}).cloud_resource, "west");
   // An explicit preference, in order.
-  EXPECT_EQ(Place(jobs.Make("j2", "compute_config:\n  regions: [northeurope, eastus]\n"), snapshot,
-                  {})
-                .cloud_resource,
-            "north");
+  EXPECT_EQ(
+      Place(jobs.Make("j2", "compute_config:\n  regions: [northeurope, eastus]\n"), snapshot, {})
+          .cloud_resource,
+      "north");
   // The data's region when the job names none.
   Request near_data = jobs.Make("j3", "");
   near_data.data_region = "eastus";
@@ -265,10 +269,10 @@ TEST(Place, PlacedElsewhereSaysWhyThePreferredRegionDidNotTakeIt) {
       Resource("local-eastus", "eastus", {Shape(Cpu2(), 2), Shape(T4(), 2, 2)}),
       Resource("local-westus", "westus", {Shape(Cpu2(), 2), Shape(T4(), 2)}),
   });
-  Decision decision =
-      Place(jobs.Make("j1", "compute_config:\n  regions: [eastus]\n  worker_nodes: "
-                            "[{instance_type: 1xT4, min_nodes: 1}]\n"),
-            snapshot, {});
+  Decision decision = Place(jobs.Make("j1",
+                                      "compute_config:\n  regions: [eastus]\n  worker_nodes: "
+                                      "[{instance_type: 1xT4, min_nodes: 1}]\n"),
+                            snapshot, {});
   EXPECT_EQ(decision.summary,
             "placed on local-westus (westus); local-eastus: 0 of 2 free 1xT4 (2 allocated), "
             "needs 1");
@@ -281,9 +285,10 @@ TEST(Place, MarketTypes) {
       Resource("b-spot", "eastus", {Shape(Cpu2(), 2), Shape(T4(), 4, 0, Market::kSpot)}),
   });
   auto job = [&](const std::string& id, const std::string& market) {
-    return jobs.Make(id, "compute_config:\n  worker_nodes: [{instance_type: 1xT4, min_nodes: 2, "
-                         "market_type: " +
-                             market + "}]\n");
+    return jobs.Make(id,
+                     "compute_config:\n  worker_nodes: [{instance_type: 1xT4, min_nodes: 2, "
+                     "market_type: " +
+                         market + "}]\n");
   };
   Decision prefer = Place(job("j1", "PREFER_SPOT"), snapshot, {});
   EXPECT_EQ(prefer.cloud_resource, "b-spot");
@@ -348,8 +353,9 @@ TEST(Place, InfeasibleFailsAtOnceUnlessAskedToWait) {
       Resource("a", "eastus", {Shape(Cpu2(), 2), Shape(T4(), 4)}),
       Resource("b", "westus", {Shape(Cpu2(), 2)}),
   });
-  Request too_big = jobs.Make("j1", "compute_config:\n  worker_nodes: [{instance_type: 1xT4, "
-                                    "min_nodes: 5}]\n");
+  Request too_big = jobs.Make("j1",
+                              "compute_config:\n  worker_nodes: [{instance_type: 1xT4, "
+                              "min_nodes: 5}]\n");
   Decision decision = Place(too_big, snapshot, {});
   EXPECT_EQ(decision.outcome, Outcome::kInfeasible);
   EXPECT_TRUE(decision.infeasible);
@@ -362,12 +368,13 @@ TEST(Place, InfeasibleFailsAtOnceUnlessAskedToWait) {
   EXPECT_TRUE(waiting.infeasible);
   EXPECT_THAT(waiting.summary, HasSubstr("infeasible, waiting as asked: "));
 
-  Decision nobody = Place(jobs.Make("j2", "compute_config:\n  worker_nodes: [{instance_type: "
-                                          "8xH100, min_nodes: 1}]\n"),
+  Decision nobody = Place(jobs.Make("j2",
+                                    "compute_config:\n  worker_nodes: [{instance_type: "
+                                    "8xH100, min_nodes: 1}]\n"),
                           snapshot, {});
   EXPECT_EQ(nobody.outcome, Outcome::kInfeasible);
-  EXPECT_THAT(WhyLines(nobody), ElementsAre("a: has no instance type 8xH100",
-                                            "b: has no instance type 8xH100"));
+  EXPECT_THAT(WhyLines(nobody),
+              ElementsAre("a: has no instance type 8xH100", "b: has no instance type 8xH100"));
 }
 
 TEST(Place, UnknownResourceKeepsJobsThatMightFitItPending) {
@@ -376,14 +383,14 @@ TEST(Place, UnknownResourceKeepsJobsThatMightFitItPending) {
       Resource("known", "eastus", {Shape(Cpu2(), 2)}),
       Resource("new", "westus", {}, ResourceHealth::kUnknown),
   });
-  Decision decision = Place(jobs.Make("j1", "compute_config:\n  worker_nodes: [{instance_type: "
-                                            "8xH100, min_nodes: 1}]\n"),
+  Decision decision = Place(jobs.Make("j1",
+                                      "compute_config:\n  worker_nodes: [{instance_type: "
+                                      "8xH100, min_nodes: 1}]\n"),
                             snapshot, {});
   EXPECT_EQ(decision.outcome, Outcome::kPending);
   EXPECT_FALSE(decision.infeasible);
-  EXPECT_THAT(WhyLines(decision),
-              ElementsAre("new: has not reported its capacity yet (UNKNOWN)",
-                          "known: has no instance type 8xH100"));
+  EXPECT_THAT(WhyLines(decision), ElementsAre("new: has not reported its capacity yet (UNKNOWN)",
+                                              "known: has no instance type 8xH100"));
 }
 
 TEST(Place, UnhealthyAndUntrustedResourcesReceiveNoWork) {
@@ -423,8 +430,9 @@ TEST(Place, QuotasPerRegionAndProject) {
       Resource("west", "westus", {Shape(Cpu2(), 2), Shape(T4(), 4, 4)}),
   };
   Snapshot snapshot = Build(resources, {east_gpus});
-  std::string gang = "project: p\ncompute_config:\n  worker_nodes: [{instance_type: 1xT4, "
-                     "min_nodes: 1}]\n";
+  std::string gang =
+      "project: p\ncompute_config:\n  worker_nodes: [{instance_type: 1xT4, "
+      "min_nodes: 1}]\n";
   Decision blocked = Place(jobs.Make("j1", gang), snapshot, {});
   EXPECT_EQ(blocked.outcome, Outcome::kPending);
   EXPECT_EQ(blocked.summary,
@@ -432,8 +440,8 @@ TEST(Place, QuotasPerRegionAndProject) {
             "west: 0 of 4 free 1xT4 (4 allocated), needs 1");
 
   // Another project is not limited by p's quota.
-  Decision other = Place(jobs.Make("j2", "project: q\n" + gang.substr(gang.find('\n') + 1)),
-                         snapshot, {});
+  Decision other =
+      Place(jobs.Make("j2", "project: q\n" + gang.substr(gang.find('\n') + 1)), snapshot, {});
   EXPECT_EQ(other.cloud_resource, "east");
 
   // A CPU-only job is not limited by a GPU quota.
@@ -443,8 +451,9 @@ TEST(Place, QuotasPerRegionAndProject) {
   Quota small;
   small.cloud = "cloud";
   small.max_gpus = 2;
-  Decision never = Place(jobs.Make("j4", "compute_config:\n  worker_nodes: [{instance_type: 1xT4, "
-                                         "min_nodes: 3}]\n"),
+  Decision never = Place(jobs.Make("j4",
+                                   "compute_config:\n  worker_nodes: [{instance_type: 1xT4, "
+                                   "min_nodes: 3}]\n"),
                          Build(resources, {small}), {});
   EXPECT_EQ(never.outcome, Outcome::kInfeasible);
   EXPECT_THAT(WhyLines(never), ElementsAre("east: quota gpus for cloud cloud allows 2, the job "
@@ -467,9 +476,8 @@ TEST(Place, RunningJobAndCpuQuotas) {
   Quota cpus;
   cpus.max_cpus = 10;
   cpus.used_cpus = 4;
-  Decision cpu = Place(jobs.Make("j2", ""), Build({Resource("a", "eastus", {Shape(Cpu8(), 4)})},
-                                                  {cpus}),
-                       {});
+  Decision cpu =
+      Place(jobs.Make("j2", ""), Build({Resource("a", "eastus", {Shape(Cpu8(), 4)})}, {cpus}), {});
   EXPECT_EQ(cpu.summary, "waiting for quota: a: quota cpus: 4 of 10 used, needs 8");
 }
 
@@ -496,16 +504,16 @@ TEST(Place, WhyListsTheMostHopefulResourcesAndCountsTheRest) {
   Snapshot snapshot = Build(resources);
   Options options;
   options.max_reasons = 3;
-  Decision decision = Place(jobs.Make("j1", "compute_config:\n  head_node: {instance_type: "
-                                            "2CPU-8GB}\n  worker_nodes: [{instance_type: "
-                                            "2CPU-8GB, min_nodes: 1}]\n"),
+  Decision decision = Place(jobs.Make("j1",
+                                      "compute_config:\n  head_node: {instance_type: "
+                                      "2CPU-8GB}\n  worker_nodes: [{instance_type: "
+                                      "2CPU-8GB, min_nodes: 1}]\n"),
                             snapshot, options);
   EXPECT_EQ(decision.outcome, Outcome::kPending);
   // Those one node short come first.
-  EXPECT_THAT(WhyLines(decision),
-              ElementsAre("r00: 1 of 4 free 2CPU-8GB (3 allocated), needs 2",
-                          "r01: 1 of 4 free 2CPU-8GB (3 allocated), needs 2",
-                          "r02: 1 of 4 free 2CPU-8GB (3 allocated), needs 2"));
+  EXPECT_THAT(WhyLines(decision), ElementsAre("r00: 1 of 4 free 2CPU-8GB (3 allocated), needs 2",
+                                              "r01: 1 of 4 free 2CPU-8GB (3 allocated), needs 2",
+                                              "r02: 1 of 4 free 2CPU-8GB (3 allocated), needs 2"));
   EXPECT_EQ(decision.why_omitted, 27u);
   EXPECT_THAT(decision.summary, HasSubstr("(+28 more)"));
 }
@@ -521,9 +529,8 @@ TEST(Snapshot, RefusesDuplicatesAndNegativeCounts) {
   EXPECT_EQ(error({Resource("a", "eastus", {Shape(Cpu2(), -1)})}),
             "cloud resource a reports a negative node count for 2CPU-8GB");
   // The same shape in both markets is two capacities, not a duplicate.
-  EXPECT_TRUE(Snapshot::Build({Resource("a", "eastus", {Shape(T4(), 1),
-                                                        Shape(T4(), 1, 0, Market::kSpot)})},
-                              {})
+  EXPECT_TRUE(Snapshot::Build(
+                  {Resource("a", "eastus", {Shape(T4(), 1), Shape(T4(), 1, 0, Market::kSpot)})}, {})
                   .ok());
 }
 

@@ -32,8 +32,8 @@ class PlacementPolicy {
  public:
   virtual ~PlacementPolicy() = default;
   // `want_hold`: also find the HoldHint (PlanQueue); Place() does without.
-  virtual Placement Decide(const Request& request, const Snapshot& snapshot,
-                           const Options& options, bool want_hold) const = 0;
+  virtual Placement Decide(const Request& request, const Snapshot& snapshot, const Options& options,
+                           bool want_hold) const = 0;
 };
 
 const PlacementPolicy& PinnedPolicy();

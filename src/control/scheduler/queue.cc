@@ -31,8 +31,7 @@ QueuePlan PlanQueue(const std::vector<Request>& requests, Snapshot snapshot,
   for (size_t index : QueueOrder(requests)) {
     const Request& request = requests[index];
     bool may_hold = holding_jobs < options.max_holds;
-    Placement placement =
-        PolicyFor(*request.config).Decide(request, snapshot, options, may_hold);
+    Placement placement = PolicyFor(*request.config).Decide(request, snapshot, options, may_hold);
     QueueDecision item;
     item.request_index = index;
     item.job_id = request.job_id;
@@ -42,22 +41,20 @@ QueuePlan PlanQueue(const std::vector<Request>& requests, Snapshot snapshot,
       for (const NodeAssignment& node : decision.nodes) {
         snapshot.Allocate(decision.resource_index, node.shape_index, node.count);
       }
-      snapshot.ChargeQuotas(decision.resource_index, request.project, decision.gpus,
-                            decision.cpus);
+      snapshot.ChargeQuotas(decision.resource_index, request.project, decision.gpus, decision.cpus);
     } else if (may_hold && placement.hold) {
       // It is first in line on that resource from now on, whether or not a node is free yet.
       holding_jobs += 1;
       int held = 0;
       for (const Take& need : placement.hold->needs) {
-        held += snapshot.Hold(placement.hold->resource, static_cast<size_t>(need.shape),
-                              need.count, request.job_id);
+        held += snapshot.Hold(placement.hold->resource, static_cast<size_t>(need.shape), need.count,
+                              request.job_id);
       }
       if (held > 0) {
         item.held_on = snapshot.resource(placement.hold->resource).name;
         item.held_nodes = held;
-        item.decision.summary +=
-            fmt::format(" (holding {} free node{} on {} until the rest frees)", held,
-                        held == 1 ? "" : "s", item.held_on);
+        item.decision.summary += fmt::format(" (holding {} free node{} on {} until the rest frees)",
+                                             held, held == 1 ? "" : "s", item.held_on);
       }
     }
     decisions.push_back(std::move(item));

@@ -44,8 +44,9 @@ TEST(PlanQueue, EachPlacementTakesNodesBeforeTheNextIsDecided) {
       Resource("a", "eastus", {Shape(Cpu2(), 2), Shape(T4(), 3)}),
       Resource("b", "westus", {Shape(Cpu2(), 2), Shape(T4(), 2)}),
   });
-  std::string gang = "compute_config:\n  head_node: {instance_type: 2CPU-8GB}\n  worker_nodes: "
-                     "[{instance_type: 1xT4, min_nodes: 2}]\n";
+  std::string gang =
+      "compute_config:\n  head_node: {instance_type: 2CPU-8GB}\n  worker_nodes: "
+      "[{instance_type: 1xT4, min_nodes: 2}]\n";
   std::vector<Request> requests = {jobs.Make("j1", gang, 1), jobs.Make("j2", gang, 2),
                                    jobs.Make("j3", gang, 3)};
   QueuePlan plan = PlanQueue(requests, std::move(snapshot), {});
@@ -64,11 +65,13 @@ TEST(PlanQueue, BigWaitingJobHoldsItsNodesAndSmallJobsBackfillAroundIt) {
       Resource("cpu", "eastus", {Shape(Cpu2(), 4)}),
   });
   std::vector<Request> requests = {
-      jobs.Make("big", "priority: 10\ncompute_config:\n  worker_nodes: [{instance_type: 1xT4, "
-                       "min_nodes: 4}]\n",
+      jobs.Make("big",
+                "priority: 10\ncompute_config:\n  worker_nodes: [{instance_type: 1xT4, "
+                "min_nodes: 4}]\n",
                 1),
-      jobs.Make("small-gpu", "compute_config:\n  worker_nodes: [{instance_type: 1xT4, "
-                             "min_nodes: 1}]\n",
+      jobs.Make("small-gpu",
+                "compute_config:\n  worker_nodes: [{instance_type: 1xT4, "
+                "min_nodes: 1}]\n",
                 2),
       jobs.Make("small-cpu", "", 3),
   };
@@ -86,10 +89,11 @@ TEST(PlanQueue, BigWaitingJobHoldsItsNodesAndSmallJobsBackfillAroundIt) {
   // Without holds the small job would have taken it: the limit is what enables backfill.
   Options no_holds;
   no_holds.max_holds = 0;
-  QueuePlan greedy = PlanQueue(requests,
-                               Build({Resource("gpu", "eastus", {Shape(Cpu2(), 1), Shape(T4(), 4, 3)}),
-                                      Resource("cpu", "eastus", {Shape(Cpu2(), 4)})}),
-                               no_holds);
+  QueuePlan greedy =
+      PlanQueue(requests,
+                Build({Resource("gpu", "eastus", {Shape(Cpu2(), 1), Shape(T4(), 4, 3)}),
+                       Resource("cpu", "eastus", {Shape(Cpu2(), 4)})}),
+                no_holds);
   EXPECT_THAT(Outline(greedy),
               ElementsAre("big: pending", "small-gpu: placed gpu", "small-cpu: placed cpu"));
 }
@@ -100,13 +104,14 @@ TEST(PlanQueue, QuotaUsageGrowsAsJobsArePlacedAndQuotaWaitersHoldNothing) {
   quota.project = "p";
   quota.max_gpus = 2;
   Snapshot snapshot = Build({Resource("a", "eastus", {Shape(Cpu2(), 8), Shape(T4(), 8)})}, {quota});
-  std::string one_gpu = "project: p\ncompute_config:\n  worker_nodes: [{instance_type: 1xT4, "
-                        "min_nodes: 1}]\n";
+  std::string one_gpu =
+      "project: p\ncompute_config:\n  worker_nodes: [{instance_type: 1xT4, "
+      "min_nodes: 1}]\n";
   std::vector<Request> requests = {jobs.Make("j1", one_gpu, 1), jobs.Make("j2", one_gpu, 2),
                                    jobs.Make("j3", one_gpu, 3), jobs.Make("other", "", 4)};
   QueuePlan plan = PlanQueue(requests, std::move(snapshot), {});
-  EXPECT_THAT(Outline(plan), ElementsAre("j1: placed a", "j2: placed a", "j3: pending",
-                                         "other: placed a"));
+  EXPECT_THAT(Outline(plan),
+              ElementsAre("j1: placed a", "j2: placed a", "j3: pending", "other: placed a"));
   EXPECT_EQ(plan.decisions[2].decision.summary,
             "waiting for quota: a: quota gpus for project p: 2 of 2 used, needs 1");
   EXPECT_TRUE(plan.decisions[2].held_on.empty());
@@ -117,8 +122,9 @@ TEST(PlanQueue, QuotaUsageGrowsAsJobsArePlacedAndQuotaWaitersHoldNothing) {
 TEST(PlanQueue, OnlyTheFirstMaxHoldsWaitingJobsHold) {
   Jobs jobs;
   Snapshot snapshot = Build({Resource("a", "eastus", {Shape(T4(), 4, 2)})});
-  std::string three = "compute_config:\n  head_node: {instance_type: 1xT4}\n  worker_nodes: "
-                      "[{instance_type: 1xT4, min_nodes: 2}]\n";
+  std::string three =
+      "compute_config:\n  head_node: {instance_type: 1xT4}\n  worker_nodes: "
+      "[{instance_type: 1xT4, min_nodes: 2}]\n";
   std::string one = "compute_config:\n  head_node: {instance_type: 1xT4}\n";
   Options options;
   options.max_holds = 1;
@@ -133,8 +139,9 @@ TEST(PlanQueue, InfeasibleJobsFailWithoutBlockingOthers) {
   Jobs jobs;
   Snapshot snapshot = Build({Resource("a", "eastus", {Shape(Cpu2(), 1)})});
   std::vector<Request> requests = {
-      jobs.Make("impossible", "priority: 0\ncompute_config:\n  worker_nodes: [{instance_type: "
-                              "8xH100, min_nodes: 1}]\n",
+      jobs.Make("impossible",
+                "priority: 0\ncompute_config:\n  worker_nodes: [{instance_type: "
+                "8xH100, min_nodes: 1}]\n",
                 1),
       jobs.Make("fine", "", 2)};
   QueuePlan plan = PlanQueue(requests, std::move(snapshot), {});

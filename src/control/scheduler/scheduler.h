@@ -73,11 +73,11 @@ enum class Outcome { kPlaced, kPending, kInfeasible };
 std::string_view OutcomeName(Outcome outcome);  // "placed", "pending", "infeasible"
 
 struct NodeAssignment {
-  std::string group;          // "head" or the worker group's name ("auto" when auto-selected)
+  std::string group;  // "head" or the worker group's name ("auto" when auto-selected)
   std::string instance_type;
   Market market = Market::kOnDemand;
   int count = 0;
-  size_t shape_index = 0;     // index into the resource's ResourceState::shapes
+  size_t shape_index = 0;  // index into the resource's ResourceState::shapes
 };
 
 // Why one resource did not take the job (or, for a placed job, why a resource preferred to the

@@ -67,10 +67,10 @@ Status Snapshot::Index() {
           fmt::format("cloud resource {} appears twice in the snapshot", resource.name));
     }
     if (resource.shapes.size() > kMaxShapesPerResource) {
-      return absl::InvalidArgumentError(fmt::format("cloud resource {} reports {} shapes; the limit "
-                                                    "is {}",
-                                                    resource.name, resource.shapes.size(),
-                                                    kMaxShapesPerResource));
+      return absl::InvalidArgumentError(
+          fmt::format("cloud resource {} reports {} shapes; the limit "
+                      "is {}",
+                      resource.name, resource.shapes.size(), kMaxShapesPerResource));
     }
     auto [region, added] =
         region_ids_by_name_.emplace(resource.region, static_cast<int32_t>(regions_.size()));
@@ -131,8 +131,8 @@ Status Snapshot::Index() {
         accelerators.push_back(std::move(lower));
       }
       std::sort(accelerators.begin(), accelerators.end());
-      auto [set, set_added] = accelerator_ids.emplace(
-          accelerators, static_cast<int32_t>(accelerator_sets_.size()));
+      auto [set, set_added] =
+          accelerator_ids.emplace(accelerators, static_cast<int32_t>(accelerator_sets_.size()));
       if (set_added) accelerator_sets_.push_back(std::move(accelerators));
       slot.accelerators = set->second;
       slots_.push_back(slot);

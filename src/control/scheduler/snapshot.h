@@ -37,13 +37,13 @@ struct ShapeCapacity {
   spec::InstanceType type;
   Market market = Market::kOnDemand;
   int total_nodes = 0;
-  int allocated_nodes = 0;                // held by attempts placed or running there
+  int allocated_nodes = 0;               // held by attempts placed or running there
   std::optional<double> price_per_hour;  // per node; absent when the operator does not know
 };
 
 struct ResourceState {
-  std::string name;    // unique
-  std::string cloud;   // the cloud's name
+  std::string name;   // unique
+  std::string cloud;  // the cloud's name
   std::string region;
   ResourceHealth health = ResourceHealth::kUnknown;
   // False while the resource is on probation after flapping: it is healthy again but is not given
@@ -73,8 +73,8 @@ std::string QuotaName(const Quota& quota, std::string_view what);
 // Internal to the scheduler (the placement core reads it in its inner loop): one instance type of
 // one resource, flattened. Not part of the contract callers rely on.
 struct Slot {
-  int32_t name_id = -1;    // interned instance type name
-  int32_t name_rank = 0;   // position of the name in sorted order, for tie-breaks by name
+  int32_t name_id = -1;      // interned instance type name
+  int32_t name_rank = 0;     // position of the name in sorted order, for tie-breaks by name
   int32_t accelerators = 0;  // interned set of accelerator names
   int32_t total = 0;
   int32_t allocated = 0;
@@ -193,7 +193,9 @@ class Snapshot {
   }
   size_t name_count() const { return names_.size(); }
   // Interned accelerator sets: the lowercase names of a shape's accelerators.
-  const std::vector<std::string>& accelerator_set(int32_t id) const { return accelerator_sets_[id]; }
+  const std::vector<std::string>& accelerator_set(int32_t id) const {
+    return accelerator_sets_[id];
+  }
   size_t accelerator_set_count() const { return accelerator_sets_.size(); }
   // Resources whose health is UNKNOWN, ascending.
   const std::vector<uint32_t>& unknown_resources() const { return unknown_; }
@@ -226,7 +228,7 @@ class Snapshot {
   std::vector<ResourceState> resources_;
   std::vector<Quota> quotas_;
   std::vector<Slot> slots_;
-  std::vector<int32_t> slot_keys_;  // by flat slot: name_id * 2 + market, scanned by FindShape
+  std::vector<int32_t> slot_keys_;   // by flat slot: name_id * 2 + market, scanned by FindShape
   std::vector<int64_t> gpu_blocks_;  // by resource
   std::vector<double> cpu_blocks_;   // by resource
   std::vector<std::vector<std::pair<int32_t, int64_t>>> accelerator_blocks_;  // by resource
