@@ -36,7 +36,8 @@ int Main(int argc, char** argv) {
       "meridian runs Ray AI/ML workloads across many clusters in many regions as one pool.\n\n"
       "Start everything on this machine:   meridian up\n"
       "Submit an Anyscale job.yaml:        meridian job submit -f job.yaml --wait\n"
-      "See the pool:                       meridian cloud resource list",
+      "See the pool:                       meridian cloud resource list\n"
+      "Sign in with a registered key:      meridian login --client-id APP_ID --key-file KEY.pem",
       "meridian"};
   app.require_subcommand(1);
   app.fallthrough();
@@ -53,6 +54,9 @@ int Main(int argc, char** argv) {
   AddJobCommands(app, context);
   AddProcessCommands(app, context);
   AddStorageCommands(app, context);
+  AddLoginCommands(app, context);
+  AddIdentityCommands(app, context);
+  AddAuditCommands(app, context);
 
   try {
     app.parse(argc, argv);

@@ -32,6 +32,9 @@ void AddJobCommands(CLI::App& app, Context& context);
 void AddCapacityCommands(CLI::App& app, Context& context);
 void AddProcessCommands(CLI::App& app, Context& context);  // server, operator, up
 void AddStorageCommands(CLI::App& app, Context& context);  // storage mount|ls|cat|cp|rm
+void AddLoginCommands(CLI::App& app, Context& context);    // login, logout
+void AddIdentityCommands(CLI::App& app, Context& context);  // identity app|fic|key|role|token
+void AddAuditCommands(CLI::App& app, Context& context);     // audit list|verify
 
 // The text of value[key]: strings as they are, other values as JSON, missing as "".
 std::string Str(const nlohmann::json& value, const char* key);

@@ -177,7 +177,38 @@ Status WaitHealthy(ApiClient& client) {
   }
 }
 
-void PrintWhatNext(const UpOptions& options, const std::string& url, const std::string& binary) {
+// A client for the control plane just started, signed in as whoever this home names (the
+// first admin, whose key the server's first start wrote under credentials/). A server with a
+// token service but no admin.json yet is still writing it: wait for it.
+Result<ApiClient> ConnectAsAdmin(const std::string& home, const std::string& url) {
+  ClientConfig config{home, url, home + "/tls/ca.pem"};
+  RETURN_IF_ERROR(ResolveIdentity(config));
+  ApiClient client(config);
+  ASSIGN_OR_RETURN(Discovery discovery, client.Discover());
+  if (!discovery.has_identity || !config.client_id.empty()) return client;
+  std::string admin_file = home + "/credentials/admin.json";
+  int64_t deadline = base::SystemClock::Get()->MonotonicMs() + kStartTimeoutMs;
+  while (!base::PathExists(admin_file)) {
+    if (base::SystemClock::Get()->MonotonicMs() > deadline) {
+      return absl::DeadlineExceededError(fmt::format(
+          "the control plane has a token service but wrote no first admin ({}) within {} s",
+          admin_file, kStartTimeoutMs / 1000));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  RETURN_IF_ERROR(ResolveIdentity(config));
+  return ApiClient(config);
+}
+
+std::string IdentitySummary(const ClientConfig& config) {
+  if (config.client_id.empty()) return "none (the control plane admits every request)\n";
+  return fmt::format(
+      "{}\n                  (client id {}, private key {})\n",
+      config.identity_source, config.client_id, config.key_file);
+}
+
+void PrintWhatNext(const UpOptions& options, const std::string& url, const std::string& binary,
+                   const ClientConfig& client) {
   // Another terminal has neither this process's environment nor, maybe, the binary on PATH.
   std::string setup;
   const char* home_env = std::getenv("HOME");
@@ -194,6 +225,7 @@ void PrintWhatNext(const UpOptions& options, const std::string& url, const std::
       "\nmeridian is up.\n"
       "  control plane   {}\n"
       "  home            {} (logs in {}/logs)\n"
+      "  identity        {}"
       "  cloud resources local-eastus (eastus, CPU shapes), local-westus (westus, CPU + 1xT4)\n\n"
       "What next, in another terminal:\n{}"
       "  meridian cloud resource list\n"
@@ -204,7 +236,7 @@ void PrintWhatNext(const UpOptions& options, const std::string& url, const std::
       "  meridian job logs <id> --follow\n"
       "  meridian job terminate <id>\n\n"
       "Press Ctrl-C to stop everything.\n",
-      url, options.home, options.home, setup);
+      url, options.home, options.home, IdentitySummary(client), setup);
   std::cout.flush();
 }
 
@@ -253,7 +285,12 @@ int RunUp(const UpOptions& options) {
       }
     }
   }
-  ApiClient client(ClientConfig{options.home, *url, options.home + "/tls/ca.pem"});
+  Result<ApiClient> authenticated = ConnectAsAdmin(options.home, *url);
+  if (!authenticated.ok()) {
+    stop_all();
+    return ReportError(authenticated.status());
+  }
+  ApiClient& client = *authenticated;
   if (Status ensured = EnsureResources(client); !ensured.ok()) {
     stop_all();
     return ReportError(ensured);
@@ -303,7 +340,7 @@ int RunUp(const UpOptions& options) {
     stop_all();
     return exit_code;
   }
-  PrintWhatNext(options, *url, binary);
+  PrintWhatNext(options, *url, binary, client.config());
 
   // Supervise: restart a child that dies, until a signal asks us to stop.
   timespec tick{0, 200'000'000};
