@@ -415,6 +415,22 @@ net::HttpClient Platform::Client(int timeout_ms) const {
   return net::HttpClient(options);
 }
 
+std::string Platform::AccessToken(bool refresh) const {
+  std::lock_guard<std::mutex> lock(token_mu_);
+  if (token_fetched_ && !refresh) return token_;
+  token_fetched_ = true;
+  token_.clear();
+  CommandResult result = RunProcess({MeridianBinary(), "--home", home_, "--server", url_,
+                                     "--ca-file", ca_file(), "identity", "token", "-o", "json"},
+                                    {}, kStartDeadlineMs);
+  if (result.exit_code != 0) return token_;  // no identity in this home
+  json answer = json::parse(result.out, nullptr, false);
+  if (answer.is_object() && answer.value("accessToken", json()).is_string()) {
+    token_ = answer["accessToken"].get<std::string>();
+  }
+  return token_;
+}
+
 Result<net::HttpResponse> Platform::Request(const std::string& method, const std::string& path,
                                             const std::string& body,
                                             const std::string& content_type) const {
@@ -424,7 +440,16 @@ Result<net::HttpResponse> Platform::Request(const std::string& method, const std
   request.url = url_ + path;
   request.body = body;
   if (!body.empty()) request.headers.push_back({"content-type", content_type});
-  return client.Send(request);
+  std::string token = AccessToken();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    net::HttpClientRequest authorized = request;
+    if (!token.empty()) authorized.headers.push_back({"authorization", "Bearer " + token});
+    Result<net::HttpResponse> response = client.Send(authorized);
+    if (attempt == 1 || !response.ok() || response->status != 401) return response;
+    token = AccessToken(/*refresh=*/true);  // expired, or the server started anew
+    if (token.empty()) return response;
+  }
+  return absl::InternalError("unreachable");
 }
 
 json Platform::GetJson(const std::string& path) const {

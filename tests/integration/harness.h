@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -129,6 +130,12 @@ class Platform {
 
   // HTTPS to the server, trusting the home's CA. Not shared between threads.
   net::HttpClient Client(int timeout_ms = 30'000) const;
+  // An access token of the home's identity (the first admin the server wrote, or who
+  // `meridian login` names), from `meridian identity token -o json`, obtained once and again
+  // when `refresh`; "" when the home has none (a server without token authentication).
+  std::string AccessToken(bool refresh = false) const;
+  // Sends `Authorization: Bearer AccessToken()` when there is one, and on a 401 refreshes the
+  // token and tries once more.
   Result<net::HttpResponse> Request(const std::string& method, const std::string& path,
                                     const std::string& body = "",
                                     const std::string& content_type = "application/json") const;
@@ -160,6 +167,10 @@ class Platform {
   std::map<std::string, BackgroundProcess> operators_;
   std::map<std::string, BackgroundProcess> background_;
   bool default_cloud_created_ = false;
+
+  mutable std::mutex token_mu_;
+  mutable bool token_fetched_ = false;  // guarded by token_mu_
+  mutable std::string token_;           // guarded by token_mu_
 };
 
 }  // namespace meridian::itest
