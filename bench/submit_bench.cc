@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "base/files.h"
+#include "bench_api.h"
 #include "bench_util.h"
 #include "fmt/format.h"
 #include "net/http_client.h"
@@ -36,35 +37,6 @@ struct Options {
   int seconds = 5;
   int latency_jobs = 60;
   std::string out = "build/bench/submit.json";
-};
-
-struct Api {
-  std::string url;
-  std::string ca;
-  json Call(net::HttpClient& client, const std::string& method, const std::string& path,
-            const json& body = nullptr) {
-    net::HttpClientRequest request;
-    request.method = method;
-    request.url = url + path;
-    if (!body.is_null()) {
-      request.body = body.dump();
-      request.headers = {{"content-type", "application/json"}};
-    }
-    auto response = client.Send(request);
-    if (!response.ok() || response->status >= 300) {
-      std::fprintf(stderr, "%s %s failed: %s\n", method.c_str(), path.c_str(),
-                   response.ok() ? response->body.c_str()
-                                 : std::string(response.status().message()).c_str());
-      return nullptr;
-    }
-    return json::parse(response->body, nullptr, false);
-  }
-  net::HttpClient Client() {
-    net::HttpClientOptions options;
-    options.ca_file = ca;
-    options.timeout_ms = 60'000;
-    return net::HttpClient(options);
-  }
 };
 
 json JobBody(const std::string& entrypoint) {
@@ -199,11 +171,9 @@ int Run(const Options& options) {
   std::string dir = ::mkdtemp(templ);
   ::chmod(dir.c_str(), 0755);  // the PostgreSQL peer runs as the postgres user
   std::string home = dir + "/home";
-  std::string ready = dir + "/server.url";
-  pid_t server = Spawn({options.meridian, "--log-level", "warn", "server", "--home", home,
-                        "--listen", "127.0.0.1:0", "--ready-file", ready},
-                       dir + "/server.log");
-  Api api{WaitForFile(ready, 30'000), home + "/tls/ca.pem"};
+  ServerProcess started = StartServer(options.meridian, home, "127.0.0.1:0", dir + "/server.log");
+  pid_t server = started.pid;
+  Api api = started.api;
   if (api.url.empty()) {
     std::fprintf(stderr, "the server did not start; see %s/server.log\n", dir.c_str());
     StopProcess(server);

@@ -68,6 +68,90 @@ void PrintCapacity(const json& capacity, const std::string& region_filter) {
   }
 }
 
+std::string Limit(const json& quota, const char* limit, const char* used) {
+  if (!quota.contains(limit)) return "-";
+  return fmt::format("{}/{}", Str(quota, used), Str(quota, limit));
+}
+
+void PrintQuotas(const json& list) {
+  Table table{{"ID", "CLOUD", "PROJECT", "REGION", "GPUS USED/MAX", "CPUS USED/MAX",
+               "JOBS RUNNING/MAX"},
+              {}};
+  auto any = [](const json& item, const char* key) {
+    std::string value = Str(item, key);
+    return value.empty() ? std::string("*") : value;
+  };
+  for (const json& quota : list["items"]) {
+    table.rows.push_back({Str(quota, "id"), any(quota, "cloud"), any(quota, "project"),
+                          any(quota, "region"), Limit(quota, "max_gpus", "used_gpus"),
+                          Limit(quota, "max_cpus", "used_cpus"),
+                          Limit(quota, "max_running_jobs", "running_jobs")});
+  }
+  std::cout << table.Render();
+}
+
+void AddQuotaCommands(CLI::App& app, Context& context) {
+  CLI::App* quota = app.add_subcommand(
+      "quota",
+      "Quotas: limits on the GPUs, CPUs and running jobs of a cloud, a project, a region or\n"
+      "any mix of them (for example GPUs per region, mirroring a cloud provider's quota).\n"
+      "A job that would exceed one waits, and `meridian job status` names the quota.");
+  quota->require_subcommand(1);
+
+  static std::string cloud, project, region;
+  static int64_t gpus = -1;
+  static double cpus = -1;
+  static int jobs = -1;
+  CLI::App* set = quota->add_subcommand(
+      "set",
+      "Limit a scope; empty scope fields match everything\n\n"
+      "Examples:\n"
+      "  meridian quota set --cloud default --region eastus --gpus 8\n"
+      "  meridian quota set --cloud default --project vision --gpus 4 --jobs 10");
+  set->add_option("--cloud", cloud, "Cloud the quota applies to (default: every cloud)");
+  set->add_option("--project", project, "Job project (job.yaml `project`; default: every project)");
+  set->add_option("--region", region, "Region of the cloud resources (default: every region)");
+  set->add_option("--gpus", gpus, "Most GPUs held at once")->check(CLI::NonNegativeNumber);
+  set->add_option("--cpus", cpus, "Most CPUs held at once")->check(CLI::NonNegativeNumber);
+  set->add_option("--jobs", jobs, "Most jobs placed or running at once")
+      ->check(CLI::NonNegativeNumber);
+  AddOutputFlag(set, context);
+  set->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
+    json body = {{"cloud", cloud}, {"project", project}, {"region", region}};
+    if (gpus >= 0) body["max_gpus"] = gpus;
+    if (cpus >= 0) body["max_cpus"] = cpus;
+    if (jobs >= 0) body["max_running_jobs"] = jobs;
+    if (gpus < 0 && cpus < 0 && jobs < 0) {
+      return absl::InvalidArgumentError("give at least one limit: --gpus, --cpus or --jobs");
+    }
+    ASSIGN_OR_RETURN(json created, client.Post("/api/v1/quotas", body));
+    Print(format, created, [](const json& value) {
+      std::cout << fmt::format("Created quota {}\n", Str(value, "id"));
+    });
+    return OkStatus();
+  }));
+
+  CLI::App* list = quota->add_subcommand(
+      "list", "List quotas with what running work uses of each\n\nExample:\n  meridian quota list");
+  AddOutputFlag(list, context);
+  list->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
+    ASSIGN_OR_RETURN(json quotas, client.Get("/api/v1/quotas"));
+    Print(format, quotas, PrintQuotas);
+    return OkStatus();
+  }));
+
+  static std::string id;
+  CLI::App* remove = quota->add_subcommand(
+      "delete", "Delete a quota\n\nExample:\n  meridian quota delete quota_abc123");
+  remove->add_option("id", id, "Quota id (from `meridian quota list`)")->required();
+  AddOutputFlag(remove, context);
+  remove->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
+    ASSIGN_OR_RETURN(json deleted, client.Delete("/api/v1/quotas/" + id));
+    Print(format, deleted, [](const json&) { std::cout << "Deleted quota " << id << "\n"; });
+    return OkStatus();
+  }));
+}
+
 }  // namespace
 
 void AddCapacityCommands(CLI::App& app, Context& context) {
@@ -88,6 +172,7 @@ void AddCapacityCommands(CLI::App& app, Context& context) {
     Print(format, result, [](const json& value) { PrintCapacity(value, region); });
     return OkStatus();
   }));
+  AddQuotaCommands(app, context);
 }
 
 }  // namespace meridian::cli

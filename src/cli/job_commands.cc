@@ -94,6 +94,17 @@ void PrintJobStatus(const json& job) {
          exit_code >= 0 ? std::to_string(exit_code) : "", Str(attempt, "message")});
   }
   std::cout << "\nAttempts:\n" << attempts.Render();
+  const json& why = job.value("why_pending", json::array());
+  if (!why.empty()) {
+    std::string state = Str(job, "state");
+    std::cout << (state == "FAILED" ? "\nWhy no cloud resource can hold it:\n"
+                                    : "\nWhy it is waiting, per cloud resource:\n");
+    Table reasons{{"CLOUD RESOURCE", "REASON"}, {}};
+    for (const json& item : why) {
+      reasons.rows.push_back({Str(item, "cloud_resource"), Str(item, "reason")});
+    }
+    std::cout << reasons.Render();
+  }
   std::cout << "\nEvents:\n";
   for (const json& event : job["events"]) {
     std::cout << fmt::format("  {}  {}\n", Str(event, "time"), Str(event, "message"));

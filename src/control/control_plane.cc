@@ -46,6 +46,12 @@ Status ControlPlane::Load() {
     ASSIGN_OR_RETURN(CloudResource resource,
                      CloudResourceFromJson(json::parse(record.body, nullptr, false)));
     resources_[resource.spec.name] = std::move(resource);
+  InvalidateSnapshotLocked();
+  }
+  ASSIGN_OR_RETURN(auto quotas, store_->List(internal::kQuotaKind));
+  for (const state::Record& record : quotas) {
+    ASSIGN_OR_RETURN(Quota quota, QuotaFromJson(json::parse(record.body, nullptr, false)));
+    quotas_[quota.id] = std::move(quota);
   }
   ASSIGN_OR_RETURN(auto jobs, store_->List(kJobKind));
   std::vector<const Job*> waiting;
@@ -328,6 +334,7 @@ void ControlPlane::DeleteResource(const std::string& name_or_id, JsonDone done) 
   state::WriteBatch batch;
   batch.Delete(std::string(kResourceKind), resource->id);
   resources_.erase(name);
+  InvalidateSnapshotLocked();
   active_by_resource_.erase(name);
   TouchResourceLocked(name);
   CommitLocked(std::move(batch), [done, result](Status) { done(result); });

@@ -26,7 +26,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "control/model.h"
-#include "control/placement.h"
+#include "control/scheduler/scheduler.h"
 #include "state/state_store.h"
 
 namespace meridian::control {
@@ -127,6 +127,11 @@ class ControlPlane {
   // HEALTHY (or on probation after flapping) is not counted as free.
   nlohmann::json Capacity();
 
+  // ---- quotas (limits on GPUs, CPUs and running jobs per cloud / project / region) ----
+  void CreateQuota(Quota quota, JsonDone done);
+  nlohmann::json ListQuotas();  // with what running work uses of each
+  void DeleteQuota(const std::string& id, JsonDone done);
+
   // Marks silent resources UNHEALTHY and answers expired long-polls. Call every ~100 ms.
   void Tick();
 
@@ -152,8 +157,10 @@ class ControlPlane {
   void StoreJobLocked(Job& job, state::WriteBatch& batch);
   void AddEventLocked(Job& job, std::string message);
   void PlaceLocked(Job& job);
-  void PlaceLocked(Job& job, const std::vector<ResourceView>& snapshot);
   void PlacePendingLocked(state::WriteBatch& batch);
+  void ApplyDecisionLocked(Job& job, const scheduler::Decision& decision, bool take);
+  scheduler::Request RequestForLocked(const Job& job) const;
+  scheduler::Options SchedulerOptionsLocked() const;
   void FinishAttemptLocked(Job& job, Attempt& attempt, JobState state, int exit_code,
                            std::string message, int64_t ended_ms);
   // The attempt's resource went silent: the attempt is LOST and the job placed again
@@ -167,8 +174,9 @@ class ControlPlane {
                          state::WriteBatch& batch);
   void TouchResourceLocked(const std::string& resource);
   void TouchJobLocked(const std::string& job_id);
-  std::vector<ResourceView> SnapshotLocked() const;
-  static bool AnyFreeNode(const std::vector<ResourceView>& snapshot);
+  scheduler::Snapshot& SnapshotLocked();
+  // Capacity, health, allocations or quotas changed in a way the cached snapshot misses.
+  void InvalidateSnapshotLocked();
   nlohmann::json AssignmentsLocked(const std::string& resource) const;
   std::string AssignmentVersionLocked(const std::string& resource) const;
   CloudResource* FindResourceLocked(const std::string& name_or_id);
@@ -190,7 +198,10 @@ class ControlPlane {
   std::map<std::string, Cloud> clouds_;             // by id
   std::map<std::string, CloudResource> resources_;  // by name
   std::map<std::string, Job> jobs_;                 // by id
-  std::deque<std::string> pending_;                 // job ids waiting for capacity, FIFO
+  std::deque<std::string> pending_;  // job ids waiting for capacity (PlanQueue orders them)
+  std::map<std::string, Quota> quotas_;  // by id
+  std::optional<scheduler::Snapshot> snapshot_;  // see SnapshotLocked
+  int64_t reconsider_at_ms_ = 0;  // decide the queue again then (a starting timeout); 0: never
   std::map<std::string, std::set<std::string>> active_by_resource_;  // resource -> job ids
   std::map<std::string, int64_t> assignment_versions_;               // resource -> counter
   std::multimap<std::string, Waiter> job_waiters_;                   // job id ->

@@ -103,4 +103,77 @@ json ControlPlane::Capacity() {
   return result;
 }
 
+void ControlPlane::CreateQuota(Quota quota, JsonDone done) {
+  std::unique_lock lock(mu_);
+  if (!quota.cloud.empty() && FindCloudLocked(quota.cloud) == nullptr) {
+    lock.unlock();
+    done(absl::NotFoundError(fmt::format("cloud '{}' does not exist", quota.cloud)));
+    return;
+  }
+  for (const auto& [id, have] : quotas_) {
+    if (have.cloud == quota.cloud && have.project == quota.project &&
+        have.region == quota.region) {
+      lock.unlock();
+      done(absl::AlreadyExistsError(fmt::format(
+          "quota {} already limits this scope; delete it first (`meridian quota delete {}`)", id,
+          id)));
+      return;
+    }
+  }
+  quota.id = base::NewId("quota");
+  quota.created_unix_ms = NowMs();
+  state::WriteBatch batch;
+  batch.Put(std::string(internal::kQuotaKind), quota.id, internal::Dump(ToJson(quota)), 0);
+  json result = ToJson(quota);
+  quotas_[quota.id] = std::move(quota);
+  InvalidateSnapshotLocked();
+  PlacePendingLocked(batch);  // a raised limit may let waiting jobs start
+  CommitLocked(std::move(batch), [done, result](Status) { done(result); });
+}
+
+json ControlPlane::ListQuotas() {
+  std::lock_guard lock(mu_);
+  json items = json::array();
+  for (const auto& [id, quota] : quotas_) {
+    int64_t gpus = 0;
+    double cpus = 0;
+    int jobs = 0;
+    for (const auto& [resource_name, ids] : active_by_resource_) {
+      auto resource = resources_.find(resource_name);
+      if (resource == resources_.end()) continue;
+      if (!quota.cloud.empty() && resource->second.cloud_name != quota.cloud) continue;
+      if (!quota.region.empty() && resource->second.spec.region != quota.region) continue;
+      for (const std::string& job_id : ids) {
+        const Job& job = jobs_.at(job_id);
+        if (!quota.project.empty() && job.config.project != quota.project) continue;
+        gpus += job.attempts.back().gpus;
+        cpus += job.attempts.back().cpus;
+        jobs += 1;
+      }
+    }
+    json item = ToJson(quota);
+    item["used_gpus"] = gpus;
+    item["used_cpus"] = cpus;
+    item["running_jobs"] = jobs;
+    items.push_back(std::move(item));
+  }
+  return {{"items", std::move(items)}};
+}
+
+void ControlPlane::DeleteQuota(const std::string& id, JsonDone done) {
+  std::unique_lock lock(mu_);
+  auto it = quotas_.find(id);
+  if (it == quotas_.end()) {
+    lock.unlock();
+    done(absl::NotFoundError(fmt::format("quota '{}' does not exist", id)));
+    return;
+  }
+  quotas_.erase(it);
+  state::WriteBatch batch;
+  batch.Delete(std::string(internal::kQuotaKind), id);
+  InvalidateSnapshotLocked();
+  PlacePendingLocked(batch);
+  CommitLocked(std::move(batch), [done, id](Status) { done(json{{"deleted", id}}); });
+}
+
 }  // namespace meridian::control

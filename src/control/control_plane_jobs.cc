@@ -20,73 +20,161 @@ using internal::LogStream;
 // ---------------------------------------------------------------------------------------
 // Placement
 
-std::vector<ResourceView> ControlPlane::SnapshotLocked() const {
-  std::vector<ResourceView> snapshot;
-  snapshot.reserve(resources_.size());
-  // Oldest first: "the first healthy resource where the job fits".
-  for (const auto& [name, resource] : resources_) {
-    ResourceView view;
-    view.name = name;
-    view.region = resource.spec.region;
-    // A resource on probation after flapping takes no new work; jobs pinned to it wait.
-    view.health = TrustedLocked(resource) ? resource.health : Health::kUnhealthy;
-    view.capacity = resource.capacity;
-    auto active = active_by_resource_.find(name);
-    if (active != active_by_resource_.end()) {
-      for (const std::string& id : active->second) {
-        const Attempt* attempt = jobs_.at(id).current_attempt();
-        for (const NodeAllocation& node : attempt->nodes) {
-          view.allocated_nodes[node.instance_type] += node.count;
-        }
-      }
-    }
-    snapshot.push_back(std::move(view));
+namespace {
+
+scheduler::ResourceHealth SchedulerHealth(Health health) {
+  switch (health) {
+    case Health::kHealthy:
+      return scheduler::ResourceHealth::kHealthy;
+    case Health::kUnhealthy:
+      return scheduler::ResourceHealth::kUnhealthy;
+    case Health::kUnknown:
+      break;
   }
-  std::stable_sort(snapshot.begin(), snapshot.end(), [this](const auto& a, const auto& b) {
-    return resources_.at(a.name).created_unix_ms < resources_.at(b.name).created_unix_ms;
-  });
-  return snapshot;
+  return scheduler::ResourceHealth::kUnknown;
 }
 
-// Tries to start `job`'s next attempt. On success the attempt is active on its resource;
-// otherwise the job's message says why it waits (or it has failed as infeasible).
-void ControlPlane::PlaceLocked(Job& job) { PlaceLocked(job, SnapshotLocked()); }
+}  // namespace
 
-void ControlPlane::PlaceLocked(Job& job, const std::vector<ResourceView>& snapshot) {
-  PlacementDecision decision = PlaceJob(job.config, snapshot);
-  switch (decision.kind) {
-    case PlacementDecision::Kind::kPlaced: {
+// The scheduler's view of the world: every resource's shapes with the nodes the control
+// plane's own assignments take, and the quotas with what running work uses of them. Built
+// once and kept while nothing changes; a placement updates it in place.
+scheduler::Snapshot& ControlPlane::SnapshotLocked() {
+  if (snapshot_.has_value()) return *snapshot_;
+  std::map<std::string, std::map<std::pair<std::string, bool>, int>> allocated;
+  for (const auto& [name, ids] : active_by_resource_) {
+    for (const std::string& id : ids) {
+      for (const NodeAllocation& node : jobs_.at(id).attempts.back().nodes) {
+        allocated[name][{node.instance_type, node.spot}] += node.count;
+      }
+    }
+  }
+  std::vector<scheduler::ResourceState> states;
+  states.reserve(resources_.size());
+  for (const auto& [name, resource] : resources_) {
+    scheduler::ResourceState state;
+    state.name = name;
+    state.cloud = resource.cloud_name;
+    state.region = resource.spec.region;
+    state.health = SchedulerHealth(resource.health);
+    state.trusted = TrustedLocked(resource);
+    for (const InstanceCapacity& type : resource.capacity) {
+      scheduler::ShapeCapacity shape;
+      shape.type = type.type;
+      shape.market = type.spot ? scheduler::Market::kSpot : scheduler::Market::kOnDemand;
+      shape.total_nodes = type.total_nodes;
+      shape.allocated_nodes = allocated[name][{type.type.name, type.spot}];
+      if (type.price_per_hour > 0) shape.price_per_hour = type.price_per_hour;
+      state.shapes.push_back(std::move(shape));
+    }
+    states.push_back(std::move(state));
+  }
+  std::vector<scheduler::Quota> quotas;
+  for (const auto& [id, quota] : quotas_) {
+    quotas.push_back({quota.cloud, quota.project, quota.region, quota.max_gpus, quota.max_cpus,
+                      quota.max_running_jobs});
+  }
+  Result<scheduler::Snapshot> built = scheduler::Snapshot::Build(std::move(states), quotas);
+  if (!built.ok()) {
+    // Reports are validated at the API, so this is a bug; place nothing rather than guess.
+    spdlog::error("cannot build the placement snapshot: {}", built.status().ToString());
+    built = scheduler::Snapshot::Build({}, {});
+  }
+  snapshot_ = *std::move(built);
+  for (const auto& [name, ids] : active_by_resource_) {
+    std::optional<size_t> index = snapshot_->Find(name);
+    if (!index) continue;
+    for (const std::string& id : ids) {
+      const Job& job = jobs_.at(id);
+      const Attempt& attempt = job.attempts.back();
+      snapshot_->ChargeQuotas(*index, job.config.project, attempt.gpus, attempt.cpus);
+    }
+  }
+  return *snapshot_;
+}
+
+void ControlPlane::InvalidateSnapshotLocked() { snapshot_.reset(); }
+
+scheduler::Request ControlPlane::RequestForLocked(const Job& job) const {
+  scheduler::Request request = scheduler::RequestFor(job.id, job.config, job.created_unix_ms);
+  for (const auto& [index, since] : job.config_tries) request.config_tries.push_back({index, since});
+  return request;
+}
+
+scheduler::Options ControlPlane::SchedulerOptionsLocked() const {
+  scheduler::Options options;
+  options.now_unix_ms = NowMs();
+  return options;
+}
+
+// Starts `job`'s next attempt when the decision places it; otherwise records why it waits
+// (or fails it as infeasible). `take`: the decision's nodes are not yet taken from the cached
+// snapshot (a single Place; PlanQueue's snapshot already has them taken).
+void ControlPlane::ApplyDecisionLocked(Job& job, const scheduler::Decision& decision, bool take) {
+  if (decision.config_index >= 0) {
+    bool known = false;
+    for (const auto& [index, since] : job.config_tries) known |= index == decision.config_index;
+    if (!known) job.config_tries.emplace_back(decision.config_index, NowMs());
+  }
+  if (decision.reconsider_at_unix_ms.has_value()) {
+    reconsider_at_ms_ = reconsider_at_ms_ == 0
+                            ? *decision.reconsider_at_unix_ms
+                            : std::min(reconsider_at_ms_, *decision.reconsider_at_unix_ms);
+  }
+  job.why_pending.clear();
+  switch (decision.outcome) {
+    case scheduler::Outcome::kPlaced: {
       Attempt attempt;
       attempt.number = static_cast<int>(job.attempts.size()) + 1;
       attempt.state = JobState::kStarting;
       attempt.cloud_resource = decision.cloud_resource;
       attempt.region = decision.region;
       attempt.epoch = next_epoch_++;
-      attempt.nodes = decision.nodes;
+      attempt.gpus = decision.gpus;
+      attempt.cpus = decision.cpus;
+      for (const scheduler::NodeAssignment& node : decision.nodes) {
+        bool spot = node.market == scheduler::Market::kSpot;
+        bool merged = false;
+        for (NodeAllocation& have : attempt.nodes) {
+          if (have.instance_type == node.instance_type && have.spot == spot) {
+            have.count += node.count;
+            merged = true;
+          }
+        }
+        if (!merged) attempt.nodes.push_back({node.instance_type, node.count, spot});
+        if (take && snapshot_.has_value()) {
+          snapshot_->Allocate(decision.resource_index, node.shape_index, node.count);
+        }
+      }
+      if (take && snapshot_.has_value()) {
+        snapshot_->ChargeQuotas(decision.resource_index, job.config.project, decision.gpus,
+                                decision.cpus);
+      }
       attempt.placed_unix_ms = NowMs();
       job.attempts.push_back(std::move(attempt));
       job.state = JobState::kStarting;
-      job.message = fmt::format("attempt {} placed on {} ({})", job.attempts.size(),
-                                decision.cloud_resource, decision.region);
+      job.message = fmt::format("attempt {} {}", job.attempts.size(), decision.summary);
       AddEventLocked(job, job.message);
       active_by_resource_[decision.cloud_resource].insert(job.id);
       TouchResourceLocked(decision.cloud_resource);
       counters_["attempts_placed_total"] += 1;
       return;
     }
-    case PlacementDecision::Kind::kPending: {
-      std::string message = fmt::format("waiting for capacity: {}", decision.reason);
-      if (message != job.message) AddEventLocked(job, message);
-      job.message = std::move(message);
-      // Callers only place jobs that are not queued (new, retried, or just taken off the
-      // queue), so this never duplicates an entry.
-      pending_.push_back(job.id);
+    case scheduler::Outcome::kPending: {
+      for (const scheduler::WhyNot& why : decision.why) {
+        job.why_pending.emplace_back(why.resource, why.reason);
+      }
+      if (decision.summary != job.message) AddEventLocked(job, decision.summary);
+      job.message = decision.summary;
       return;
     }
-    case PlacementDecision::Kind::kInfeasible: {
+    case scheduler::Outcome::kInfeasible: {
+      for (const scheduler::WhyNot& why : decision.why) {
+        job.why_pending.emplace_back(why.resource, why.reason);
+      }
       job.state = JobState::kFailed;
       job.ended_unix_ms = NowMs();
-      job.message = fmt::format("infeasible: {}", decision.reason);
+      job.message = decision.summary;
       AddEventLocked(job, job.message);
       counters_["jobs_infeasible_total"] += 1;
       return;
@@ -94,39 +182,40 @@ void ControlPlane::PlaceLocked(Job& job, const std::vector<ResourceView>& snapsh
   }
 }
 
-// True when some healthy resource has at least one node free: only then can a pending job
-// start, so a full pool costs one check per event instead of a pass over the whole queue.
-bool ControlPlane::AnyFreeNode(const std::vector<ResourceView>& snapshot) {
-  for (const ResourceView& view : snapshot) {
-    if (view.health != Health::kHealthy) continue;
-    for (const InstanceCapacity& type : view.capacity) {
-      auto used = view.allocated_nodes.find(type.type.name);
-      if (type.total_nodes > (used == view.allocated_nodes.end() ? 0 : used->second)) return true;
-    }
-  }
-  return false;
+// Places a job that is not queued (new, retried or moved): it runs now, or joins the queue.
+void ControlPlane::PlaceLocked(Job& job) {
+  // The cached snapshot keeps the nodes that waiting jobs hold (see PlanQueue), so a new job
+  // backfills around them and never takes what a job ahead of it waits for.
+  scheduler::Decision decision =
+      scheduler::Place(RequestForLocked(job), SnapshotLocked(), SchedulerOptionsLocked());
+  ApplyDecisionLocked(job, decision, /*take=*/true);
+  if (decision.outcome == scheduler::Outcome::kPending) pending_.push_back(job.id);
 }
 
+// Walks the waiting jobs in queue order (priority, then submission) against one snapshot.
 void ControlPlane::PlacePendingLocked(state::WriteBatch& batch) {
-  std::deque<std::string> waiting;
-  waiting.swap(pending_);
-  // One snapshot serves every job until a placement takes nodes from it.
-  std::vector<ResourceView> snapshot = SnapshotLocked();
-  while (!waiting.empty()) {
-    if (!AnyFreeNode(snapshot)) {
-      // Keep the rest waiting, in order, ahead of anything queued meanwhile.
-      pending_.insert(pending_.begin(), waiting.begin(), waiting.end());
-      return;
-    }
-    std::string id = std::move(waiting.front());
-    waiting.pop_front();
+  if (pending_.empty()) return;
+  std::vector<scheduler::Request> requests;
+  std::vector<Job*> waiting;
+  requests.reserve(pending_.size());
+  for (const std::string& id : pending_) {
     auto it = jobs_.find(id);
     if (it == jobs_.end() || IsFinal(it->second.state)) continue;
-    Job& job = it->second;
+    waiting.push_back(&it->second);
+    requests.push_back(RequestForLocked(it->second));
+  }
+  pending_.clear();
+  reconsider_at_ms_ = 0;
+  scheduler::QueuePlan plan =
+      scheduler::PlanQueue(requests, SnapshotLocked(), SchedulerOptionsLocked());
+  // The plan's snapshot has its placements taken and the waiting jobs' holds: it is the
+  // cache from now on.
+  snapshot_ = std::move(plan.snapshot);
+  for (const scheduler::QueueDecision& item : plan.decisions) {
+    Job& job = *waiting[item.request_index];
     std::string before = job.message;
-    size_t attempts_before = job.attempts.size();
-    PlaceLocked(job, snapshot);
-    if (job.attempts.size() != attempts_before) snapshot = SnapshotLocked();
+    ApplyDecisionLocked(job, item.decision, /*take=*/false);
+    if (item.decision.outcome == scheduler::Outcome::kPending) pending_.push_back(job.id);
     if (job.message != before || IsFinal(job.state)) StoreJobLocked(job, batch);
   }
 }

@@ -28,6 +28,7 @@ void ControlPlane::FinishAttemptLocked(Job& job, Attempt& attempt, JobState stat
   attempt.message = std::move(message);
   attempt.ended_unix_ms = ended_ms > 0 ? ended_ms : NowMs();
   active_by_resource_[attempt.cloud_resource].erase(job.id);
+  InvalidateSnapshotLocked();
   TouchResourceLocked(attempt.cloud_resource);
   counters_[fmt::format("attempts_{}_total", JobStateName(state))] += 1;
   std::string outcome = state == JobState::kSucceeded    ? "succeeded"
@@ -63,6 +64,7 @@ void ControlPlane::LoseAttemptLocked(Job& job, Attempt& attempt, const std::stri
   attempt.message = why;
   attempt.ended_unix_ms = NowMs();
   active_by_resource_[attempt.cloud_resource].erase(job.id);
+  InvalidateSnapshotLocked();
   TouchResourceLocked(attempt.cloud_resource);
   counters_["attempts_lost_total"] += 1;
   std::string what = fmt::format("attempt {} on {} LOST: {}", attempt.number,
@@ -87,6 +89,7 @@ void ControlPlane::MarkUnhealthyLocked(CloudResource& resource, int64_t now,
   const std::string name = resource.spec.name;
   int64_t silent_ms = now - std::max(resource.last_heartbeat_unix_ms, start_unix_ms_);
   resource.health = Health::kUnhealthy;
+  InvalidateSnapshotLocked();
   resource.unhealthy_since_unix_ms = now;
   auto& losses = resource.recent_losses_unix_ms;
   losses.push_back(now);
@@ -120,6 +123,7 @@ void ControlPlane::MarkHealthyLocked(CloudResource& resource, int64_t now) {
         options_.flap_probation_ms / 1000);
   }
   resource.health = Health::kHealthy;
+  InvalidateSnapshotLocked();
 }
 
 bool ControlPlane::TrustedLocked(const CloudResource& resource) const {
@@ -183,8 +187,10 @@ void ControlPlane::OperatorHeartbeat(const std::string& resource_name, OperatorR
   bool capacity_changed =
       resource->health != Health::kHealthy || resource->capacity.size() != report.capacity.size();
   for (size_t i = 0; !capacity_changed && i < report.capacity.size(); ++i) {
-    capacity_changed = resource->capacity[i].type.name != report.capacity[i].type.name ||
-                       resource->capacity[i].total_nodes != report.capacity[i].total_nodes;
+    const InstanceCapacity& had = resource->capacity[i];
+    const InstanceCapacity& has = report.capacity[i];
+    capacity_changed = !(had.type == has.type) || had.total_nodes != has.total_nodes ||
+                       had.spot != has.spot || had.price_per_hour != has.price_per_hour;
   }
   if (resource->health != Health::kHealthy) {
     spdlog::info("cloud resource {} is HEALTHY (operator {})", resource_name, report.operator_id);
@@ -193,6 +199,7 @@ void ControlPlane::OperatorHeartbeat(const std::string& resource_name, OperatorR
   resource->last_heartbeat_unix_ms = NowMs();
   resource->operator_id = report.operator_id;
   resource->operator_version = report.version;
+  if (capacity_changed) InvalidateSnapshotLocked();
   resource->capacity = std::move(report.capacity);
   resource->real_gpus = report.real_gpus;
 
@@ -334,12 +341,15 @@ void ControlPlane::Tick() {
     }
     if (resource.probation_until_unix_ms != 0 && resource.probation_until_unix_ms <= now) {
       resource.probation_until_unix_ms = 0;
+      InvalidateSnapshotLocked();
       probation_ended = resource.health == Health::kHealthy;
       spdlog::info("cloud resource {} has been healthy through its probation: trusted again",
                    name);
     }
   }
-  if (probation_ended) PlacePendingLocked(batch);
+  // A starting timeout ran out (input_order): decide the queue again even with no new capacity.
+  bool reconsider = reconsider_at_ms_ != 0 && reconsider_at_ms_ <= now;
+  if (probation_ended || reconsider) PlacePendingLocked(batch);
   if (!batch.empty()) CommitLocked(std::move(batch), [](Status) {});
   int64_t monotonic = clock_->MonotonicMs();
   for (auto* waiters : {&job_waiters_, &assignment_waiters_}) {

@@ -1,6 +1,7 @@
 #include "control/model.h"
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/ids.h"
 #include "fmt/format.h"
@@ -95,7 +96,9 @@ json ToJson(const CloudResource& resource) {
 json ToJson(const Attempt& attempt) {
   json nodes = json::array();
   for (const NodeAllocation& node : attempt.nodes) {
-    nodes.push_back({{"instance_type", node.instance_type}, {"count", node.count}});
+    nodes.push_back({{"instance_type", node.instance_type},
+                     {"count", node.count},
+                     {"market_type", node.spot ? "SPOT" : "ON_DEMAND"}});
   }
   return {{"number", attempt.number},
           {"state", JobStateName(attempt.state)},
@@ -103,6 +106,8 @@ json ToJson(const Attempt& attempt) {
           {"region", attempt.region},
           {"epoch", attempt.epoch},
           {"nodes", std::move(nodes)},
+          {"gpus", attempt.gpus},
+          {"cpus", attempt.cpus},
           {"placed_at", base::FormatTimeMs(attempt.placed_unix_ms)},
           {"started_at", base::FormatTimeMs(attempt.started_unix_ms)},
           {"ended_at", base::FormatTimeMs(attempt.ended_unix_ms)},
@@ -115,6 +120,14 @@ json ToJson(const Attempt& attempt) {
 }
 
 json ToJson(const Job& job) {
+  json why = json::array();
+  for (const auto& [resource, reason] : job.why_pending) {
+    why.push_back({{"cloud_resource", resource}, {"reason", reason}});
+  }
+  json tries = json::array();
+  for (const auto& [index, since] : job.config_tries) {
+    tries.push_back({{"config_index", index}, {"since_unix_ms", since}});
+  }
   json attempts = json::array();
   for (const Attempt& attempt : job.attempts) attempts.push_back(ToJson(attempt));
   json events = json::array();
@@ -139,7 +152,57 @@ json ToJson(const Job& job) {
           {"terminate_requested", job.terminate_requested},
           {"attempts", std::move(attempts)},
           {"events", std::move(events)},
+          {"why_pending", std::move(why)},
+          {"config_tries", std::move(tries)},
           {"version", job.version}};
+}
+
+json ToJson(const Quota& quota) {
+  json out = {{"id", quota.id},
+              {"cloud", quota.cloud},
+              {"project", quota.project},
+              {"region", quota.region},
+              {"created_at", base::FormatTimeMs(quota.created_unix_ms)},
+              {"created_unix_ms", quota.created_unix_ms}};
+  if (quota.max_gpus) out["max_gpus"] = *quota.max_gpus;
+  if (quota.max_cpus) out["max_cpus"] = *quota.max_cpus;
+  if (quota.max_running_jobs) out["max_running_jobs"] = *quota.max_running_jobs;
+  return out;
+}
+
+Result<Quota> QuotaFromJson(const json& in) {
+  if (!in.is_object()) return absl::InvalidArgumentError("a quota must be a JSON object");
+  Quota quota;
+  for (const auto& [key, value] : in.items()) {
+    static const std::set<std::string> kKnown = {"id", "cloud", "project", "region", "max_gpus",
+                                                 "max_cpus", "max_running_jobs", "created_at",
+                                                 "created_unix_ms"};
+    if (!kKnown.count(key)) return absl::InvalidArgumentError(fmt::format("{}: unknown field", key));
+    bool text = key == "id" || key == "cloud" || key == "project" || key == "region" ||
+                key == "created_at";
+    if (text && !value.is_string()) {
+      return absl::InvalidArgumentError(fmt::format("{}: must be a string", key));
+    }
+    if (!text && !value.is_number()) {
+      return absl::InvalidArgumentError(fmt::format("{}: must be a number", key));
+    }
+    if (!text && key != "created_unix_ms" && value.get<double>() < 0) {
+      return absl::InvalidArgumentError(fmt::format("{}: must not be negative", key));
+    }
+  }
+  quota.id = in.value("id", std::string());
+  quota.cloud = in.value("cloud", std::string());
+  quota.project = in.value("project", std::string());
+  quota.region = in.value("region", std::string());
+  if (in.contains("max_gpus")) quota.max_gpus = in["max_gpus"].get<int64_t>();
+  if (in.contains("max_cpus")) quota.max_cpus = in["max_cpus"].get<double>();
+  if (in.contains("max_running_jobs")) quota.max_running_jobs = in["max_running_jobs"].get<int>();
+  quota.created_unix_ms = in.value("created_unix_ms", int64_t{0});
+  if (!quota.max_gpus && !quota.max_cpus && !quota.max_running_jobs) {
+    return absl::InvalidArgumentError(
+        "a quota needs at least one limit: max_gpus, max_cpus or max_running_jobs");
+  }
+  return quota;
 }
 
 // Stored records were written by this program; a record that does not read back is
@@ -181,9 +244,12 @@ Attempt AttemptFromJson(const json& in) {
   attempt.region = in.value("region", std::string());
   attempt.epoch = in.value("epoch", int64_t{0});
   for (const json& node : in.value("nodes", json::array())) {
-    attempt.nodes.push_back(
-        {node.at("instance_type").get<std::string>(), node.at("count").get<int>()});
+    attempt.nodes.push_back({node.at("instance_type").get<std::string>(),
+                             node.at("count").get<int>(),
+                             node.value("market_type", std::string()) == "SPOT"});
   }
+  attempt.gpus = in.value("gpus", int64_t{0});
+  attempt.cpus = in.value("cpus", 0.0);
   attempt.placed_unix_ms = in.value("placed_unix_ms", int64_t{0});
   attempt.started_unix_ms = in.value("started_unix_ms", int64_t{0});
   attempt.ended_unix_ms = in.value("ended_unix_ms", int64_t{0});
@@ -210,6 +276,14 @@ Result<Job> JobFromJson(const json& in) {
     job.terminate_requested = in.value("terminate_requested", false);
     for (const json& attempt : in.value("attempts", json::array())) {
       job.attempts.push_back(AttemptFromJson(attempt));
+    }
+    for (const json& item : in.value("why_pending", json::array())) {
+      job.why_pending.emplace_back(item.at("cloud_resource").get<std::string>(),
+                                   item.at("reason").get<std::string>());
+    }
+    for (const json& item : in.value("config_tries", json::array())) {
+      job.config_tries.emplace_back(item.at("config_index").get<int>(),
+                                    item.at("since_unix_ms").get<int64_t>());
     }
     for (const json& event : in.value("events", json::array())) {
       job.events.push_back(

@@ -64,6 +64,7 @@ bool IsFinal(JobState state);
 struct NodeAllocation {
   std::string instance_type;
   int count = 0;
+  bool spot = false;  // taken from the type's spot nodes
 };
 
 struct Attempt {
@@ -73,6 +74,8 @@ struct Attempt {
   std::string region;
   int64_t epoch = 0;  // unique per placement; stale reports carry an old one
   std::vector<NodeAllocation> nodes;
+  int64_t gpus = 0;  // what the placed gang holds (for quotas)
+  double cpus = 0;
   int64_t placed_unix_ms = 0;
   int64_t started_unix_ms = 0;
   int64_t ended_unix_ms = 0;
@@ -99,6 +102,11 @@ struct Job {
   bool terminate_requested = false;
   std::vector<Attempt> attempts;
   std::vector<JobEvent> events;  // newest last, at most kMaxJobEvents
+  // While waiting: each cloud resource that could not take it and why (most relevant first).
+  std::vector<std::pair<std::string, std::string>> why_pending;
+  // compute_config.configs (input_order): since when each config has been tried, as
+  // (config index, unix ms); the starting timeout counts from there.
+  std::vector<std::pair<int, int64_t>> config_tries;
   int64_t version = 0;           // bumps on every change; long-poll waiters compare it
 
   Attempt* current_attempt() { return attempts.empty() ? nullptr : &attempts.back(); }
@@ -106,6 +114,21 @@ struct Job {
 };
 
 inline constexpr size_t kMaxJobEvents = 100;
+
+// A limit on what jobs in one scope may hold at once: every job whose cloud, project and
+// resource region match (an empty field matches everything). Absent limits do not apply.
+struct Quota {
+  std::string id;
+  std::string cloud;
+  std::string project;
+  std::string region;
+  std::optional<int64_t> max_gpus;
+  std::optional<double> max_cpus;
+  std::optional<int> max_running_jobs;
+  int64_t created_unix_ms = 0;
+};
+nlohmann::json ToJson(const Quota& quota);
+Result<Quota> QuotaFromJson(const nlohmann::json& json);
 
 nlohmann::json ToJson(const Cloud& cloud);
 nlohmann::json ToJson(const CloudResource& resource);

@@ -4,9 +4,7 @@
 // `ip link set <veth> down` on the control plane's side, so the operator keeps running and
 // its attempts keep running too, exactly as in a region that lost its network.
 //
-// Addresses come from the benchmarking range 198.18.0.0/15 (RFC 2544), which no real
-// network routes; the test refuses to run when this machine already uses that range, so no
-// traffic can leave the machine. Needs root (CAP_NET_ADMIN); ctest runs these
+// Addresses and names: see tests/netlab/netlab.h. Needs root (CAP_NET_ADMIN); ctest runs these
 // tests one at a time (RESOURCE_LOCK), since the names and addresses are fixed.
 #include <signal.h>
 #include <unistd.h>
@@ -18,91 +16,15 @@
 #include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
+#include "tests/netlab/netlab.h"
 
 namespace meridian::itest {
 namespace {
 
 using nlohmann::json;
 
-struct Region {
-  std::string resource;  // cloud resource name
-  std::string region;
-  std::string netns;
-  std::string host_veth;     // the control plane's end of the link
-  std::string host_address;  // what the operator dials
-  std::string netns_address;
-};
-
-// Runs `ip args...`; returns its result.
-CommandResult Ip(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {IpCommand()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunProcess(argv, {}, 30'000);
-}
-
-// Three network namespaces, each linked to this one. Deleting a namespace deletes its link.
-class NetLab {
- public:
-  NetLab() {
-    const char* prefixes[] = {"198.18.71", "198.18.72", "198.18.73"};
-    const char* names[][2] = {{"east", "eastus"}, {"west", "westus"}, {"north", "northeurope"}};
-    for (int i = 0; i < 3; ++i) {
-      Region region;
-      region.resource = names[i][0];
-      region.region = names[i][1];
-      region.netns = fmt::format("mrdn-{}", i);
-      region.host_veth = fmt::format("mrdh{}", i);
-      region.host_address = fmt::format("{}.1", prefixes[i]);
-      region.netns_address = fmt::format("{}.2", prefixes[i]);
-      regions_.push_back(region);
-    }
-  }
-  ~NetLab() { Remove(); }
-
-  // Empty on success, else what failed.
-  std::string Create() {
-    Remove();  // left over from a crashed run
-    CommandResult addresses = Ip({"-o", "addr"});
-    CommandResult routes = Ip({"route"});
-    if (addresses.out.find("198.18.") != std::string::npos ||
-        routes.out.find("198.18.") != std::string::npos) {
-      return "this machine already uses 198.18.0.0/15; the test will not touch it:\n" +
-             addresses.out + routes.out;
-    }
-    for (const Region& r : regions_) {
-      std::string peer = r.host_veth + "p";
-      for (const auto& args : std::vector<std::vector<std::string>>{
-               {"netns", "add", r.netns},
-               {"link", "add", r.host_veth, "type", "veth", "peer", "name", peer},
-               {"link", "set", peer, "netns", r.netns},
-               {"addr", "add", r.host_address + "/24", "dev", r.host_veth},
-               {"link", "set", r.host_veth, "up"},
-               {"-n", r.netns, "addr", "add", r.netns_address + "/24", "dev", peer},
-               {"-n", r.netns, "link", "set", peer, "up"},
-               {"-n", r.netns, "link", "set", "lo", "up"}}) {
-        CommandResult result = Ip(args);
-        if (result.exit_code != 0) return "ip " + args[0] + ": " + result.Describe();
-      }
-    }
-    return "";
-  }
-
-  void Remove() {
-    for (const Region& r : regions_) {
-      Ip({"netns", "del", r.netns});
-      Ip({"link", "del", r.host_veth});
-    }
-  }
-
-  bool SetLink(int i, bool up) {
-    return Ip({"link", "set", regions_[i].host_veth, up ? "up" : "down"}).exit_code == 0;
-  }
-
-  const std::vector<Region>& regions() const { return regions_; }
-
- private:
-  std::vector<Region> regions_;
-};
+using netlab::NetLab;
+using netlab::Region;
 
 constexpr int64_t kHeartbeatTimeoutMs = 3'000;
 
@@ -112,9 +34,8 @@ class FailoverTest : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to make network namespaces";
     std::string failed = lab_.Create();
     ASSERT_EQ(failed, "") << failed;
-    std::vector<std::string> hosts;
-    for (const Region& r : lab_.regions()) hosts.push_back(r.host_address);
-    Status started = platform_.StartServer(kHeartbeatTimeoutMs, 0, "0.0.0.0", hosts);
+    Status started =
+        platform_.StartServer(kHeartbeatTimeoutMs, 0, "0.0.0.0", lab_.HostAddresses());
     ASSERT_TRUE(started.ok()) << started;
     types_ = platform_.WriteFile("local/types.yaml",
                                  "workloads:\n"
@@ -236,9 +157,63 @@ TEST_F(FailoverTest, InfeasibleJobFailsAtOnceNamingWhyEveryResourceCannotHoldIt)
   EXPECT_EQ(job["state"], "FAILED") << job.dump(2);
   std::string message = job["message"].get<std::string>();
   EXPECT_NE(message.find("infeasible"), std::string::npos) << message;
-  for (const char* name : {"east", "west", "north"}) {
-    EXPECT_NE(message.find(name), std::string::npos) << name << " missing from: " << message;
-  }
+  // `meridian job status` lists every resource with its reason.
+  std::set<std::string> explained;
+  for (const json& item : job["why_pending"]) explained.insert(item["cloud_resource"]);
+  EXPECT_EQ(explained, (std::set<std::string>{"east", "west", "north"})) << job.dump(2);
+  CommandResult status = platform_.Cli({"job", "status", id});
+  EXPECT_NE(status.out.find("Why no cloud resource can hold it"), std::string::npos)
+      << status.Describe();
+}
+
+TEST_F(FailoverTest, InputOrderWaitsForTheFirstConfigUntilItsStartingTimeoutThenUsesTheNext) {
+  StartRegions({1, 1, 0});
+  std::string gpu = "entrypoint: sleep 120\ncompute_config:\n  head_node:\n    instance_type: 1xT4\n";
+  std::string blocker = Submit("east-blocker", gpu + "  cloud_resource: east\n");
+  ASSERT_EQ(platform_.Job(blocker)["attempts"].size(), 1u);
+  std::string id = Submit("fallback",
+                          "entrypoint: sleep 1\n"
+                          "compute_config:\n"
+                          "  configs:\n"
+                          "    - cloud_resource: east\n"
+                          "      head_node: {instance_type: 1xT4}\n"
+                          "    - cloud_resource: west\n"
+                          "      head_node: {instance_type: 1xT4}\n"
+                          "  flags:\n"
+                          "    cloud_resource_strategy: input_order\n"
+                          "    cloud_resource_starting_timeout: 4s\n");
+  // Like Anyscale: the first config is tried for its starting timeout even though the second
+  // has room right now.
+  json job = platform_.Job(id);
+  EXPECT_EQ(job["attempts"].size(), 0u) << job.dump(2);
+  ASSERT_TRUE(WaitFor([&] { return platform_.Job(id)["attempts"].size() == 1; }))
+      << platform_.Job(id).dump(2);
+  job = platform_.WaitJobFinal(id);
+  EXPECT_EQ(job["state"], "SUCCEEDED") << job.dump(2);
+  EXPECT_EQ(job["attempts"][0]["cloud_resource"], "west");
+}
+
+TEST_F(FailoverTest, QuotaKeepsAJobWaitingAndNamesTheQuota) {
+  StartRegions({2, 2, 0});
+  CommandResult set =
+      platform_.Cli({"quota", "set", "--cloud", "default", "--region", "eastus", "--gpus", "1"});
+  ASSERT_EQ(set.exit_code, 0) << set.Describe();
+  std::string gpu =
+      "entrypoint: sleep 120\ncompute_config:\n  cloud_resource: east\n  head_node:\n"
+      "    instance_type: 1xT4\n";
+  std::string first = Submit("quota-1", gpu);
+  ASSERT_EQ(platform_.Job(first)["attempts"].size(), 1u);
+  std::string second = Submit("quota-2", gpu);
+  json job = platform_.Job(second);
+  EXPECT_EQ(job["attempts"].size(), 0u) << job.dump(2);
+  EXPECT_NE(job["message"].get<std::string>().find("quota"), std::string::npos) << job.dump(2);
+  CommandResult status = platform_.Cli({"job", "status", second});
+  EXPECT_NE(status.out.find("Why it is waiting"), std::string::npos) << status.Describe();
+  CommandResult list = platform_.Cli({"quota", "list", "-o", "json"});
+  ASSERT_EQ(list.exit_code, 0) << list.Describe();
+  json quotas = json::parse(list.out);
+  ASSERT_EQ(quotas["items"].size(), 1u);
+  EXPECT_EQ(quotas["items"][0]["used_gpus"], 1);
 }
 
 TEST_F(FailoverTest, CutRegionsJobResumesElsewhereAndTheStaleAttemptIsStoppedOnReturn) {

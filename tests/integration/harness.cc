@@ -1,4 +1,5 @@
 #include "tests/integration/harness.h"
+#include "tests/netlab/netlab.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -246,13 +247,6 @@ void Platform::Kill(BackgroundProcess& process, int signal) {
   process.pid = -1;
 }
 
-std::string IpCommand() {
-  for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
-    if (::access(path, X_OK) == 0) return path;
-  }
-  return "/usr/sbin/ip";
-}
-
 Status Platform::StartServer(int64_t heartbeat_timeout_ms, int port,
                              const std::string& listen_host,
                              const std::vector<std::string>& tls_hosts) {
@@ -332,7 +326,7 @@ Status Platform::StartOperator(const OperatorSpec& spec) {
   }
   BackgroundProcess process{spec.cloud_resource, {},
                             fmt::format("{}/logs/operator-{}.log", home_, spec.cloud_resource)};
-  if (!spec.netns.empty()) process.argv = {IpCommand(), "netns", "exec", spec.netns};
+  if (!spec.netns.empty()) process.argv = {netlab::IpCommand(), "netns", "exec", spec.netns};
   std::vector<std::string> args = {MeridianBinary(),
                                    "operator",
                                    "--home",

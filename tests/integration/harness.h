@@ -59,9 +59,6 @@ bool WaitFor(const std::function<bool()>& condition, int64_t deadline_ms = kWait
 // The job id from `job submit`'s "Submitted job <id>" line, or "".
 std::string SubmittedJobId(const std::string& out);
 
-// The iproute2 `ip` program (absolute path: the harness execs without a PATH search).
-std::string IpCommand();
-
 // The meridian binary under test and the source tree (for examples/).
 std::string MeridianBinary();
 std::string SourceDir();
