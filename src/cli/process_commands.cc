@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/files.h"
@@ -15,12 +16,50 @@
 #include "cli/up.h"
 #include "control/server.h"
 #include "fmt/format.h"
+#include "identity/credentials/caching_credential.h"
+#include "identity/credentials/workload_identity_credential.h"
 #include "operator/agent.h"
 #include "operator/stacks/local/local_stack.h"
 #include "spdlog/spdlog.h"
 
 namespace meridian::cli {
 namespace {
+
+namespace creds = identity::credentials;
+
+// The operator's credential: workload identity from AZURE_CLIENT_ID, AZURE_TENANT_ID,
+// AZURE_FEDERATED_TOKEN_FILE and AZURE_AUTHORITY_HOST when set (a Kubernetes pod, a
+// workload-identity webhook), else from <home>/clusters/<resource>/operator.json, which the
+// server writes for its LOCAL resources. nullptr when neither exists.
+Result<std::shared_ptr<creds::TokenCredential>> OperatorCredential(const ClientConfig& client,
+                                                                   const std::string& resource) {
+  creds::TokenEndpointOptions endpoint;
+  endpoint.http.ca_file = client.ca_file;
+  creds::EnvLookup env = creds::ProcessEnvironment();
+  std::unique_ptr<creds::WorkloadIdentityCredential> credential;
+  if (!env(creds::kEnvFederatedTokenFile).empty()) {
+    ASSIGN_OR_RETURN(credential, creds::WorkloadIdentityCredential::FromEnvironment(env, endpoint));
+  } else {
+    std::string path = fmt::format("{}/clusters/{}/operator.json", client.home, resource);
+    if (!base::PathExists(path)) return std::shared_ptr<creds::TokenCredential>();
+    ASSIGN_OR_RETURN(std::string text, base::ReadFile(path, 1 << 20));
+    nlohmann::json config = nlohmann::json::parse(text, nullptr, false);
+    if (!config.is_object()) {
+      return absl::InvalidArgumentError(fmt::format("{}: not a JSON object", path));
+    }
+    creds::WorkloadIdentityOptions options;
+    options.client_id = config.value("client_id", "");
+    options.federated_token_file = config.value("token_file", "");
+    options.endpoint = endpoint;
+    // The address this operator reaches the server at (it may differ from the server's own
+    // idea of itself, e.g. from another network namespace); the token endpoint is there too.
+    options.endpoint.authority_host = client.server_url;
+    options.endpoint.tenant_id = config.value("tenant_id", "");
+    ASSIGN_OR_RETURN(credential, creds::WorkloadIdentityCredential::Create(std::move(options)));
+  }
+  return std::shared_ptr<creds::TokenCredential>(
+      std::make_shared<creds::CachingCredential>(std::move(credential)));
+}
 
 // Parses "TYPE=N" flags into node counts.
 Result<std::map<std::string, int>> ParseNodeCounts(const std::vector<std::string>& flags) {
@@ -127,6 +166,12 @@ Status RunOperator(const Context& context, const OperatorFlags& flags) {
   RETURN_IF_ERROR(base::MakeDirs(options.work_dir, 0700));
   RETURN_IF_ERROR(base::MakeDirs(options.cluster_storage, 0755));
   options.gpus = op::DetectGpus();
+  ASSIGN_OR_RETURN(options.credential, OperatorCredential(client, flags.cloud_resource));
+  if (options.credential == nullptr) {
+    spdlog::warn("no workload identity for cloud resource {}: neither AZURE_FEDERATED_TOKEN_FILE "
+                 "nor {}/clusters/{}/operator.json; the control plane will refuse the operator",
+                 flags.cloud_resource, client.home, flags.cloud_resource);
+  }
 
   op::LocalStackOptions stack_options;
   stack_options.root = options.work_dir + "/attempts";
@@ -183,6 +228,18 @@ void AddProcessCommands(CLI::App& app, Context& context) {
                    "Operator silence after which its cloud resource is UNHEALTHY")
       ->capture_default_str();
   server->add_option("--threads", server_options.threads, "I/O threads")->capture_default_str();
+  server
+      ->add_option("--access-token-lifetime-s", server_options.access_token_lifetime_s,
+                   "Lifetime of the access tokens the token service issues (10..3600)")
+      ->capture_default_str();
+  server
+      ->add_option("--cluster-token-lifetime-s", server_options.cluster_token_lifetime_s,
+                   "Lifetime of LOCAL operators' and job attempts' federated tokens (10..3600)")
+      ->capture_default_str();
+  server
+      ->add_option("--key-publish-ahead-s", server_options.key_publish_ahead_s,
+                   "How long a rotated signing key is published before it signs")
+      ->capture_default_str();
   server->add_option("--ready-file", server_options.ready_file,
                      "Write the URL here once listening");
   server->callback([&context] {

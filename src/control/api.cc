@@ -7,6 +7,10 @@
 #include "absl/strings/str_split.h"
 #include "base/archive.h"
 #include "base/files.h"
+#include "base/ids.h"
+#include "control/api_internal.h"
+#include "control/identity_plane.h"
+#include "control/worker_pool.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 #include "spec/spec_json.h"
@@ -48,55 +52,6 @@ std::string_view CodeName(absl::StatusCode code) {
     default:
       return "INTERNAL";
   }
-}
-
-net::HttpResponse JsonResponse(int status, const json& body) {
-  net::HttpResponse response;
-  response.status = status;
-  response.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return response;
-}
-
-net::HttpResponse ErrorResponse(const Status& status, json details = json::object()) {
-  return JsonResponse(HttpStatusFor(status), {{"code", CodeName(status.code())},
-                                              {"message", std::string(status.message())},
-                                              {"details", std::move(details)}});
-}
-
-// Answers with `ok_status` and the JSON value, or with the error.
-ControlPlane::JsonDone Reply(net::Responder respond, int ok_status = 200) {
-  auto shared = std::make_shared<net::Responder>(std::move(respond));
-  return [shared, ok_status](Result<json> result) {
-    (*shared)(result.ok() ? JsonResponse(ok_status, *result) : ErrorResponse(result.status()));
-  };
-}
-
-Result<json> ParseBody(const net::HttpRequest& request) {
-  json body = json::parse(request.body, nullptr, false);
-  if (body.is_discarded()) {
-    return absl::InvalidArgumentError("request body is not valid JSON");
-  }
-  if (!body.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
-  return body;
-}
-
-Result<int64_t> QueryInt(const net::HttpRequest& request, const std::string& name,
-                         int64_t fallback) {
-  auto it = request.query.find(name);
-  if (it == request.query.end() || it->second.empty()) return fallback;
-  int64_t value = 0;
-  auto [end, error] =
-      std::from_chars(it->second.data(), it->second.data() + it->second.size(), value);
-  if (error != std::errc() || end != it->second.data() + it->second.size()) {
-    return absl::InvalidArgumentError(
-        fmt::format("query parameter {}: expected an integer, got '{}'", name, it->second));
-  }
-  return value;
-}
-
-std::string QueryString(const net::HttpRequest& request, const std::string& name) {
-  auto it = request.query.find(name);
-  return it == request.query.end() ? std::string() : it->second;
 }
 
 bool IsPackageDigest(const std::string& digest) {
@@ -163,6 +118,62 @@ Result<OperatorReport> ParseOperatorReport(const json& body) {
 
 }  // namespace
 
+net::HttpResponse JsonResponse(int status, const json& body) {
+  net::HttpResponse response;
+  response.status = status;
+  response.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return response;
+}
+
+net::HttpResponse ErrorResponse(const Status& status) {
+  return JsonResponse(HttpStatusFor(status), {{"code", CodeName(status.code())},
+                                              {"message", std::string(status.message())},
+                                              {"details", json::object()}});
+}
+
+net::HttpResponse JsonTextResponse(int status, std::string body) {
+  net::HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+// Answers with `ok_status` and the JSON value, or with the error.
+ControlPlane::JsonDone Reply(net::Responder respond, int ok_status) {
+  auto shared = std::make_shared<net::Responder>(std::move(respond));
+  return [shared, ok_status](Result<json> result) {
+    (*shared)(result.ok() ? JsonResponse(ok_status, *result) : ErrorResponse(result.status()));
+  };
+}
+
+Result<json> ParseBody(const net::HttpRequest& request) {
+  json body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded()) {
+    return absl::InvalidArgumentError("request body is not valid JSON");
+  }
+  if (!body.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
+  return body;
+}
+
+Result<int64_t> QueryInt(const net::HttpRequest& request, const std::string& name,
+                         int64_t fallback) {
+  auto it = request.query.find(name);
+  if (it == request.query.end() || it->second.empty()) return fallback;
+  int64_t value = 0;
+  auto [end, error] =
+      std::from_chars(it->second.data(), it->second.data() + it->second.size(), value);
+  if (error != std::errc() || end != it->second.data() + it->second.size()) {
+    return absl::InvalidArgumentError(
+        fmt::format("query parameter {}: expected an integer, got '{}'", name, it->second));
+  }
+  return value;
+}
+
+std::string QueryString(const net::HttpRequest& request, const std::string& name) {
+  auto it = request.query.find(name);
+  return it == request.query.end() ? std::string() : it->second;
+}
+
 int HttpStatusFor(const Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:
@@ -193,8 +204,15 @@ int HttpStatusFor(const Status& status) {
   }
 }
 
-ApiHandler::ApiHandler(ControlPlane* plane, Authenticator* auth, ApiOptions options)
-    : plane_(plane), auth_(auth), options_(std::move(options)) {}
+ApiHandler::ApiHandler(ControlPlane* plane, Authenticator* auth, ApiOptions options,
+                       IdentityPlane* identity)
+    : plane_(plane), auth_(auth), options_(std::move(options)), identity_(identity) {
+  if (identity_ != nullptr) {
+    blocking_ = std::make_unique<WorkerPool>(options_.blocking_threads, options_.max_blocking_queue);
+  }
+}
+
+ApiHandler::~ApiHandler() = default;
 
 int64_t ApiHandler::BodyLimit(std::string_view method, std::string_view path) const {
   if (method == "PUT" && path.rfind("/api/v1/packages/", 0) == 0) return options_.max_package_bytes;
@@ -202,65 +220,55 @@ int64_t ApiHandler::BodyLimit(std::string_view method, std::string_view path) co
   return options_.max_request_bytes;
 }
 
-// One request on its way through the routes: the path split on '/' after /api/v1/.
-struct ApiHandler::Call {
-  net::HttpRequest request;
-  net::Responder respond;
-  std::vector<std::string> parts;
-
-  const std::string& method() const { return request.method; }
-  bool Is(std::initializer_list<std::string_view> pattern) const {
-    if (pattern.size() != parts.size()) return false;
-    size_t i = 0;
-    for (std::string_view want : pattern) {
-      if (want != "*" && want != parts[i]) return false;
-      ++i;
-    }
-    return true;
-  }
-  void Fail(const Status& status) { respond(ErrorResponse(status)); }
-  void BadMethod(const std::string& allowed) {
-    net::HttpResponse response = ErrorResponse(absl::InvalidArgumentError(fmt::format(
-        "{} is not allowed on {} (allowed: {})", request.method, request.path, allowed)));
-    response.status = 405;
-    response.headers.push_back({"allow", allowed});
-    respond(std::move(response));
-  }
-};
+void ApiHandler::Call::BadMethod(const std::string& allowed) {
+  net::HttpResponse response = ErrorResponse(absl::InvalidArgumentError(fmt::format(
+      "{} is not allowed on {} (allowed: {})", request.method, request.path, allowed)));
+  response.status = 405;
+  response.headers.push_back({"allow", allowed});
+  respond(std::move(response));
+}
 
 void ApiHandler::Handle(net::HttpRequest request, net::Responder respond) {
   if (request.path == "/healthz" || request.path == "/readyz") {
     respond(JsonResponse(200, {{"status", "ok"}}));
     return;
   }
-  if (request.path == "/metrics") {
-    net::HttpResponse response;
-    response.content_type = "text/plain; version=0.0.4";
-    response.body = plane_->MetricsText();
-    respond(std::move(response));
-    return;
-  }
-  if (request.path.rfind("/api/v1/", 0) != 0) {
+  if (HandlePublic(request, respond)) return;
+  const bool metrics = request.path == "/metrics";
+  if (!metrics && request.path.rfind("/api/v1/", 0) != 0) {
     respond(ErrorResponse(absl::NotFoundError(fmt::format("no such path: {}", request.path))));
     return;
   }
-  Result<Principal> principal = auth_->Authenticate(request);
-  if (!principal.ok()) {
-    respond(ErrorResponse(principal.status()));
-    return;
+  std::vector<std::string> parts;
+  if (!metrics) parts = absl::StrSplit(request.path.substr(8), '/', absl::SkipEmpty());
+  std::string correlation_id = request.Header("x-request-id");
+  if (correlation_id.empty() || correlation_id.size() > 128) correlation_id = base::NewId("req");
+  Call call{std::move(request), std::move(respond), std::move(parts), {}, correlation_id};
+  Result<Principal> principal = auth_->Authenticate(call.request);
+  if (principal.ok()) call.principal = *std::move(principal);
+  AuditMutation(call);  // after authentication: the actor is known (or "anonymous")
+  if (!principal.ok()) return call.Fail(principal.status());
+  if (metrics) {
+    if (!AllowedSomewhere(call, identity::Action::kReadCloud)) return;
+    net::HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4";
+    response.body = plane_->MetricsText();
+    return call.respond(std::move(response));
   }
-  std::vector<std::string> parts = absl::StrSplit(request.path.substr(8), '/', absl::SkipEmpty());
-  Call call{std::move(request), std::move(respond), std::move(parts)};
   const std::string first = call.parts.empty() ? "" : call.parts[0];
   if (first == "clouds") return HandleClouds(call);
   if (first == "resources") return HandleResources(call);
   if (first == "jobs") return HandleJobs(call);
   if (first == "packages") return HandlePackages(call);
+  if (first == "quotas") return HandleQuotas(call);
   if (call.Is({"capacity"})) {
     if (call.method() != "GET") return call.BadMethod("GET");
+    if (!AllowedSomewhere(call, identity::Action::kReadCloud)) return;
     return call.respond(JsonResponse(200, plane_->Capacity()));
   }
   if (first == "operators") return HandleOperators(call);
+  if (first == "identity") return HandleIdentity(call);
+  if (first == "audit") return HandleAudit(call);
   call.Fail(absl::NotFoundError(
       fmt::format("no such API path: {} {}", call.method(), call.request.path)));
 }
@@ -271,10 +279,23 @@ void ApiHandler::NotFound(Call& call) {
 }
 
 void ApiHandler::HandleClouds(Call& call) {
+  using identity::Action;
   const std::string& method = call.method();
   if (call.Is({"clouds"})) {
-    if (method == "GET") return call.respond(JsonResponse(200, plane_->ListClouds()));
+    if (method == "GET") {
+      if (!AllowedSomewhere(call, Action::kReadCloud)) return;
+      json listing = plane_->ListClouds();
+      json visible = json::array();
+      for (json& item : listing["items"]) {
+        if (Can(call.principal, Action::kReadCloud, {item.value("name", ""), "", ""})) {
+          visible.push_back(std::move(item));
+        }
+      }
+      listing["items"] = std::move(visible);
+      return call.respond(JsonResponse(200, listing));
+    }
     if (method != "POST") return call.BadMethod("GET, POST");
+    if (!Allowed(call, Action::kManageCloud, {})) return;
     Result<json> body = ParseBody(call.request);
     if (!body.ok()) return call.Fail(body.status());
     if (!body->contains("name") || !(*body)["name"].is_string()) {
@@ -283,14 +304,19 @@ void ApiHandler::HandleClouds(Call& call) {
     return plane_->CreateCloud((*body)["name"].get<std::string>(),
                                Reply(std::move(call.respond), 201));
   }
-  if (call.Is({"clouds", "*"})) {
-    if (method == "GET") return Reply(std::move(call.respond))(plane_->GetCloud(call.parts[1]));
-    if (method == "DELETE") {
-      return plane_->DeleteCloud(call.parts[1], Reply(std::move(call.respond)));
+  if (call.Is({"clouds", "*"}) || call.Is({"clouds", "*", "resources"})) {
+    Result<json> cloud = plane_->GetCloud(call.parts[1]);
+    if (!cloud.ok()) return call.Fail(cloud.status());
+    identity::Target target{cloud->value("name", ""), "", ""};
+    bool reading = method == "GET";
+    if (!Allowed(call, reading ? Action::kReadCloud : Action::kManageCloud, target)) return;
+    if (call.parts.size() == 2) {
+      if (method == "GET") return Reply(std::move(call.respond))(*std::move(cloud));
+      if (method == "DELETE") {
+        return plane_->DeleteCloud(call.parts[1], Reply(std::move(call.respond)));
+      }
+      return call.BadMethod("GET, DELETE");
     }
-    return call.BadMethod("GET, DELETE");
-  }
-  if (call.Is({"clouds", "*", "resources"})) {
     if (method == "GET") {
       return Reply(std::move(call.respond))(plane_->ListResources(call.parts[1]));
     }
@@ -299,25 +325,75 @@ void ApiHandler::HandleClouds(Call& call) {
     if (!body.ok()) return call.Fail(body.status());
     Result<spec::CloudResourceSpec> spec = spec::CloudResourceFromJson(*body);
     if (!spec.ok()) return call.Fail(spec.status());
-    return plane_->CreateResource(call.parts[1], *std::move(spec),
-                                  Reply(std::move(call.respond), 201));
+    auto respond = std::make_shared<net::Responder>(std::move(call.respond));
+    return plane_->CreateResource(
+        call.parts[1], *std::move(spec), [this, respond](Result<json> created) {
+          OnResourceCreated(std::move(created), std::move(*respond));
+        });
+  }
+  NotFound(call);
+}
+
+void ApiHandler::HandleQuotas(Call& call) {
+  if (call.Is({"quotas"})) {
+    if (call.method() == "GET") {
+      if (!AllowedSomewhere(call, identity::Action::kReadCloud)) return;
+      return call.respond(JsonResponse(200, plane_->ListQuotas()));
+    }
+    if (call.method() != "POST") return call.BadMethod("GET, POST");
+    Result<json> body = ParseBody(call.request);
+    if (!body.ok()) return call.Fail(body.status());
+    for (const char* key : {"id", "created_at", "created_unix_ms"}) body->erase(key);
+    Result<Quota> quota = QuotaFromJson(*body);
+    if (!quota.ok()) return call.Fail(quota.status());
+    if (!Allowed(call, identity::Action::kManageCloud, {quota->cloud, "", ""})) return;
+    return plane_->CreateQuota(*std::move(quota), Reply(std::move(call.respond), 201));
+  }
+  if (call.Is({"quotas", "*"})) {
+    if (call.method() != "DELETE") return call.BadMethod("DELETE");
+    std::string cloud;
+    json quotas = plane_->ListQuotas();
+    for (const json& item : quotas.value("items", json::array())) {
+      if (item.value("id", "") == call.parts[1]) cloud = item.value("cloud", "");
+    }
+    if (!Allowed(call, identity::Action::kManageCloud, {cloud, "", ""})) return;
+    return plane_->DeleteQuota(call.parts[1], Reply(std::move(call.respond)));
   }
   NotFound(call);
 }
 
 void ApiHandler::HandleResources(Call& call) {
+  using identity::Action;
   const std::string& method = call.method();
   if (call.Is({"resources"})) {
     if (method != "GET") return call.BadMethod("GET");
-    return Reply(std::move(call.respond))(
-        plane_->ListResources(QueryString(call.request, "cloud")));
+    if (!AllowedSomewhere(call, Action::kReadCloud)) return;
+    Result<json> listing = plane_->ListResources(QueryString(call.request, "cloud"));
+    if (listing.ok()) {
+      json visible = json::array();
+      for (json& item : (*listing)["items"]) {
+        identity::Target target{item.value("cloud", ""), item.value("name", ""), ""};
+        if (Can(call.principal, Action::kReadCloud, target)) visible.push_back(std::move(item));
+      }
+      (*listing)["items"] = std::move(visible);
+    }
+    return Reply(std::move(call.respond))(std::move(listing));
   }
   if (call.Is({"resources", "*"})) {
+    Result<json> resource = plane_->GetResource(call.parts[1]);
+    if (!resource.ok()) return call.Fail(resource.status());
+    const std::string name = resource->value("name", "");
+    identity::Target target{resource->value("cloud", ""), name, ""};
     if (method == "GET") {
-      return Reply(std::move(call.respond))(plane_->GetResource(call.parts[1]));
+      if (!Allowed(call, Action::kReadCloud, target)) return;
+      return Reply(std::move(call.respond))(*std::move(resource));
     }
     if (method == "DELETE") {
-      return plane_->DeleteResource(call.parts[1], Reply(std::move(call.respond)));
+      if (!Allowed(call, Action::kManageCloud, target)) return;
+      auto respond = std::make_shared<net::Responder>(std::move(call.respond));
+      return plane_->DeleteResource(call.parts[1], [this, respond, name](Result<json> deleted) {
+        OnResourceDeleted(name, std::move(deleted), std::move(*respond));
+      });
     }
     return call.BadMethod("GET, DELETE");
   }
@@ -325,14 +401,23 @@ void ApiHandler::HandleResources(Call& call) {
 }
 
 void ApiHandler::HandleJobs(Call& call) {
+  using identity::Action;
   const std::string& method = call.method();
   if (call.Is({"jobs"})) {
-    if (method == "GET") return ListJobs(call);
+    if (method == "GET") {
+      if (!AllowedSomewhere(call, Action::kReadJob)) return;
+      return ListJobs(call);
+    }
     if (method != "POST") return call.BadMethod("GET, POST");
+    if (!AllowedSomewhere(call, Action::kSubmitJob)) return;
     return SubmitJob(call);
   }
+  if (call.parts.size() < 2 || call.parts.size() > 3) return NotFound(call);
+  Result<json> job = plane_->GetJob(call.parts[1]);
+  if (!job.ok()) return call.Fail(job.status());
   if (call.Is({"jobs", "*"})) {
     if (method != "GET") return call.BadMethod("GET");
+    if (!Allowed(call, Action::kReadJob, JobTarget(*job))) return;
     Result<int64_t> seen = QueryInt(call.request, "wait_version", -1);
     Result<int64_t> wait_ms = QueryInt(call.request, "wait_ms", 0);
     if (!seen.ok()) return call.Fail(seen.status());
@@ -342,10 +427,12 @@ void ApiHandler::HandleJobs(Call& call) {
   }
   if (call.Is({"jobs", "*", "terminate"})) {
     if (method != "POST") return call.BadMethod("POST");
+    if (!Allowed(call, Action::kTerminateJob, JobTarget(*job))) return;
     return plane_->TerminateJob(call.parts[1], Reply(std::move(call.respond)));
   }
   if (call.Is({"jobs", "*", "logs"})) {
     if (method != "GET") return call.BadMethod("GET");
+    if (!Allowed(call, Action::kReadJob, JobTarget(*job))) return;
     return ReadJobLog(call);
   }
   NotFound(call);
@@ -370,7 +457,15 @@ void ApiHandler::ListJobs(Call& call) {
     return call.Fail(absl::InvalidArgumentError("query parameter limit: must be 1 to 10000"));
   }
   filter.limit = static_cast<size_t>(*limit);
-  call.respond(JsonResponse(200, plane_->ListJobs(filter)));
+  json listing = plane_->ListJobs(filter);
+  json visible = json::array();
+  for (json& item : listing["items"]) {
+    if (Can(call.principal, identity::Action::kReadJob, JobTarget(item))) {
+      visible.push_back(std::move(item));
+    }
+  }
+  listing["items"] = std::move(visible);
+  call.respond(JsonResponse(200, listing));
 }
 
 void ApiHandler::SubmitJob(Call& call) {
@@ -396,7 +491,8 @@ void ApiHandler::SubmitJob(Call& call) {
           absl::FailedPreconditionError(fmt::format("package: {} has not been uploaded", package)));
     }
   }
-  plane_->SubmitJob(*std::move(config), std::move(package), Reply(std::move(call.respond), 201));
+  plane_->SubmitJob(*std::move(config), std::move(package), call.principal.subject,
+                    Reply(std::move(call.respond), 201));
 }
 
 void ApiHandler::ReadJobLog(Call& call) {
@@ -439,6 +535,7 @@ void ApiHandler::HandlePackages(Call& call) {
   }
   std::string path = PackagePath(digest);
   if (call.method() == "PUT") {
+    if (!AllowedSomewhere(call, identity::Action::kSubmitJob)) return;
     if ("sha256:" + base::Sha256Hex(call.request.body) != digest) {
       return call.Fail(
           absl::InvalidArgumentError(fmt::format("package body does not hash to {}", digest)));
@@ -451,6 +548,10 @@ void ApiHandler::HandlePackages(Call& call) {
         JsonResponse(201, {{"package", digest}, {"size", call.request.body.size()}}));
   }
   if (call.method() != "GET") return call.BadMethod("GET, PUT");
+  if (!CanSomewhere(call.principal, identity::Action::kOperatorConnect) &&
+      !AllowedSomewhere(call, identity::Action::kReadJob)) {
+    return;
+  }
   if (QueryString(call.request, "stat") == "1") {
     return call.respond(
         JsonResponse(200, {{"package", digest}, {"exists", base::PathExists(path)}}));
@@ -472,6 +573,14 @@ void ApiHandler::HandleOperators(Call& call) {
   const std::string& resource = call.parts[1];
   const std::string& what = call.parts[2];
   const std::string& method = call.method();
+  if (!Allowed(call, identity::Action::kOperatorConnect,
+               {CloudOfResource(resource), resource, ""})) {
+    return;
+  }
+  if (what == "tokens") {
+    if (method != "POST") return call.BadMethod("POST");
+    return MintOperatorToken(call, resource);
+  }
   if (what == "heartbeat") {
     if (method != "POST") return call.BadMethod("POST");
     Result<json> body = ParseBody(call.request);
@@ -484,8 +593,13 @@ void ApiHandler::HandleOperators(Call& call) {
     if (method != "GET") return call.BadMethod("GET");
     Result<int64_t> wait_ms = QueryInt(call.request, "wait_ms", 0);
     if (!wait_ms.ok()) return call.Fail(wait_ms.status());
-    return plane_->WatchAssignments(resource, QueryString(call.request, "version"), *wait_ms,
-                                    Reply(std::move(call.respond)));
+    auto respond = std::make_shared<net::Responder>(std::move(call.respond));
+    return plane_->WatchAssignments(
+        resource, QueryString(call.request, "version"), *wait_ms,
+        [this, respond, resource](Result<json> listing) {
+          if (listing.ok()) AddWorkloadIdentity(resource, *listing);
+          Reply(std::move(*respond))(std::move(listing));
+        });
   }
   if (what == "logs") {
     if (method != "POST") return call.BadMethod("POST");

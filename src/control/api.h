@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "control/auth.h"
 #include "control/control_plane.h"
+#include "identity/authz.h"
 #include "net/http_types.h"
 
 namespace meridian::control {
@@ -17,12 +19,21 @@ struct ApiOptions {
   int64_t max_package_bytes = int64_t{256} << 20;
   int64_t max_request_bytes = int64_t{1} << 20;
   int64_t max_log_chunk_bytes = int64_t{1} << 20;
+  // Threads for work that blocks on a commit: audit appends and token exchanges.
+  int blocking_threads = 8;
+  size_t max_blocking_queue = 10'000;
 };
+
+class IdentityPlane;
+class WorkerPool;
 
 class ApiHandler {
  public:
-  // `plane` and `auth` must outlive the handler.
-  ApiHandler(ControlPlane* plane, Authenticator* auth, ApiOptions options);
+  // `plane`, `auth` and `identity` must outlive the handler. Without `identity` (unit tests
+  // of the API) the identity endpoints answer 404 and nothing is audited.
+  ApiHandler(ControlPlane* plane, Authenticator* auth, ApiOptions options,
+             IdentityPlane* identity = nullptr);
+  ~ApiHandler();
 
   void Handle(net::HttpRequest request, net::Responder respond);
 
@@ -33,6 +44,7 @@ class ApiHandler {
   struct Call;
   void HandleClouds(Call& call);
   void HandleResources(Call& call);
+  void HandleQuotas(Call& call);
   void HandleJobs(Call& call);
   void ListJobs(Call& call);
   void SubmitJob(Call& call);
@@ -42,12 +54,47 @@ class ApiHandler {
   void NotFound(Call& call);
   std::string PackagePath(const std::string& digest) const;
 
+  // ---- authorisation (api.cc) ----
+  // Answers 403 and returns false when the caller may not do `action` on `target`.
+  bool Allowed(Call& call, identity::Action action, const identity::Target& target);
+  // The same for an action on something not named yet (a listing, an upload): allowed when
+  // one of the caller's grants allows it at the grant's own scope.
+  bool AllowedSomewhere(Call& call, identity::Action action);
+  std::string CloudOfResource(const std::string& resource);
+  identity::Target JobTarget(const nlohmann::json& job);
+  // Keeps the items of a listing the caller may see.
+  nlohmann::json FilterJobs(const Call& call, nlohmann::json listing);
+  // Wraps the responder of a mutating call so that the answer is audited before it is sent.
+  void AuditMutation(Call& call);
+
+  // ---- identity (api_identity.cc) ----
+  // The unauthenticated endpoints (discovery, keys, token endpoint, cluster issuers); false
+  // when `request` is not one of them.
+  bool HandlePublic(net::HttpRequest& request, net::Responder& respond);
+  void HandleTokenEndpoint(net::HttpRequest request, net::Responder respond);
+  void HandleIdentity(Call& call);
+  void HandleAudit(Call& call);
+  void MintOperatorToken(Call& call, const std::string& resource);
+  // Adds the workload identity of `resource` to an assignment listing.
+  void AddWorkloadIdentity(const std::string& resource, nlohmann::json& listing) const;
+  // Register (or remove) a LOCAL resource's identities, then answer with `result`. Called
+  // from commit callbacks: the directory's own commits run on a blocking worker.
+  void OnResourceCreated(Result<nlohmann::json> result, net::Responder respond);
+  void OnResourceDeleted(const std::string& resource, Result<nlohmann::json> result,
+                         net::Responder respond);
+
   ControlPlane* const plane_;
   Authenticator* const auth_;
   const ApiOptions options_;
+  IdentityPlane* const identity_;
+  std::unique_ptr<WorkerPool> blocking_;  // null without identity
 };
 
 // The HTTP status for a Status code (the one mapping of the server side).
 int HttpStatusFor(const Status& status);
+// The JSON error answer {code, message, details} for a Status.
+net::HttpResponse ErrorResponse(const Status& status);
+// A JSON answer from JSON text.
+net::HttpResponse JsonTextResponse(int status, std::string body);
 
 }  // namespace meridian::control

@@ -1,37 +1,63 @@
-// The one authentication/authorisation step every API request passes through.
+// The one authentication step every API request passes through, and the principal it yields.
 //
-// Until workload identity lands (token service, roles), the only implementation is
-// LocalTrustAuthenticator: it admits every caller as the local administrator, which is safe
-// only because the server listens on loopback by default; `meridian server` warns loudly
-// when bound elsewhere. There is deliberately no shared secret in between.
+// TokenAuthenticator is the server's: the request must carry "Authorization: Bearer <access
+// token>" issued by this control plane's token service for the audience "api://meridian".
+// What the principal may then do is decided per route by identity::Authorize over its role
+// grants (api.cc maps each route to an action and a target).
+//
+// LocalTrustAuthenticator admits every caller as an administrator. It exists for unit tests
+// of the API that are not about identity; `meridian server` never uses it. There is
+// deliberately no shared secret anywhere in between.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
+#include "identity/roles.h"
 #include "net/http_types.h"
+
+namespace meridian::identity {
+class TokenService;
+}
 
 namespace meridian::control {
 
+inline constexpr char kControlPlaneAudience[] = "api://meridian";
+// Longer Authorization headers are refused before any parsing.
+inline constexpr size_t kMaxBearerTokenBytes = 16 * 1024;
+
 struct Principal {
-  std::string subject;             // who, for logs and (later) the audit trail
-  std::vector<std::string> roles;  // "Admin", "Developer", "Viewer", "Operator"
+  std::string subject;  // the access token's sub: an app id or a user subject
+  std::string app_id;   // azp
+  std::vector<std::string> roles;             // distinct role names, for display
+  std::vector<identity::RoleGrant> grants;    // what Authorize decides on
 };
 
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
-  // kUnauthenticated (401) for a missing or bad credential, kPermissionDenied (403) for a
-  // good one without the role the request needs.
+  // kUnauthenticated (401) for a missing or bad credential, saying why.
   virtual Result<Principal> Authenticate(const net::HttpRequest& request) = 0;
 };
 
 class LocalTrustAuthenticator final : public Authenticator {
  public:
-  Result<Principal> Authenticate(const net::HttpRequest& request) override {
-    return Principal{"local-admin", {"Admin"}};
-  }
+  Result<Principal> Authenticate(const net::HttpRequest& request) override;
+};
+
+// Thread safety: Authenticate may be called from any thread (TokenService is thread-safe).
+class TokenAuthenticator final : public Authenticator {
+ public:
+  // `tokens` and `clock` must outlive the authenticator.
+  TokenAuthenticator(const identity::TokenService* tokens, const base::Clock* clock)
+      : tokens_(tokens), clock_(clock) {}
+  Result<Principal> Authenticate(const net::HttpRequest& request) override;
+
+ private:
+  const identity::TokenService* const tokens_;
+  const base::Clock* const clock_;
 };
 
 }  // namespace meridian::control

@@ -2,11 +2,14 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "base/files.h"
 #include "control/api.h"
 #include "control/control_plane.h"
+#include "control/identity_plane.h"
 #include "fmt/format.h"
 #include "net/https_server.h"
 #include "net/tls.h"
@@ -16,22 +19,47 @@
 namespace meridian::control {
 namespace {
 
-bool IsLoopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
+// Sets `server:` and `ca_file:` in <home>/config.yaml, keeping every other line (what
+// `meridian login` wrote: client_id, key_file).
 Status WriteClientConfig(const std::string& home, const std::string& url,
                          const std::string& ca_file) {
+  const std::string path = home + "/config.yaml";
+  std::string kept;
+  if (Result<std::string> existing = base::ReadFile(path, 1 << 20); existing.ok()) {
+    size_t start = 0;
+    while (start < existing->size()) {
+      size_t end = existing->find('\n', start);
+      if (end == std::string::npos) end = existing->size();
+      std::string line = existing->substr(start, end - start);
+      start = end + 1;
+      if (line.rfind("server:", 0) == 0 || line.rfind("ca_file:", 0) == 0 ||
+          line.rfind("# Written by `meridian server`", 0) == 0) {
+        continue;
+      }
+      if (!line.empty()) kept += line + "\n";
+    }
+  }
   std::string config = fmt::format(
       "# Written by `meridian server`: where clients find this control plane.\n"
-      "server: {}\nca_file: {}\n",
-      url, ca_file);
-  return base::WriteFileAtomic(home + "/config.yaml", config, 0644);
+      "server: {}\nca_file: {}\n{}",
+      url, ca_file, kept);
+  return base::WriteFileAtomic(path, config, 0644);
 }
 
 int Fail(const Status& status) {
   spdlog::error("{}", status.message());
   return 1;
+}
+
+// Every LOCAL resource gets its identities (again: the authority may have moved).
+Status RegisterLocalResources(ControlPlane& plane, IdentityPlane& identity) {
+  ASSIGN_OR_RETURN(nlohmann::json resources, plane.ListResources(""));
+  for (const nlohmann::json& resource : resources["items"]) {
+    if (resource.value("compute_stack", "") != "LOCAL") continue;
+    RETURN_IF_ERROR(identity.RegisterLocalResource(resource.value("cloud", ""),
+                                                   resource.value("name", "")));
+  }
+  return OkStatus();
 }
 
 }  // namespace
@@ -83,28 +111,56 @@ int RunServer(const ServerOptions& options) {
   Result<std::unique_ptr<ControlPlane>> plane = ControlPlane::Open(store->get(), plane_options);
   if (!plane.ok()) return Fail(plane.status());
 
-  LocalTrustAuthenticator auth;
-  ApiOptions api_options;
-  api_options.package_dir = options.home + "/server/packages";
-  ApiHandler api(plane->get(), &auth, api_options);
-
+  // The handler exists only once the identity plane knows the authority, which needs the
+  // port: until then (before the ready file is written) requests are answered 503.
+  // Declared before the server so that they outlive it on every return path.
+  std::unique_ptr<IdentityPlane> identity;
+  std::unique_ptr<Authenticator> auth;
+  std::unique_ptr<ApiHandler> api;
+  std::atomic<ApiHandler*> api_ptr{nullptr};
   net::HttpsServerOptions server_options;
   server_options.bind_address = host;
   server_options.port = static_cast<uint16_t>(port);
   server_options.cert_pem_path = cert;
   server_options.key_pem_path = key;
   server_options.threads = options.threads;
-  server_options.body_limit = [&api](std::string_view method, std::string_view path) {
-    return api.BodyLimit(method, path);
+  server_options.body_limit = [&api_ptr](std::string_view method, std::string_view path) {
+    ApiHandler* api = api_ptr.load();
+    return api != nullptr ? api->BodyLimit(method, path) : int64_t{1} << 20;
   };
   Result<std::unique_ptr<net::HttpsServer>> server = net::HttpsServer::Start(
-      server_options, [&api](net::HttpRequest request, net::Responder respond) {
-        api.Handle(std::move(request), std::move(respond));
+      server_options, [&api_ptr](net::HttpRequest request, net::Responder respond) {
+        ApiHandler* api = api_ptr.load();
+        if (api == nullptr) {
+          return respond(ErrorResponse(absl::UnavailableError("the server is starting")));
+        }
+        api->Handle(std::move(request), std::move(respond));
       });
   if (!server.ok()) return Fail(server.status());
 
   std::string url_host = (host.empty() || host == "0.0.0.0" || host == "::") ? "127.0.0.1" : host;
   std::string url = fmt::format("https://{}:{}", url_host, (*server)->port());
+
+  IdentityPlaneOptions identity_options;
+  identity_options.home = options.home;
+  identity_options.authority = url;
+  identity_options.access_token_lifetime_s = options.access_token_lifetime_s;
+  identity_options.cluster_token_lifetime_s = options.cluster_token_lifetime_s;
+  identity_options.key_publish_ahead_s = options.key_publish_ahead_s;
+  Result<std::unique_ptr<IdentityPlane>> opened =
+      IdentityPlane::Open(store->get(), identity_options);
+  if (!opened.ok()) return Fail(opened.status());
+  identity = *std::move(opened);
+  if (Status registered = RegisterLocalResources(**plane, *identity); !registered.ok()) {
+    return Fail(registered);
+  }
+  // Every API call carries an access token of this server's token service: there is no
+  // other way in (no shared secret, no switch to turn it off).
+  auth = std::make_unique<TokenAuthenticator>(&identity->tokens(), base::SystemClock::Get());
+  ApiOptions api_options;
+  api_options.package_dir = options.home + "/server/packages";
+  api = std::make_unique<ApiHandler>(plane->get(), auth.get(), api_options, identity.get());
+  api_ptr = api.get();
   if (Status written = WriteClientConfig(options.home, url, ca_file); !written.ok()) {
     return Fail(written);
   }
@@ -113,26 +169,24 @@ int RunServer(const ServerOptions& options) {
       return Fail(written);
     }
   }
-  if (!IsLoopback(url_host)) {
-    spdlog::warn(
-        "listening on {} without authentication: every caller is treated as the "
-        "administrator until workload identity is configured; keep this address "
-        "private",
-        options.listen);
-  }
   spdlog::info("meridian server listening on {} (home {})", url, options.home);
 
   // The main thread keeps time: housekeeping every 100 ms until a signal arrives.
   timespec tick{0, 100'000'000};
   int signal_number = -1;
+  int64_t ticks = 0;
   while (signal_number < 0) {
     signal_number = sigtimedwait(&signals, nullptr, &tick);
     (*plane)->Tick();
+    if (++ticks % 600 == 0) identity->Tick();  // about once a minute
   }
   spdlog::info("received {}, shutting down", strsignal(signal_number));
   (*plane)->AnswerAllWaiters();
   (*server)->Shutdown(5'000);
   server->reset();
+  api_ptr = nullptr;
+  api.reset();
+  identity.reset();
   plane->reset();
   store->reset();
   spdlog::info("meridian server stopped");

@@ -16,6 +16,10 @@ struct ServerOptions {
   int64_t heartbeat_timeout_ms = 10'000;
   int64_t heartbeat_interval_ms = 2'000;
   int threads = 2;
+  // Workload identity (short values are for tests that outlive a token).
+  int64_t access_token_lifetime_s = 3600;
+  int64_t cluster_token_lifetime_s = 3600;  // operator and job-attempt federated tokens
+  int64_t key_publish_ahead_s = 24 * 3600;  // a rotated signing key is published this early
   // Written once listening: "https://127.0.0.1:PORT\n" (lets a parent learn a free port).
   std::string ready_file;
 };

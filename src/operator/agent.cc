@@ -14,6 +14,7 @@
 #include "base/files.h"
 #include "base/ids.h"
 #include "fmt/format.h"
+#include "identity/credentials/token_file_writer.h"
 #include "net/http_client.h"
 #include "spdlog/spdlog.h"
 #include "spec/spec_json.h"
@@ -43,6 +44,8 @@ bool ParseAttemptKey(const std::string& key, std::string* job_id, int* attempt, 
 
 namespace {
 
+constexpr char kControlPlaneScope[] = "api://meridian/.default";
+
 struct Assignment {
   std::string job_id;
   std::string job_name;
@@ -54,6 +57,7 @@ struct Assignment {
   int64_t timeout_s = 0;
   int gpus = 0;
   bool terminate = false;
+  json workload_identity;  // {client_id, tenant_id, authority, token_lifetime_s} or null
   std::string key() const { return AttemptKey(job_id, attempt, epoch); }
 };
 
@@ -120,6 +124,18 @@ class Agent {
     return client_options;
   }
 
+  // Adds the bearer token. A failure is logged: the request then gets the server's 401.
+  void Authorize(net::HttpClientRequest& request) {
+    if (options_.credential == nullptr) return;
+    Result<identity::credentials::AccessToken> token =
+        options_.credential->GetToken(kControlPlaneScope);
+    if (!token.ok()) {
+      spdlog::warn("no access token for the control plane: {}", token.status().message());
+      return;
+    }
+    request.headers.push_back({"authorization", "Bearer " + token->token});
+  }
+
   std::string Url(std::string_view tail) const {
     return fmt::format("{}/api/v1/operators/{}/{}", options_.server_url,
                        net::PercentEncode(options_.cloud_resource), tail);
@@ -141,6 +157,7 @@ class Agent {
       net::HttpClientRequest request;
       request.url = Url(
           fmt::format("assignments?version={}&wait_ms={}", net::PercentEncode(version), wait_ms));
+      Authorize(request);
       Result<json> answer = ApiResult(client.Send(request), "watching assignments");
       if (!answer.ok()) {
         spdlog::warn("{}; retrying in {} ms", answer.status().message(), backoff_ms);
@@ -166,6 +183,7 @@ class Agent {
           a.timeout_s = item.value("timeout_s", int64_t{0});
           a.gpus = item.value("gpus", 0);
           a.terminate = item.value("terminate", false);
+          a.workload_identity = item.value("workload_identity", json());
           assignments.push_back(std::move(a));
         }
       } catch (const json::exception& error) {
@@ -189,6 +207,7 @@ class Agent {
     while (!stop_) {
       Reconcile(client);
       std::vector<AttemptStatus> statuses = options_.stack->List();
+      StopFinishedWriters(statuses);
       ShipLogs(client, statuses);
       json attempts = json::array();
       bool any_starting = false;
@@ -276,6 +295,7 @@ class Agent {
     request.url = Url("heartbeat");
     request.headers = {{"content-type", "application/json"}};
     request.body = body.dump();
+    Authorize(request);
     Result<json> answer = ApiResult(client.Send(request), "heartbeat");
     if (!answer.ok()) return answer.status();
     if (interval_ms != nullptr) {
@@ -345,9 +365,64 @@ class Agent {
     if (!assignment.package.empty()) {
       ASSIGN_OR_RETURN(launch.working_dir_archive, FetchPackage(client, assignment.package));
     }
+    RETURN_IF_ERROR(StartWorkloadIdentity(assignment, launch));
     spdlog::info("starting attempt {} of job {} ({})", assignment.attempt, assignment.job_id,
                  assignment.job_name);
     return options_.stack->Start(launch);
+  }
+
+  // The attempt's federated token file and AZURE_* variables (see agent.h).
+  Status StartWorkloadIdentity(const Assignment& assignment, AttemptLaunch& launch) {
+    const json& workload = assignment.workload_identity;
+    if (!workload.is_object() || workload.value("client_id", "").empty()) return OkStatus();
+    RETURN_IF_ERROR(base::MakeDirs(options_.work_dir + "/tokens", 0700));
+    identity::credentials::TokenFileWriterOptions writer_options;
+    writer_options.path = fmt::format("{}/tokens/{}.jwt", options_.work_dir, launch.key);
+    int64_t lifetime_s = workload.value("token_lifetime_s", int64_t{3600});
+    writer_options.token_lifetime_ms = lifetime_s * 1000;
+    writer_options.mint = [this, lifetime_s]() { return MintWorkloadToken(lifetime_s); };
+    ASSIGN_OR_RETURN(std::unique_ptr<identity::credentials::TokenFileWriter> writer,
+                     identity::credentials::TokenFileWriter::Start(std::move(writer_options)));
+    // The address this operator reaches the control plane at, which the attempt shares.
+    std::string authority = options_.server_url;
+    launch.env["AZURE_CLIENT_ID"] = workload.value("client_id", "");
+    launch.env["AZURE_TENANT_ID"] = workload.value("tenant_id", "");
+    launch.env["AZURE_FEDERATED_TOKEN_FILE"] = writer->path();
+    launch.env["AZURE_AUTHORITY_HOST"] = authority.empty() ? "" : authority + "/";
+    token_writers_[launch.key] = std::move(writer);
+    return OkStatus();
+  }
+
+  // The TokenRequest API: a workload token for this resource. Runs on a writer's thread.
+  Result<std::string> MintWorkloadToken(int64_t lifetime_s) {
+    net::HttpClient client(ClientOptions(20'000));
+    net::HttpClientRequest request;
+    request.method = "POST";
+    request.url = Url("tokens");
+    request.headers = {{"content-type", "application/json"}};
+    request.body = json{{"service_account", "workload"}, {"lifetime_s", lifetime_s}}.dump();
+    Authorize(request);
+    ASSIGN_OR_RETURN(json answer, ApiResult(client.Send(request), "minting a workload token"));
+    if (!answer.contains("token") || !answer["token"].is_string()) {
+      return absl::InternalError("minting a workload token: the answer has no token");
+    }
+    return answer["token"].get<std::string>();
+  }
+
+  // Stops the token writers of attempts that ended or are gone.
+  void StopFinishedWriters(const std::vector<AttemptStatus>& statuses) {
+    std::set<std::string> running;
+    for (const AttemptStatus& status : statuses) {
+      if (!IsFinal(status.phase)) running.insert(status.key);
+    }
+    for (auto it = token_writers_.begin(); it != token_writers_.end();) {
+      if (running.count(it->first)) {
+        ++it;
+        continue;
+      }
+      it->second->Stop();
+      it = token_writers_.erase(it);
+    }
   }
 
   Result<std::string> FetchPackage(net::HttpClient& client, const std::string& package) {
@@ -356,6 +431,7 @@ class Agent {
     if (base::PathExists(path)) return path;
     net::HttpClientRequest request;
     request.url = fmt::format("{}/api/v1/packages/{}", options_.server_url, package);
+    Authorize(request);
     Result<net::HttpResponse> response = client.Send(request);
     if (!response.ok()) return response.status();
     if (response->status != 200) {
@@ -388,6 +464,7 @@ class Agent {
                                       net::PercentEncode(job_id), attempt, epoch, shipped));
         request.headers = {{"content-type", "application/octet-stream"}};
         request.body = std::move(chunk->data);
+        Authorize(request);
         Result<json> answer = ApiResult(client.Send(request), "shipping output");
         if (!answer.ok()) {
           if (answer.status().code() == absl::StatusCode::kFailedPrecondition ||
@@ -455,6 +532,8 @@ class Agent {
   std::set<int> free_gpus_;
   std::map<std::string, std::vector<int>> gpus_by_attempt_;
   std::string last_fingerprint_;
+  // Attempt key -> the writer keeping its federated token file fresh.
+  std::map<std::string, std::unique_ptr<identity::credentials::TokenFileWriter>> token_writers_;
 };
 
 }  // namespace

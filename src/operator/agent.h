@@ -7,6 +7,12 @@
 // in order from the stack's log files; an attempt's final state is reported only after all
 // of its output has been shipped, so a finished job's logs are complete.
 //
+// Workload identity: when an assignment carries {"workload_identity": {client_id, tenant_id,
+// authority, token_lifetime_s}}, the attempt gets a federated token file kept fresh by a
+// TokenFileWriter (tokens minted by POST /api/v1/operators/<resource>/tokens) and the
+// variables the Azure workload-identity webhook injects: AZURE_CLIENT_ID, AZURE_TENANT_ID,
+// AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST. The writer stops when the attempt ends.
+//
 // Restart: the agent keeps no state of its own. The stack finds its attempts again, the
 // attempt key carries the epoch, and the next heartbeat re-reports everything.
 #pragma once
@@ -18,6 +24,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "identity/credentials/credential.h"
 #include "operator/stacks/compute_stack.h"
 #include "spec/specs.h"
 
@@ -43,6 +50,9 @@ struct AgentOptions {
   int64_t log_chunk_bytes = 512 << 10;
   size_t keep_finished_attempts = 200;  // finished attempts whose files stay on disk
   std::string version = "dev";
+  // Access tokens for the control plane (scope api://meridian/.default), sent as Bearer on
+  // every request; a CachingCredential refreshes them ahead of expiry. nullptr: none sent.
+  std::shared_ptr<identity::credentials::TokenCredential> credential;
 };
 
 // Runs until `stop` becomes true. Fails at once when the control plane answers that the
