@@ -234,20 +234,28 @@ TEST_F(IdentityCliTest, AuditListShowsTheCallsMadeAndVerifyPasses) {
   ASSERT_EQ(list.exit_code, 0) << list.Describe();
   json items = ParseOut(list).value("items", json::array());
   bool saw_cloud = false;
+  bool saw_app = false;
   bool saw_token = false;
   for (const json& entry : items) {
-    if (entry.value("target", "").find("audited") != std::string::npos) saw_cloud = true;
-    if (entry.value("action", "") == "token.issue") saw_token = true;
+    std::string action = entry.value("action", "");
+    // The admin's calls are recorded under its subject, with their outcome.
+    if (action == "cloud.create" && entry.value("actor", "") == "admin" &&
+        entry.value("result", "") == "201") {
+      saw_cloud = true;
+    }
+    if (action == "identity.app.create" && entry.value("actor", "") == "admin") saw_app = true;
+    if (action == "token.issue") saw_token = true;
     EXPECT_EQ(entry.dump().find(platform_.AccessToken()), std::string::npos)
         << "an audit entry holds a token";
   }
   EXPECT_TRUE(saw_cloud) << list.out;
+  EXPECT_TRUE(saw_app) << list.out;
   EXPECT_TRUE(saw_token) << list.out;
 
   CommandResult tokens = Admin({"audit", "list", "--action", "token.", "--since", "1h"});
   ASSERT_EQ(tokens.exit_code, 0) << tokens.Describe();
   EXPECT_NE(tokens.out.find("token.issue"), std::string::npos) << tokens.out;
-  EXPECT_EQ(tokens.out.find("audited"), std::string::npos) << tokens.out;
+  EXPECT_EQ(tokens.out.find("cloud.create"), std::string::npos) << tokens.out;
 
   CommandResult verify = Admin({"audit", "verify"});
   EXPECT_EQ(verify.exit_code, 0) << verify.Describe();
