@@ -465,6 +465,41 @@ void AddTokenCommands(CLI::App& identity, Context& context) {
   }));
 }
 
+void PrintSigningKeys(const json& list) {
+  Table table{{"KID", "ALG", "STATE", "ACTIVE FROM", "RETIRE AT"}, {}};
+  for (const json& key : list.value("items", json::array())) {
+    table.rows.push_back({Str(key, "kid"), Str(key, "alg"), Str(key, "state"),
+                          Str(key, "active_from"), Str(key, "retire_at")});
+  }
+  std::cout << table.Render();
+}
+
+void AddSigningKeyCommands(CLI::App& identity, Context& context) {
+  CLI::App* signing = identity.add_subcommand(
+      "signing-key",
+      "The token service's own signing keys (published in the JWKS; rotated with overlap)");
+  signing->require_subcommand(1);
+  CLI::App* list = signing->add_subcommand(
+      "list", "List signing keys: pending, active, retiring\n\nExample:\n"
+              "  meridian identity signing-key list");
+  AddOutputFlag(list, context);
+  list->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
+    ASSIGN_OR_RETURN(json keys, client.Get("/api/v1/identity/keys"));
+    Print(format, keys, PrintSigningKeys);
+    return OkStatus();
+  }));
+  CLI::App* rotate = signing->add_subcommand(
+      "rotate",
+      "Rotate now: a new key is published before it signs; the old one stays published until\n"
+      "every token it signed has expired\n\nExample:\n  meridian identity signing-key rotate");
+  AddOutputFlag(rotate, context);
+  rotate->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
+    ASSIGN_OR_RETURN(json keys, client.Post("/api/v1/identity/keys/rotate", json::object()));
+    Print(format, keys, PrintSigningKeys);
+    return OkStatus();
+  }));
+}
+
 }  // namespace
 
 void AddIdentityCommands(CLI::App& app, Context& context) {
@@ -478,6 +513,7 @@ void AddIdentityCommands(CLI::App& app, Context& context) {
   AddKeyCommands(*identity, context);
   AddRoleCommands(*identity, context);
   AddTokenCommands(*identity, context);
+  AddSigningKeyCommands(*identity, context);
 }
 
 void AddAuditCommands(CLI::App& app, Context& context) {

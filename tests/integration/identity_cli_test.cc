@@ -297,5 +297,22 @@ TEST_F(IdentityCliTest, IdentityTokenPrintsATokenTheApiAccepts) {
   EXPECT_NE(none.err.find("meridian login"), std::string::npos) << none.err;
 }
 
+TEST_F(IdentityCliTest, SigningKeyRotationPublishesANewKeyAndTokensKeepWorking) {
+  CommandResult before = Admin({"identity", "signing-key", "list", "-o", "json"});
+  ASSERT_EQ(before.exit_code, 0) << before.Describe();
+  size_t keys_before = ParseOut(before).value("items", json::array()).size();
+  ASSERT_GT(keys_before, 0u) << before.out;
+
+  CommandResult rotate = Admin({"identity", "signing-key", "rotate"});
+  ASSERT_EQ(rotate.exit_code, 0) << rotate.Describe();
+  CommandResult after = Admin({"identity", "signing-key", "list", "-o", "json"});
+  ASSERT_EQ(after.exit_code, 0) << after.Describe();
+  EXPECT_GT(ParseOut(after).value("items", json::array()).size(), keys_before) << after.out;
+
+  // The admin's calls keep working across the rotation.
+  CommandResult list = Admin({"cloud", "list"});
+  EXPECT_EQ(list.exit_code, 0) << list.Describe();
+}
+
 }  // namespace
 }  // namespace meridian::itest
