@@ -330,7 +330,8 @@ Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
       if (name.empty()) continue;
       FileKind kind = KindOf(object.metadata);
       entries[name] = DirEntry{name, kind, 0};
-      CacheAttr(object.name, Found{kind, std::move(object), false});
+      std::string path = object.name;  // read before `object` is moved from
+      CacheAttr(path, Found{kind, std::move(object), false});
     }
     for (const std::string& common : page.common_prefixes) {
       std::string name = common.substr(prefix.size(), common.size() - prefix.size() - 1);

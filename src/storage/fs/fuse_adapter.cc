@@ -191,7 +191,9 @@ void OnOpen(fuse_req_t request, fuse_ino_t inode, fuse_file_info* file) {
     Result<OpenResult> opened = mount.core().Open(inode, file->flags);
     if (!opened.ok()) return ReplyError(request, opened.status());
     file->fh = opened->handle;
-    file->keep_cache = 0;
+    // Unchanged since the kernel cached it (Open checked the ETag): keep the cached pages, so
+    // a warm re-read is served from memory. Changed: drop them.
+    file->keep_cache = opened->changed ? 0 : 1;
     // Before the reply, so the caller's first read already sees the new size (after it,
     // the read could race ahead of the invalidation and stop at the old size).
     if (opened->changed) fuse_lowlevel_notify_inval_inode(mount.session(), inode, 0, 0);
