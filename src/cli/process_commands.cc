@@ -168,9 +168,14 @@ Status RunOperator(const Context& context, const OperatorFlags& flags) {
   options.gpus = op::DetectGpus();
   ASSIGN_OR_RETURN(options.credential, OperatorCredential(client, flags.cloud_resource));
   if (options.credential == nullptr) {
-    spdlog::warn("no workload identity for cloud resource {}: neither AZURE_FEDERATED_TOKEN_FILE "
-                 "nor {}/clusters/{}/operator.json; the control plane will refuse the operator",
-                 flags.cloud_resource, client.home, flags.cloud_resource);
+    // The server writes operator.json when the resource is created: without it (and without
+    // workload identity variables) the control plane would refuse every call.
+    return absl::NotFoundError(fmt::format(
+        "cloud resource '{}' does not exist or has no workload identity here: no "
+        "{}/clusters/{}/operator.json and no AZURE_FEDERATED_TOKEN_FILE; create it first with "
+        "`meridian cloud resource create`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and "
+        "AZURE_FEDERATED_TOKEN_FILE",
+        flags.cloud_resource, client.home, flags.cloud_resource));
   }
 
   op::LocalStackOptions stack_options;

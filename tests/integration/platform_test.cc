@@ -257,6 +257,7 @@ TEST(Durability, EveryAcknowledgedJobSurvivesServerKill9) {
   // No operator ever serves "parked": its jobs stay STARTING.
   ASSERT_TRUE(platform.CreateLocalResource("parked", "eastus").ok());
 
+  const std::string token = platform.AccessToken();
   constexpr int kThreads = 5;
   constexpr int kJobsPerThread = 10;
   std::mutex mu;
@@ -274,7 +275,8 @@ TEST(Durability, EveryAcknowledgedJobSurvivesServerKill9) {
         net::HttpClientRequest request;
         request.method = "POST";
         request.url = platform.url() + "/api/v1/jobs";
-        request.headers = {{"content-type", "application/json"}};
+        request.headers = {{"content-type", "application/json"},
+                           {"authorization", "Bearer " + token}};
         request.body = body.dump();
         Result<net::HttpResponse> response = client.Send(request);
         std::lock_guard lock(mu);
