@@ -212,10 +212,10 @@ Result<Discovery> ApiClient::Discover() {
                          : endpoint.rfind('/', suffix_at - 1);
   if (suffix_at == std::string::npos || suffix_at + suffix.size() != endpoint.size() ||
       tenant_at == std::string::npos || tenant_at + 1 >= suffix_at) {
-    return absl::InternalError(fmt::format(
-        "{}/.well-known/openid-configuration has no token_endpoint of the form "
-        "{{authority}}/{{tenant}}/oauth2/v2.0/token",
-        config_.server_url));
+    return absl::InternalError(
+        fmt::format("{}/.well-known/openid-configuration has no token_endpoint of the form "
+                    "{{authority}}/{{tenant}}/oauth2/v2.0/token",
+                    config_.server_url));
   }
   discovery.has_identity = true;
   discovery.token_endpoint = endpoint;
@@ -239,10 +239,10 @@ Result<std::shared_ptr<identity::credentials::TokenCredential>> ApiClient::Crede
   } else {
     ASSIGN_OR_RETURN(Discovery discovery, Discover());
     if (!discovery.has_identity) {
-      return absl::FailedPreconditionError(fmt::format(
-          "the control plane at {} has no token service (no "
-          "/.well-known/openid-configuration); it admits requests without a token",
-          config_.server_url));
+      return absl::FailedPreconditionError(
+          fmt::format("the control plane at {} has no token service (no "
+                      "/.well-known/openid-configuration); it admits requests without a token",
+                      config_.server_url));
     }
     endpoint.authority_host = discovery.authority;
     endpoint.tenant_id = config_.tenant_id.empty() ? discovery.tenant_id : config_.tenant_id;
@@ -283,10 +283,10 @@ Result<identity::credentials::AccessToken> ApiClient::GetToken(const std::string
                    Credential());
   Result<identity::credentials::AccessToken> token = credential->GetToken(scope);
   if (!token.ok()) {
-    return Status(token.status().code(),
-                  fmt::format("cannot obtain an access token as {} (from {}): {}",
-                              config_.client_id, config_.identity_source,
-                              token.status().message()));
+    return Status(
+        token.status().code(),
+        fmt::format("cannot obtain an access token as {} (from {}): {}", config_.client_id,
+                    config_.identity_source, token.status().message()));
   }
   return token;
 }

@@ -67,13 +67,12 @@ Result<std::string> ResolveAppId(ApiClient& client, const std::string& app) {
     }
   }
   if (matches.empty()) {
-    return absl::NotFoundError(fmt::format(
-        "no application or user named '{}' (see `meridian identity app list`)", app));
+    return absl::NotFoundError(
+        fmt::format("no application or user named '{}' (see `meridian identity app list`)", app));
   }
   if (matches.size() > 1) {
-    return absl::InvalidArgumentError(fmt::format(
-        "'{}' names {} applications; use an app id: {}", app, matches.size(),
-        fmt::join(matches, ", ")));
+    return absl::InvalidArgumentError(fmt::format("'{}' names {} applications; use an app id: {}",
+                                                  app, matches.size(), fmt::join(matches, ", ")));
   }
   return matches.front();
 }
@@ -104,8 +103,7 @@ void PrintApps(const json& list) {
     table.rows.push_back({Str(app, "display_name"), Str(app, "app_id"), Str(app, "kind"),
                           Str(app, "user_subject"),
                           std::to_string(app.value("federated_credentials", json::array()).size()),
-                          std::to_string(app.value("keys", json::array()).size()),
-                          Created(app)});
+                          std::to_string(app.value("keys", json::array()).size()), Created(app)});
   }
   std::cout << table.Render();
 }
@@ -158,8 +156,7 @@ Result<std::string> SinceParameter(const std::string& since) {
   char unit = since.back();
   std::string digits = since.substr(0, since.size() - 1);
   bool relative = (unit == 's' || unit == 'm' || unit == 'h' || unit == 'd') && !digits.empty() &&
-                  digits.find_first_not_of("0123456789") == std::string::npos &&
-                  digits.size() <= 9;
+                  digits.find_first_not_of("0123456789") == std::string::npos && digits.size() <= 9;
   if (!relative) return since;
   int64_t seconds_per_unit = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
   int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -174,11 +171,11 @@ void AddAppCommands(CLI::App& identity, Context& context) {
       "app", "Applications (scripts, services, workloads) and users that can obtain tokens");
   app->require_subcommand(1);
 
-  CLI::App* create = app->add_subcommand(
-      "create",
-      "Register an application, or a user with --user\n\nExamples:\n"
-      "  meridian identity app create --name nightly-eval\n"
-      "  meridian identity app create --name Alice --user alice@example.com");
+  CLI::App* create =
+      app->add_subcommand("create",
+                          "Register an application, or a user with --user\n\nExamples:\n"
+                          "  meridian identity app create --name nightly-eval\n"
+                          "  meridian identity app create --name Alice --user alice@example.com");
   create->add_option("--name", flags.name, "Display name")->required();
   create->add_option("--user", flags.user,
                      "Make it a user with this subject (e.g. an e-mail); its tokens carry it");
@@ -210,10 +207,10 @@ void AddAppCommands(CLI::App& identity, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* show = app->add_subcommand(
-      "show",
-      "Show one application: its federated credentials and keys\n\nExample:\n"
-      "  meridian identity app show nightly-eval");
+  CLI::App* show =
+      app->add_subcommand("show",
+                          "Show one application: its federated credentials and keys\n\nExample:\n"
+                          "  meridian identity app show nightly-eval");
   show->add_option("app", flags.app, "App id, display name or user subject")->required();
   AddOutputFlag(show, context);
   show->callback(WithClient(context, [&flags](ApiClient& client, OutputFormat format) -> Status {
@@ -267,8 +264,7 @@ void AddFicCommands(CLI::App& identity, Context& context) {
                  {"subject", flags.subject},
                  {"audiences", json::array({flags.audience})},
                  {"description", flags.description}};
-    ASSIGN_OR_RETURN(json created,
-                     client.Post(AppPath(app_id) + "/federated-credentials", body));
+    ASSIGN_OR_RETURN(json created, client.Post(AppPath(app_id) + "/federated-credentials", body));
     Print(format, created, [&](const json& value) {
       std::cout << fmt::format(
           "Created federated credential {} on app {}: tokens from {} for {} (audience {}).\n",
@@ -278,9 +274,9 @@ void AddFicCommands(CLI::App& identity, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* list = fic->add_subcommand(
-      "list", "List an application's federated credentials\n\nExample:\n"
-              "  meridian identity fic list --app nightly-eval");
+  CLI::App* list = fic->add_subcommand("list",
+                                       "List an application's federated credentials\n\nExample:\n"
+                                       "  meridian identity fic list --app nightly-eval");
   list->add_option("--app", flags.app, "App id or name")->required();
   AddOutputFlag(list, context);
   list->callback(WithClient(context, [&flags](ApiClient& client, OutputFormat format) -> Status {
@@ -290,9 +286,10 @@ void AddFicCommands(CLI::App& identity, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* remove = fic->add_subcommand(
-      "delete", "Delete a federated credential\n\nExample:\n"
-                "  meridian identity fic delete --app nightly-eval --name aks-prod");
+  CLI::App* remove =
+      fic->add_subcommand("delete",
+                          "Delete a federated credential\n\nExample:\n"
+                          "  meridian identity fic delete --app nightly-eval --name aks-prod");
   remove->add_option("--app", flags.app, "App id or name")->required();
   remove->add_option("--name", flags.name, "Credential name")->required();
   remove->callback(WithClient(context, [&flags](ApiClient& client, OutputFormat) -> Status {
@@ -356,8 +353,8 @@ Result<std::string> FindAssignment(ApiClient& client, const IdentityFlags& flags
       return Str(item, "id");
     }
   }
-  return absl::NotFoundError(fmt::format("{} holds no {} role at {}", flags.principal,
-                                         flags.role, scope));
+  return absl::NotFoundError(
+      fmt::format("{} holds no {} role at {}", flags.principal, flags.role, scope));
 }
 
 void AddRoleCommands(CLI::App& identity, Context& context) {
@@ -393,9 +390,10 @@ void AddRoleCommands(CLI::App& identity, Context& context) {
     return OkStatus();
   }));
 
-  CLI::App* list = role->add_subcommand(
-      "list", "List role assignments\n\nExample:\n"
-              "  meridian identity role list --principal alice@example.com");
+  CLI::App* list =
+      role->add_subcommand("list",
+                           "List role assignments\n\nExample:\n"
+                           "  meridian identity role list --principal alice@example.com");
   list->add_option("--principal", flags.principal, "Only this principal");
   AddOutputFlag(list, context);
   list->callback(WithClient(context, [&flags](ApiClient& client, OutputFormat format) -> Status {
@@ -421,8 +419,8 @@ void AddRoleCommands(CLI::App& identity, Context& context) {
       ASSIGN_OR_RETURN(id, FindAssignment(client, flags));
     }
     RETURN_IF_ERROR(
-        client.Send("DELETE", fmt::format("{}/{}", kAssignmentsPath, net::PercentEncode(id)), "",
-                    "")
+        client
+            .Send("DELETE", fmt::format("{}/{}", kAssignmentsPath, net::PercentEncode(id)), "", "")
             .status());
     std::cout << fmt::format("Revoked role assignment {}\n", id);
     return OkStatus();
@@ -442,25 +440,25 @@ void AddTokenCommands(CLI::App& identity, Context& context) {
   token->callback(WithClient(context, [&flags](ApiClient& client, OutputFormat format) -> Status {
     ASSIGN_OR_RETURN(identity::credentials::AccessToken access, client.GetToken(flags.token_scope));
     ASSIGN_OR_RETURN(Discovery discovery, client.Discover());
-    json value = {{"accessToken", access.token},
-                  {"expiresOn", FormatTimeMs(access.expires_on_unix_s * 1000)},
-                  {"expires_on", access.expires_on_unix_s},
-                  {"tenant", discovery.tenant_id.empty() ? client.config().tenant_id
-                                                         : discovery.tenant_id},
-                  {"clientId", client.config().client_id},
-                  {"tokenType", "Bearer"}};
+    json value = {
+        {"accessToken", access.token},
+        {"expiresOn", FormatTimeMs(access.expires_on_unix_s * 1000)},
+        {"expires_on", access.expires_on_unix_s},
+        {"tenant", discovery.tenant_id.empty() ? client.config().tenant_id : discovery.tenant_id},
+        {"clientId", client.config().client_id},
+        {"tokenType", "Bearer"}};
     Print(format, value, [](const json& item) { std::cout << Str(item, "accessToken") << "\n"; });
     return OkStatus();
   }));
 
   CLI::App* tenant = identity.add_subcommand(
-      "tenant", "Show the control plane's tenant, authority and token endpoint\n\nExample:\n"
-                "  meridian identity tenant -o json");
+      "tenant",
+      "Show the control plane's tenant, authority and token endpoint\n\nExample:\n"
+      "  meridian identity tenant -o json");
   AddOutputFlag(tenant, context);
   tenant->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
     ASSIGN_OR_RETURN(json value, client.Get("/api/v1/identity/tenant"));
-    Print(format == OutputFormat::kTable ? OutputFormat::kYaml : format, value,
-          [](const json&) {});
+    Print(format == OutputFormat::kTable ? OutputFormat::kYaml : format, value, [](const json&) {});
     return OkStatus();
   }));
 }
@@ -479,9 +477,10 @@ void AddSigningKeyCommands(CLI::App& identity, Context& context) {
       "signing-key",
       "The token service's own signing keys (published in the JWKS; rotated with overlap)");
   signing->require_subcommand(1);
-  CLI::App* list = signing->add_subcommand(
-      "list", "List signing keys: pending, active, retiring\n\nExample:\n"
-              "  meridian identity signing-key list");
+  CLI::App* list =
+      signing->add_subcommand("list",
+                              "List signing keys: pending, active, retiring\n\nExample:\n"
+                              "  meridian identity signing-key list");
   AddOutputFlag(list, context);
   list->callback(WithClient(context, [](ApiClient& client, OutputFormat format) -> Status {
     ASSIGN_OR_RETURN(json keys, client.Get("/api/v1/identity/keys"));

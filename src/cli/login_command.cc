@@ -50,8 +50,7 @@ Status NewKey(const Context& context, const std::string& key_file_flag, OutputFo
     public_file.resize(public_file.size() - 4);
   }
   public_file += ".pub.pem";
-  RETURN_IF_ERROR(
-      base::MakeDirs(std::filesystem::path(key_file).parent_path().string(), 0700));
+  RETURN_IF_ERROR(base::MakeDirs(std::filesystem::path(key_file).parent_path().string(), 0700));
   ASSIGN_OR_RETURN(std::shared_ptr<const identity::SigningKey> key,
                    identity::SigningKey::Generate(identity::JwtAlg::kES256));
   RETURN_IF_ERROR(base::WriteFileAtomic(key_file, key->PrivatePem(), 0600));
@@ -131,8 +130,7 @@ Status Login(const Context& context, const LoginFlags& flags, OutputFormat forma
     for (const json& role : item["roles"]) roles.push_back(role.get<std::string>());
     std::cout << fmt::format(
         "Logged in to {} as {} (client id {}, tenant {}).\nRoles: {}\nSaved in {}.\n",
-        Str(item, "server"), Str(item, "subject"), Str(item, "client_id"),
-        Str(item, "tenant_id"),
+        Str(item, "server"), Str(item, "subject"), Str(item, "client_id"), Str(item, "tenant_id"),
         roles.empty() ? "none yet (ask an admin: meridian identity role assign ...)"
                       : fmt::format("{}", fmt::join(roles, ", ")),
         Str(item, "config_file"));
@@ -164,7 +162,7 @@ void AddLoginCommands(CLI::App& app, Context& context) {
   AddOutputFlag(login, context);
   login->callback([&context, &flags] {
     Result<OutputFormat> format = context.Format();
-    Status status = !format.ok()     ? format.status()
+    Status status = !format.ok()    ? format.status()
                     : flags.new_key ? NewKey(context, flags.key_file, *format)
                                     : Login(context, flags, *format);
     if (!status.ok()) context.exit_code = ReportError(status);

@@ -202,9 +202,8 @@ Result<ApiClient> ConnectAsAdmin(const std::string& home, const std::string& url
 
 std::string IdentitySummary(const ClientConfig& config) {
   if (config.client_id.empty()) return "none (the control plane admits every request)\n";
-  return fmt::format(
-      "{}\n                  (client id {}, private key {})\n",
-      config.identity_source, config.client_id, config.key_file);
+  return fmt::format("{}\n                  (client id {}, private key {})\n",
+                     config.identity_source, config.client_id, config.key_file);
 }
 
 void PrintWhatNext(const UpOptions& options, const std::string& url, const std::string& binary,

@@ -39,8 +39,8 @@ class IdentityCliTest : public ::testing::Test {
 
   // `meridian` as the second user, in their own home, told where the server is.
   CommandResult User(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"--home", user_home_, "--server", platform_.url(),
-                                     "--ca-file", platform_.ca_file()};
+    std::vector<std::string> argv = {"--home",        user_home_,  "--server",
+                                     platform_.url(), "--ca-file", platform_.ca_file()};
     argv.insert(argv.end(), args.begin(), args.end());
     return platform_.Cli(argv, {}, /*prepend_home=*/false);
   }
@@ -52,13 +52,12 @@ class IdentityCliTest : public ::testing::Test {
     CommandResult key = User({"login", "--new-key", "-o", "json"});
     EXPECT_EQ(key.exit_code, 0) << key.Describe();
     json key_json = ParseOut(key);
-    CommandResult app = Admin(
-        {"identity", "app", "create", "--name", subject, "--user", subject, "-o", "json"});
+    CommandResult app =
+        Admin({"identity", "app", "create", "--name", subject, "--user", subject, "-o", "json"});
     EXPECT_EQ(app.exit_code, 0) << app.Describe();
     std::string app_id = ParseOut(app).value("app_id", "");
-    CommandResult added =
-        Admin({"identity", "key", "add", "--app", subject, "--public-key",
-               key_json.value("public_key_file", "")});
+    CommandResult added = Admin({"identity", "key", "add", "--app", subject, "--public-key",
+                                 key_json.value("public_key_file", "")});
     EXPECT_EQ(added.exit_code, 0) << added.Describe();
     CommandResult assigned = Admin(
         {"identity", "role", "assign", "--role", role, "--principal", subject, "--scope", "/"});
@@ -115,14 +114,14 @@ TEST_F(IdentityCliTest, LoginWithARegisteredKeyAndAViewerCannotSubmit) {
 
   std::string job_file = platform_.WriteFile(
       "viewer-job.yaml", "name: not-allowed\nentrypoint: echo hello\nmax_retries: 0\n");
-  CommandResult submit = platform_.Cli({"--home", user_home_, "job", "submit", "-f", job_file},
-                                       {}, false);
+  CommandResult submit =
+      platform_.Cli({"--home", user_home_, "job", "submit", "-f", job_file}, {}, false);
   EXPECT_EQ(submit.exit_code, 6) << submit.Describe();
   EXPECT_NE(submit.err.find("Developer"), std::string::npos) << submit.err;
 
   // A key registered for nobody (or for another app) cannot log in.
-  CommandResult wrong = User({"login", "--client-id", "00000000-0000-4000-8000-000000000000",
-                              "--key-file", key_file});
+  CommandResult wrong = User(
+      {"login", "--client-id", "00000000-0000-4000-8000-000000000000", "--key-file", key_file});
   EXPECT_EQ(wrong.exit_code, 6) << wrong.Describe();
 }
 
@@ -131,19 +130,18 @@ TEST_F(IdentityCliTest, RoleAssignListRevokeRoundTrip) {
   ASSERT_EQ(app.exit_code, 0) << app.Describe();
   std::string app_id = ParseOut(app).value("app_id", "");
 
-  CommandResult assign = Admin({"identity", "role", "assign", "--role", "Developer",
-                                "--principal", app_id, "--scope", "/clouds/default", "-o",
-                                "json"});
+  CommandResult assign = Admin({"identity", "role", "assign", "--role", "Developer", "--principal",
+                                app_id, "--scope", "/clouds/default", "-o", "json"});
   ASSERT_EQ(assign.exit_code, 0) << assign.Describe();
   std::string first_id = ParseOut(assign).value("id", "");
-  CommandResult second = Admin({"identity", "role", "assign", "--role", "Viewer", "--principal",
-                                app_id, "--scope", "/"});
+  CommandResult second = Admin(
+      {"identity", "role", "assign", "--role", "Viewer", "--principal", app_id, "--scope", "/"});
   ASSERT_EQ(second.exit_code, 0) << second.Describe();
-  CommandResult duplicate = Admin({"identity", "role", "assign", "--role", "Viewer",
-                                   "--principal", app_id, "--scope", "/"});
+  CommandResult duplicate = Admin(
+      {"identity", "role", "assign", "--role", "Viewer", "--principal", app_id, "--scope", "/"});
   EXPECT_EQ(duplicate.exit_code, 4) << duplicate.Describe();
-  CommandResult bad_role = Admin(
-      {"identity", "role", "assign", "--role", "Owner", "--principal", app_id});
+  CommandResult bad_role =
+      Admin({"identity", "role", "assign", "--role", "Owner", "--principal", app_id});
   EXPECT_EQ(bad_role.exit_code, 2) << bad_role.Describe();
 
   CommandResult list = Admin({"identity", "role", "list", "--principal", app_id, "-o", "json"});
@@ -156,11 +154,11 @@ TEST_F(IdentityCliTest, RoleAssignListRevokeRoundTrip) {
 
   CommandResult by_id = Admin({"identity", "role", "revoke", first_id});
   EXPECT_EQ(by_id.exit_code, 0) << by_id.Describe();
-  CommandResult by_grant = Admin({"identity", "role", "revoke", "--role", "Viewer",
-                                  "--principal", app_id, "--scope", "/"});
+  CommandResult by_grant = Admin(
+      {"identity", "role", "revoke", "--role", "Viewer", "--principal", app_id, "--scope", "/"});
   EXPECT_EQ(by_grant.exit_code, 0) << by_grant.Describe();
-  CommandResult gone = Admin({"identity", "role", "revoke", "--role", "Viewer", "--principal",
-                              app_id, "--scope", "/"});
+  CommandResult gone = Admin(
+      {"identity", "role", "revoke", "--role", "Viewer", "--principal", app_id, "--scope", "/"});
   EXPECT_EQ(gone.exit_code, 3) << gone.Describe();
 
   CommandResult empty = Admin({"identity", "role", "list", "--principal", app_id, "-o", "json"});
@@ -188,18 +186,18 @@ TEST_F(IdentityCliTest, FederatedCredentialRulesGiveClearErrors) {
   cases.push_back({"name too short", create("ab", issuer, "s1"), "name"});
   cases.push_back({"name with a space", create("bad name", issuer, "s2"), "name"});
   cases.push_back({"name too long", create(std::string(121, 'n'), issuer, "s3"), "name"});
-  cases.push_back({"issuer over 600", create("long-issuer", std::string(601, 'i'), "s4"),
-                   "issuer"});
-  cases.push_back({"subject over 600", create("long-subject", issuer, std::string(601, 's')),
-                   "subject"});
+  cases.push_back(
+      {"issuer over 600", create("long-issuer", std::string(601, 'i'), "s4"), "issuer"});
+  cases.push_back(
+      {"subject over 600", create("long-subject", issuer, std::string(601, 's')), "subject"});
   cases.push_back({"issuer+subject twice",
                    create("cluster-a-again", issuer, "system:serviceaccount:ml:trainer"),
                    "issuer"});
   cases.push_back({"name twice", create("cluster-a", issuer, "other"), "already exists"});
   for (const Case& item : cases) {
     EXPECT_NE(item.result.exit_code, 0) << item.what << "\n" << item.result.Describe();
-    EXPECT_NE(item.result.err.find(item.message), std::string::npos)
-        << item.what << "\n" << item.result.err;
+    EXPECT_NE(item.result.err.find(item.message), std::string::npos) << item.what << "\n"
+                                                                     << item.result.err;
   }
 
   // At most 20 per app: 19 more fit, the 21st does not.
@@ -215,10 +213,11 @@ TEST_F(IdentityCliTest, FederatedCredentialRulesGiveClearErrors) {
   ASSERT_EQ(list.exit_code, 0) << list.Describe();
   json items = ParseOut(list).value("items", json::array());
   ASSERT_EQ(items.size(), 20u);
-  EXPECT_EQ(items[0].value("audiences", json::array()), json::array({"api://AzureADTokenExchange"}));
+  EXPECT_EQ(items[0].value("audiences", json::array()),
+            json::array({"api://AzureADTokenExchange"}));
 
-  CommandResult removed = Admin({"identity", "fic", "delete", "--app", "trainer", "--name",
-                                 "cluster-a"});
+  CommandResult removed =
+      Admin({"identity", "fic", "delete", "--app", "trainer", "--name", "cluster-a"});
   EXPECT_EQ(removed.exit_code, 0) << removed.Describe();
   CommandResult listed = Admin({"identity", "fic", "list", "--app", "trainer", "-o", "json"});
   EXPECT_EQ(ParseOut(listed).value("items", json::array()).size(), 19u);
