@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "cli/commands.h"
 #include "fmt/format.h"
+#include "identity/credentials/default_credential.h"
 #include "spdlog/spdlog.h"
 #include "storage/azure_blob_store.h"
 #include "storage/fs/fs_core.h"
@@ -40,8 +41,22 @@ Result<std::unique_ptr<storage::ObjectStore>> OpenStore(const std::string& url) 
     return std::unique_ptr<storage::ObjectStore>(std::move(store));
   }
   if (storage::LooksLikeAzureBlobUrl(url)) {
-    ASSIGN_OR_RETURN(auto store, storage::AzureBlobStore::Open(url, storage::ProcessEnv(), {}));
-    return std::unique_ptr<storage::ObjectStore>(std::move(store));
+    // Without a key or SAS in the environment the store asks for bearer tokens: workload
+    // identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE) or a private
+    // key, exactly as the Azure SDKs' DefaultAzureCredential would find them.
+    storage::AzureBlobOptions options;
+    Result<std::shared_ptr<identity::credentials::TokenCredential>> credential =
+        identity::credentials::DefaultCredentialFromEnvironment({});
+    if (credential.ok()) options.token_source = identity::credentials::AsTokenSource(*credential);
+    Result<std::unique_ptr<storage::AzureBlobStore>> store =
+        storage::AzureBlobStore::Open(url, storage::ProcessEnv(), std::move(options));
+    if (!store.ok() && !credential.ok() && absl::IsUnauthenticated(store.status())) {
+      return absl::UnauthenticatedError(fmt::format("{}; workload identity: {}",
+                                                    store.status().message(),
+                                                    credential.status().message()));
+    }
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<storage::ObjectStore>(*std::move(store));
   }
   return absl::InvalidArgumentError(fmt::format(
       "'{}' is not a storage URL (abfss://container@account.dfs.core.windows.net[/prefix], "
