@@ -79,12 +79,13 @@ struct Server {
     net::HttpsServerOptions options;
     options.cert_pem_path = tls.server_cert;
     options.key_pem_path = tls.server_key;
-    ASSIGN_OR_RETURN(https, net::HttpsServer::Start(options, [this](net::HttpRequest request,
-                                                                    net::Responder respond) {
-                       control::ApiHandler* handler = api_ptr.load();
-                       if (handler == nullptr) return respond(net::HttpResponse{503, {}, "", ""});
-                       handler->Handle(std::move(request), std::move(respond));
-                     }));
+    ASSIGN_OR_RETURN(https, net::HttpsServer::Start(
+                                options, [this](net::HttpRequest request, net::Responder respond) {
+                                  control::ApiHandler* handler = api_ptr.load();
+                                  if (handler == nullptr)
+                                    return respond(net::HttpResponse{503, {}, "", ""});
+                                  handler->Handle(std::move(request), std::move(respond));
+                                }));
     url = fmt::format("https://127.0.0.1:{}", https->port());
     control::IdentityPlaneOptions identity_options;
     identity_options.home = dir;
@@ -95,8 +96,8 @@ struct Server {
                                                          base::SystemClock::Get());
     control::ApiOptions api_options;
     api_options.package_dir = dir;
-    api = std::make_unique<control::ApiHandler>(plane.get(), auth.get(), api_options,
-                                                identity.get());
+    api =
+        std::make_unique<control::ApiHandler>(plane.get(), auth.get(), api_options, identity.get());
     api_ptr = api.get();
     return OkStatus();
   }
@@ -109,8 +110,7 @@ Result<HttpsExchangeResult> MeasureHttpsExchanges(int clients, int seconds) {
   RETURN_IF_ERROR(server.Start());
   ASSIGN_OR_RETURN(std::string assertion,
                    server.identity->MintServiceAccountToken("east", "workload", 3600));
-  std::optional<control::WorkloadIdentity> workload =
-      server.identity->WorkloadIdentityFor("east");
+  std::optional<control::WorkloadIdentity> workload = server.identity->WorkloadIdentityFor("east");
   if (!workload.has_value()) return absl::InternalError("no workloads app for east");
   net::HttpClientRequest exchange;
   exchange.method = "POST";

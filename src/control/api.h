@@ -19,8 +19,9 @@ struct ApiOptions {
   int64_t max_package_bytes = int64_t{256} << 20;
   int64_t max_request_bytes = int64_t{1} << 20;
   int64_t max_log_chunk_bytes = int64_t{1} << 20;
-  // Threads for work that blocks on a commit: audit appends and token exchanges.
-  int blocking_threads = 8;
+  // Threads for work that blocks on a commit: audit appends and token exchanges. Waiting
+  // threads share one commit (group commit), so more of them means more exchanges per sync.
+  int blocking_threads = 32;
   size_t max_blocking_queue = 10'000;
 };
 

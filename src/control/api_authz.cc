@@ -75,8 +75,8 @@ bool CanSomewhere(const Principal& principal, identity::Action action) {
 }
 
 bool ApiHandler::Allowed(Call& call, identity::Action action, const identity::Target& target) {
-  Status allowed = identity::Authorize(call.principal.subject, call.principal.grants, action,
-                                       target);
+  Status allowed =
+      identity::Authorize(call.principal.subject, call.principal.grants, action, target);
   if (allowed.ok()) return true;
   call.Fail(allowed);
   return false;
@@ -84,8 +84,8 @@ bool ApiHandler::Allowed(Call& call, identity::Action action, const identity::Ta
 
 bool ApiHandler::AllowedSomewhere(Call& call, identity::Action action) {
   if (CanSomewhere(call.principal, action)) return true;
-  call.Fail(absl::PermissionDeniedError(fmt::format(
-      "{} may not {} anywhere", call.principal.subject, identity::ActionName(action))));
+  call.Fail(absl::PermissionDeniedError(
+      fmt::format("{} may not {} anywhere", call.principal.subject, identity::ActionName(action))));
   return false;
 }
 

@@ -161,7 +161,8 @@ bool ApiHandler::HandlePublic(net::HttpRequest& request, net::Responder& respond
     } else if (parts[2] == "openid") {
       response = JsonTextResponse(200, identity_->keys().JwksJson());
     } else {
-      response = JsonTextResponse(200, identity_->cluster_issuer().OpenIdConfigurationJson(parts[1]));
+      response =
+          JsonTextResponse(200, identity_->cluster_issuer().OpenIdConfigurationJson(parts[1]));
     }
   } else {
     return false;
@@ -215,10 +216,11 @@ void ApiHandler::HandleIdentity(Call& call) {
   identity::Directory& directory = identity_->directory();
   if (call.Is({"identity", "tenant"})) {
     if (method != "GET") return call.BadMethod("GET");
-    return call.respond(JsonResponse(200, {{"tenant_id", identity_->tenant_id()},
-                                           {"authority", identity_->authority()},
-                                           {"audience", kControlPlaneAudience},
-                                           {"token_endpoint", identity_->tokens().TokenEndpoint()}}));
+    return call.respond(
+        JsonResponse(200, {{"tenant_id", identity_->tenant_id()},
+                           {"authority", identity_->authority()},
+                           {"audience", kControlPlaneAudience},
+                           {"token_endpoint", identity_->tokens().TokenEndpoint()}}));
   }
   const bool reading = method == "GET";
   if (!Allowed(call, reading ? Action::kReadIdentity : Action::kManageIdentity, {})) return;
@@ -240,8 +242,8 @@ void ApiHandler::HandleIdentity(Call& call) {
     if (kind != "" && kind != "application" && kind != "user") {
       return call.Fail(absl::InvalidArgumentError("kind: must be 'application' or 'user'"));
     }
-    spec.kind = kind == "user" ? identity::PrincipalKind::kUser
-                               : identity::PrincipalKind::kApplication;
+    spec.kind =
+        kind == "user" ? identity::PrincipalKind::kUser : identity::PrincipalKind::kApplication;
     spec.user_subject = StringField(*body, "user_subject");
     Result<identity::Application> app = directory.CreateApplication(spec);
     return app.ok() ? reply(ToJson(*app), 201) : call.Fail(app.status());
@@ -309,12 +311,12 @@ void ApiHandler::HandleIdentity(Call& call) {
     if (method != "POST") return call.BadMethod("GET, POST");
     std::optional<identity::Role> role = identity::ParseRole(StringField(*body, "role"));
     if (!role.has_value()) {
-      return call.Fail(absl::InvalidArgumentError(
-          "role: must be one of Admin, Developer, Viewer, Operator"));
+      return call.Fail(
+          absl::InvalidArgumentError("role: must be one of Admin, Developer, Viewer, Operator"));
     }
     std::string scope = StringField(*body, "scope");
-    Result<identity::RoleAssignment> assigned = directory.AssignRole(
-        *role, StringField(*body, "principal"), scope.empty() ? "/" : scope);
+    Result<identity::RoleAssignment> assigned =
+        directory.AssignRole(*role, StringField(*body, "principal"), scope.empty() ? "/" : scope);
     return assigned.ok() ? reply(ToJson(*assigned), 201) : call.Fail(assigned.status());
   }
   if (call.Is({"identity", "role-assignments", "*"})) {
@@ -352,8 +354,8 @@ void ApiHandler::HandleAudit(Call& call) {
     if (!since.ok()) return call.Fail(since.status());
     if (!limit.ok()) return call.Fail(limit.status());
     if (*limit < 1 || *limit > identity::kMaxAuditListEntries) {
-      return call.Fail(absl::InvalidArgumentError(fmt::format(
-          "query parameter limit: must be 1 to {}", identity::kMaxAuditListEntries)));
+      return call.Fail(absl::InvalidArgumentError(
+          fmt::format("query parameter limit: must be 1 to {}", identity::kMaxAuditListEntries)));
     }
     filter.since_ms = *since;
     filter.limit = *limit;
@@ -400,7 +402,8 @@ void ApiHandler::MintOperatorToken(Call& call, const std::string& resource) {
   if (!token.ok()) return call.Fail(token.status());
   int64_t now_s = identity_->clock()->NowUnixMs() / 1000;
   call.respond(NoStore(JsonResponse(
-      201, {{"token", *token}, {"expires_at_unix_s", now_s + lifetime_s}, {"lifetime_s", lifetime_s}})));
+      201,
+      {{"token", *token}, {"expires_at_unix_s", now_s + lifetime_s}, {"lifetime_s", lifetime_s}})));
 }
 
 void ApiHandler::AddWorkloadIdentity(const std::string& resource, json& listing) const {
@@ -425,8 +428,8 @@ void ApiHandler::OnResourceCreated(Result<json> result, net::Responder respond) 
     Status registered =
         identity_->RegisterLocalResource(result->value("cloud", ""), result->value("name", ""));
     if (!registered.ok()) {
-      spdlog::error("cloud resource {}: registering its identities: {}",
-                    result->value("name", ""), registered.message());
+      spdlog::error("cloud resource {}: registering its identities: {}", result->value("name", ""),
+                    registered.message());
       return Reply(std::move(respond))(registered);
     }
     Reply(std::move(respond), 201)(std::move(result));

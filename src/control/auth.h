@@ -29,10 +29,10 @@ inline constexpr char kControlPlaneAudience[] = "api://meridian";
 inline constexpr size_t kMaxBearerTokenBytes = 16 * 1024;
 
 struct Principal {
-  std::string subject;  // the access token's sub: an app id or a user subject
-  std::string app_id;   // azp
-  std::vector<std::string> roles;             // distinct role names, for display
-  std::vector<identity::RoleGrant> grants;    // what Authorize decides on
+  std::string subject;                      // the access token's sub: an app id or a user subject
+  std::string app_id;                       // azp
+  std::vector<std::string> roles;           // distinct role names, for display
+  std::vector<identity::RoleGrant> grants;  // what Authorize decides on
 };
 
 class Authenticator {

@@ -48,9 +48,9 @@ Result<std::unique_ptr<IdentityPlane>> IdentityPlane::Open(state::StateStore* st
   }
   for (int64_t lifetime : {options.access_token_lifetime_s, options.cluster_token_lifetime_s}) {
     if (lifetime < 10 || lifetime > identity::kMaxServiceAccountTokenLifetimeS) {
-      return absl::InvalidArgumentError(
-          fmt::format("token lifetime {} s: must be 10 to {} s", lifetime,
-                      identity::kMaxServiceAccountTokenLifetimeS));
+      return absl::InvalidArgumentError(fmt::format("token lifetime {} s: must be 10 to {} s",
+                                                    lifetime,
+                                                    identity::kMaxServiceAccountTokenLifetimeS));
     }
   }
   std::unique_ptr<IdentityPlane> plane(new IdentityPlane(store, std::move(options)));
@@ -123,8 +123,7 @@ Status IdentityPlane::BootstrapAdmin() {
   if (admin.has_value() && base::PathExists(key_file)) {
     Result<std::string> pem = base::ReadFile(key_file, 1 << 20);
     if (pem.ok()) {
-      Result<std::shared_ptr<const identity::SigningKey>> key =
-          identity::SigningKey::FromPem(*pem);
+      Result<std::shared_ptr<const identity::SigningKey>> key = identity::SigningKey::FromPem(*pem);
       key_known = key.ok() && directory_->FindKey(admin->app_id, (*key)->kid()) != nullptr;
     }
   }
@@ -144,8 +143,7 @@ Status IdentityPlane::BootstrapAdmin() {
     ASSIGN_OR_RETURN(std::shared_ptr<const identity::SigningKey> key,
                      identity::SigningKey::Generate(identity::JwtAlg::kES256));
     RETURN_IF_ERROR(base::WriteFileAtomic(key_file, key->PrivatePem(), 0600));
-    RETURN_IF_ERROR(
-        directory_->AddKey(admin->app_id, key->public_key()->PublicPem()).status());
+    RETURN_IF_ERROR(directory_->AddKey(admin->app_id, key->public_key()->PublicPem()).status());
   }
   json config = {{"client_id", admin->app_id},
                  {"tenant_id", tenant_id_},
@@ -189,11 +187,11 @@ Result<std::string> IdentityPlane::EnsureResourceApp(const std::string& display_
 
 Status IdentityPlane::RegisterLocalResource(const std::string& cloud, const std::string& resource) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(std::string operator_app,
-                   EnsureResourceApp(OperatorAppName(resource), resource,
-                                     ServiceAccountSubject(kOperatorServiceAccount),
-                                     identity::Role::kOperator,
-                                     fmt::format("/clouds/{}/resources/{}", cloud, resource)));
+  ASSIGN_OR_RETURN(
+      std::string operator_app,
+      EnsureResourceApp(OperatorAppName(resource), resource,
+                        ServiceAccountSubject(kOperatorServiceAccount), identity::Role::kOperator,
+                        fmt::format("/clouds/{}/resources/{}", cloud, resource)));
   ASSIGN_OR_RETURN(std::string workloads_app,
                    EnsureResourceApp(WorkloadsAppName(resource), resource,
                                      ServiceAccountSubject(kWorkloadServiceAccount),
@@ -253,8 +251,7 @@ Result<std::string> IdentityPlane::MintServiceAccountToken(const std::string& re
                                                            const std::string& name,
                                                            int64_t lifetime_s) const {
   return cluster_issuer_->MintServiceAccountToken(resource, kServiceAccountNamespace, name,
-                                                  identity::kDefaultFederatedAudience,
-                                                  lifetime_s);
+                                                  identity::kDefaultFederatedAudience, lifetime_s);
 }
 
 void IdentityPlane::Tick() {

@@ -52,8 +52,8 @@ struct IdentityPlaneOptions {
   std::string home;       // credentials/ and clusters/ are written here
   std::string authority;  // "https://host:port", no trailing slash
   int64_t access_token_lifetime_s = 3600;
-  int64_t cluster_token_lifetime_s = 3600;    // operator and job-attempt federated tokens
-  int64_t key_publish_ahead_s = 24 * 3600;    // a rotated key is published this long before it signs
+  int64_t cluster_token_lifetime_s = 3600;  // operator and job-attempt federated tokens
+  int64_t key_publish_ahead_s = 24 * 3600;  // a rotated key is published this long before it signs
   int64_t key_rotation_period_s = 30 * 24 * 3600;
   base::Clock* clock = nullptr;  // default: the system clock
 };

@@ -5,8 +5,8 @@
 #include <openssl/hmac.h>
 
 #include <fstream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/files.h"
 #include "fmt/format.h"
@@ -40,20 +40,22 @@ std::string ReadText(const std::string& path) {
 
 // A JWT from header and claims, signed with HMAC-SHA256 over `secret` (to forge one).
 std::string Hs256Jwt(const json& header, const json& claims, const std::string& secret) {
-  std::string input = identity::Base64UrlEncode(header.dump()) + "." +
-                      identity::Base64UrlEncode(claims.dump());
+  std::string input =
+      identity::Base64UrlEncode(header.dump()) + "." + identity::Base64UrlEncode(claims.dump());
   unsigned char mac[32];
   unsigned int mac_len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &mac_len);
-  return input + "." + identity::Base64UrlEncode(std::string(reinterpret_cast<char*>(mac), mac_len));
+  return input + "." +
+         identity::Base64UrlEncode(std::string(reinterpret_cast<char*>(mac), mac_len));
 }
 
 // The payload of a JWT (not verified: the test reads its own tokens).
 json Claims(const std::string& token) {
   size_t first = token.find('.');
   size_t second = token.find('.', first + 1);
-  Result<std::string> payload = identity::Base64UrlDecode(token.substr(first + 1, second - first - 1));
+  Result<std::string> payload =
+      identity::Base64UrlDecode(token.substr(first + 1, second - first - 1));
   return payload.ok() ? json::parse(*payload, nullptr, false) : json();
 }
 json Header(const std::string& token) {
@@ -71,8 +73,8 @@ class IdentityTest : public ::testing::Test {
       ASSERT_TRUE(started.ok()) << started;
     } else {
       std::string ready = p_.home() + "/run/identity-server-ready";
-      std::vector<std::string> args = {"--home", p_.home(), "server", "--listen", "127.0.0.1:0",
-                                       "--ready-file", ready};
+      std::vector<std::string> args = {"--home",      p_.home(),      "server", "--listen",
+                                       "127.0.0.1:0", "--ready-file", ready};
       args.insert(args.end(), flags.begin(), flags.end());
       ASSERT_TRUE(p_.StartBackground("flagged-server", args).ok());
       ASSERT_TRUE(WaitFor([&] { return !ReadText(ready).empty(); }, kStartDeadlineMs))
@@ -161,15 +163,20 @@ class IdentityTest : public ::testing::Test {
       body["user_subject"] = user_subject;
     }
     json app = ApiJson("POST", "/api/v1/identity/apps", body);
-    KeyedApp out{app.value("app_id", ""), *identity::SigningKey::Generate(identity::JwtAlg::kES256)};
+    KeyedApp out{app.value("app_id", ""),
+                 *identity::SigningKey::Generate(identity::JwtAlg::kES256)};
     ApiJson("POST", fmt::format("/api/v1/identity/apps/{}/keys", out.client_id),
             {{"public_pem", out.key->public_key()->PublicPem()}});
     return out;
   }
   json AssertionClaims(const KeyedApp& app) {
     int64_t now = NowS();
-    return {{"iss", app.client_id}, {"sub", app.client_id}, {"aud", token_endpoint_},
-            {"iat", now},           {"nbf", now},           {"exp", now + 300},
+    return {{"iss", app.client_id},
+            {"sub", app.client_id},
+            {"aud", token_endpoint_},
+            {"iat", now},
+            {"nbf", now},
+            {"exp", now + 300},
             {"jti", fmt::format("j{}", ++jti_)}};
   }
   std::string Sign(const KeyedApp& app, const json& claims) {
@@ -177,8 +184,8 @@ class IdentityTest : public ::testing::Test {
   }
   // Signs with any header at all (SignJwt itself refuses the hostile ones).
   static std::string SignWithHeader(const KeyedApp& app, const json& header, const json& claims) {
-    std::string input = identity::Base64UrlEncode(header.dump()) + "." +
-                        identity::Base64UrlEncode(claims.dump());
+    std::string input =
+        identity::Base64UrlEncode(header.dump()) + "." + identity::Base64UrlEncode(claims.dump());
     return input + "." + identity::Base64UrlEncode(*app.key->Sign(input));
   }
   // An access token for the app, by private_key_jwt.
@@ -219,14 +226,14 @@ TEST_F(IdentityTest, PrivateKeyJwtChecklistEachRefusedWithEntrasCode) {
   const std::string good = Sign(app, AssertionClaims(app));
 
   // alg none, and HS256 keyed with the app's own public key.
-  std::string none = identity::Base64UrlEncode(json{{"alg", "none"}, {"kid", app.key->kid()}}.dump()) +
-                     "." + identity::Base64UrlEncode(AssertionClaims(app).dump()) + ".";
+  std::string none =
+      identity::Base64UrlEncode(json{{"alg", "none"}, {"kid", app.key->kid()}}.dump()) + "." +
+      identity::Base64UrlEncode(AssertionClaims(app).dump()) + ".";
   EXPECT_EQ(Code(ExchangeAssertion(app.client_id, none), 401), 700027) << "alg none";
   json hs_header = header;
   hs_header["alg"] = "HS256";
-  EXPECT_EQ(Code(ExchangeAssertion(app.client_id,
-                                   Hs256Jwt(hs_header, AssertionClaims(app),
-                                            app.key->public_key()->PublicPem())),
+  EXPECT_EQ(Code(ExchangeAssertion(app.client_id, Hs256Jwt(hs_header, AssertionClaims(app),
+                                                           app.key->public_key()->PublicPem())),
                  401),
             700027)
       << "HS256 with the public key";
@@ -256,13 +263,15 @@ TEST_F(IdentityTest, PrivateKeyJwtChecklistEachRefusedWithEntrasCode) {
                             json{{"crit", {"exp-unknown"}}, {"exp-unknown", 1}}}) {
     json hostile = header;
     hostile.update(extra);
-    EXPECT_EQ(Code(ExchangeAssertion(app.client_id, SignWithHeader(app, hostile, AssertionClaims(app))),
-                   400),
-              50027)
+    EXPECT_EQ(
+        Code(ExchangeAssertion(app.client_id, SignWithHeader(app, hostile, AssertionClaims(app))),
+             400),
+        50027)
         << extra.dump();
   }
-  EXPECT_EQ(ExchangeAssertion(app.client_id, SignWithHeader(app, header, AssertionClaims(app))).first,
-            200)
+  EXPECT_EQ(
+      ExchangeAssertion(app.client_id, SignWithHeader(app, header, AssertionClaims(app))).first,
+      200)
       << "the same header without them is fine";
   // Time: expired, not yet valid, and the 60 s leeway on either side.
   auto with_times = [&](int64_t nbf_offset, int64_t exp_offset) {
@@ -333,11 +342,13 @@ TEST_F(IdentityTest, FederatedTokensMustMatchACredentialExactly) {
   KeyedApp spare = MakeKeyedApp("near-misses");
   std::string issuer = Claims(east_token).value("iss", "");
   ApiJson("POST", fmt::format("/api/v1/identity/apps/{}/federated-credentials", spare.client_id),
-          {{"name", "slash"}, {"issuer", issuer + "/"},
+          {{"name", "slash"},
+           {"issuer", issuer + "/"},
            {"subject", "system:serviceaccount:meridian:workload"},
            {"audiences", {"api://AzureADTokenExchange"}}});
   ApiJson("POST", fmt::format("/api/v1/identity/apps/{}/federated-credentials", spare.client_id),
-          {{"name", "case"}, {"issuer", issuer},
+          {{"name", "case"},
+           {"issuer", issuer},
            {"subject", "system:serviceaccount:meridian:Workload"},
            {"audiences", {"api://AzureADTokenExchange"}}});
   EXPECT_EQ(Code(ExchangeAssertion(spare.client_id, east_token), 401), 70021);
@@ -394,8 +405,7 @@ TEST_F(IdentityTest, RolesDecideWhatEachCallerMayDo) {
 
   // The operator of east, with the token its server-kept file holds.
   json config = json::parse(ReadText(p_.home() + "/clusters/east/operator.json"));
-  auto exchanged =
-      ExchangeAssertion(config["client_id"], ReadText(config.value("token_file", "")));
+  auto exchanged = ExchangeAssertion(config["client_id"], ReadText(config.value("token_file", "")));
   ASSERT_EQ(exchanged.first, 200) << exchanged.second.dump();
   std::string operator_token = exchanged.second.value("access_token", "");
   EXPECT_EQ(Api("GET", "/api/v1/operators/east/assignments", operator_token).status, 200);
@@ -427,7 +437,8 @@ void Sql(const std::string& db, const std::string& statement) {
 
 TEST_F(IdentityTest, AuditVerifyNamesAnEditedAndADeletedEntry) {
   StartServer();
-  for (const char* cloud : {"a", "b", "c", "d"}) ApiJson("POST", "/api/v1/clouds", {{"name", cloud}});
+  for (const char* cloud : {"a", "b", "c", "d"})
+    ApiJson("POST", "/api/v1/clouds", {{"name", cloud}});
   json verified = ApiJson("GET", "/api/v1/audit/verify");
   EXPECT_TRUE(verified.value("ok", false));
   json entries = ApiJson("GET", "/api/v1/audit?action=cloud.create");
@@ -482,7 +493,8 @@ TEST_F(IdentityTest, KeyRotationKeepsOldTokensValidUntilTheyExpire) {
   json keys = ApiJson("GET", "/api/v1/identity/keys");
   bool retiring = false;
   for (const json& key : keys["items"]) {
-    retiring = retiring || (key.value("kid", "") == old_kid && key.value("state", "") == "retiring");
+    retiring =
+        retiring || (key.value("kid", "") == old_kid && key.value("state", "") == "retiring");
   }
   EXPECT_TRUE(retiring) << keys.dump();
 }
@@ -536,14 +548,14 @@ TEST_F(IdentityTest, MicrosoftsWorkloadIdentityCredentialGetsATokenTheApiAccepts
   ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
   std::string token_file = p_.WriteFile("workload.jwt", WorkloadToken("east"));
   json workloads = App("workloads-east");
-  CommandResult node = RunProcess(
-      {"/usr/bin/env", "node", script},
-      {{"NODE_EXTRA_CA_CERTS", p_.ca_file()},
-       {"AZURE_CLIENT_ID", workloads.value("app_id", "")},
-       {"AZURE_TENANT_ID", token_endpoint_.substr(p_.url().size() + 1, 36)},
-       {"AZURE_FEDERATED_TOKEN_FILE", token_file},
-       {"AZURE_AUTHORITY_HOST", p_.url() + "/"},
-       {"MERIDIAN_URL", p_.url()}});
+  CommandResult node =
+      RunProcess({"/usr/bin/env", "node", script},
+                 {{"NODE_EXTRA_CA_CERTS", p_.ca_file()},
+                  {"AZURE_CLIENT_ID", workloads.value("app_id", "")},
+                  {"AZURE_TENANT_ID", token_endpoint_.substr(p_.url().size() + 1, 36)},
+                  {"AZURE_FEDERATED_TOKEN_FILE", token_file},
+                  {"AZURE_AUTHORITY_HOST", p_.url() + "/"},
+                  {"MERIDIAN_URL", p_.url()}});
   EXPECT_EQ(node.exit_code, 0) << node.Describe();
   EXPECT_NE(node.out.find("GET /api/v1/jobs -> 200"), std::string::npos) << node.Describe();
 }
