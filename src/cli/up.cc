@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 #include <vector>
@@ -139,12 +140,16 @@ Result<std::string> WaitForServer(Child& server, const std::string& ready_file) 
                   server.log_file));
 }
 
-Status EnsureResources(ApiClient& client) {
+// Both resources share one local object store, mounted by each operator, so that what a job
+// writes in one region is read in the other.
+Status EnsureResources(ApiClient& client, const std::string& home) {
   Result<json> cloud = client.Get("/api/v1/clouds/default");
   if (!cloud.ok()) {
     if (cloud.status().code() != absl::StatusCode::kNotFound) return cloud.status();
     RETURN_IF_ERROR(client.Post("/api/v1/clouds", {{"name", "default"}}).status());
   }
+  // A file:// URL needs an absolute path; --home may be relative.
+  std::string bucket_root = std::filesystem::absolute(home + "/object-storage").string();
   for (const LocalResource& resource : LocalResources()) {
     Result<json> existing = client.Get(std::string("/api/v1/resources/") + resource.name);
     if (existing.ok()) continue;
@@ -152,7 +157,8 @@ Status EnsureResources(ApiClient& client) {
     json spec = {{"name", resource.name},
                  {"provider", "LOCAL"},
                  {"compute_stack", "LOCAL"},
-                 {"region", resource.region}};
+                 {"region", resource.region},
+                 {"object_storage", {{"bucket_name", "file://" + bucket_root}}}};
     RETURN_IF_ERROR(client.Post("/api/v1/clouds/default/resources", spec).status());
   }
   return OkStatus();
@@ -229,6 +235,7 @@ void PrintWhatNext(const UpOptions& options, const std::string& url, const std::
       "What next, in another terminal:\n{}"
       "  meridian cloud resource list\n"
       "  meridian job submit -f examples/jobs/train.yaml --wait\n"
+      "  meridian job submit -f examples/jobs/evaluate.yaml --wait\n"
       "  meridian job submit -f examples/jobs/gpu.yaml\n"
       "  meridian job list\n"
       "  meridian job status <id>\n"
@@ -248,7 +255,7 @@ int RunUp(const UpOptions& options) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  for (const char* dir : {"", "/logs", "/run", "/local", "/cluster-storage"}) {
+  for (const char* dir : {"", "/logs", "/run", "/local", "/cluster-storage", "/object-storage"}) {
     if (Status made = base::MakeDirs(options.home + dir, 0755); !made.ok())
       return ReportError(made);
   }
@@ -290,7 +297,7 @@ int RunUp(const UpOptions& options) {
     return ReportError(authenticated.status());
   }
   ApiClient& client = *authenticated;
-  if (Status ensured = EnsureResources(client); !ensured.ok()) {
+  if (Status ensured = EnsureResources(client, options.home); !ensured.ok()) {
     stop_all();
     return ReportError(ensured);
   }

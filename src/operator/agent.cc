@@ -15,6 +15,7 @@
 #include "base/ids.h"
 #include "fmt/format.h"
 #include "identity/credentials/token_file_writer.h"
+#include "operator/cluster_storage.h"
 #include "net/http_client.h"
 #include "spdlog/spdlog.h"
 #include "spec/spec_json.h"
@@ -192,6 +193,7 @@ class Agent {
       }
       std::lock_guard lock(mu_);
       region_ = answer->value("region", std::string());
+      object_storage_ = answer->value("object_storage", std::string());
       desired_.clear();
       for (Assignment& a : assignments) desired_[a.key()] = std::move(a);
       have_desired_ = true;
@@ -353,7 +355,7 @@ class Agent {
     launch.env["MERIDIAN_ATTEMPT"] = std::to_string(assignment.attempt);
     launch.env["MERIDIAN_CLOUD_RESOURCE"] = options_.cloud_resource;
     launch.env["MERIDIAN_REGION"] = region;
-    launch.env["MERIDIAN_CLUSTER_STORAGE"] = options_.cluster_storage;
+    ASSIGN_OR_RETURN(launch.env["MERIDIAN_CLUSTER_STORAGE"], ClusterStoragePath());
     launch.timeout_s = assignment.timeout_s;
     if (assignment.gpus > 0 && static_cast<int>(free_gpus_.size()) >= assignment.gpus) {
       for (int i = 0; i < assignment.gpus; ++i) {
@@ -391,6 +393,31 @@ class Agent {
     launch.env["AZURE_AUTHORITY_HOST"] = authority.empty() ? "" : authority + "/";
     token_writers_[launch.key] = std::move(writer);
     return OkStatus();
+  }
+
+  // MERIDIAN_CLUSTER_STORAGE: the mounted bucket, or options_.cluster_storage without one.
+  Result<std::string> ClusterStoragePath() {
+    std::string bucket;
+    {
+      std::lock_guard lock(mu_);
+      bucket = object_storage_;
+    }
+    if (bucket.empty()) return options_.cluster_storage;
+    if (bucket != storage_bucket_) {
+      storage_.reset();  // a changed bucket: unmount the old one first
+      storage_bucket_ = bucket;
+      ClusterStorageOptions storage_options;
+      storage_options.bucket_url = bucket;
+      storage_options.mount_dir = options_.work_dir + "/cluster-storage/mnt";
+      storage_options.cache_dir = options_.work_dir + "/cluster-storage/cache";
+      storage_options.log_file = options_.work_dir + "/cluster-storage/mount.log";
+      Result<std::unique_ptr<ClusterStorage>> opened = ClusterStorage::Open(storage_options);
+      storage_status_ = opened.status();
+      if (opened.ok()) storage_ = std::move(*opened);
+      if (!opened.ok()) spdlog::error("{}", opened.status().message());
+    }
+    RETURN_IF_ERROR(storage_status_);
+    return storage_->path();
   }
 
   // The TokenRequest API: a workload token for this resource. Runs on a writer's thread.
@@ -521,6 +548,7 @@ class Agent {
   // Protected by mu_ (written by the watch thread, read by the main loop).
   std::map<std::string, Assignment> desired_;
   std::string region_;
+  std::string object_storage_;  // the resource's object_storage.bucket_name ("": none)
   bool have_desired_ = false;
   bool wake_ = false;
 
@@ -534,6 +562,11 @@ class Agent {
   std::string last_fingerprint_;
   // Attempt key -> the writer keeping its federated token file fresh.
   std::map<std::string, std::unique_ptr<identity::credentials::TokenFileWriter>> token_writers_;
+  // The mount of object_storage_ (see cluster_storage.h), made before the first attempt that
+  // needs it; unmounted when the agent ends. A failure is kept and given to every attempt.
+  std::string storage_bucket_;
+  std::unique_ptr<ClusterStorage> storage_;
+  Status storage_status_;
 };
 
 }  // namespace

@@ -42,7 +42,10 @@ struct AgentOptions {
   };
   std::vector<NodePool> capacity;
   std::string work_dir;                                      // package cache
-  std::string cluster_storage;  // exported to attempts as MERIDIAN_CLUSTER_STORAGE
+  // Exported to attempts as MERIDIAN_CLUSTER_STORAGE when the resource has no
+  // object_storage.bucket_name; with one, the bucket is mounted under work_dir/cluster-storage
+  // and that mount is exported instead (cluster_storage.h).
+  std::string cluster_storage;
   ComputeStack* stack = nullptr;
   std::vector<int> gpus;  // real GPU indices to hand out with CUDA_VISIBLE_DEVICES
   int64_t watch_wait_ms = 30'000;
