@@ -245,6 +245,12 @@ void AddProcessCommands(CLI::App& app, Context& context) {
       ->add_option("--key-publish-ahead-s", server_options.key_publish_ahead_s,
                    "How long a rotated signing key is published before it signs")
       ->capture_default_str();
+  server->add_option("--trusted-issuer", server_options.trusted_issuers,
+                     "An external OIDC issuer (https URL, e.g. an AKS cluster's "
+                     "oidcIssuerProfile.issuerUrl) whose tokens federated credentials may name; "
+                     "repeatable");
+  server->add_option("--trusted-issuer-ca", server_options.trusted_issuers_ca_file,
+                     "CA bundle for reaching trusted issuers (default: the system's)");
   server->add_option("--ready-file", server_options.ready_file,
                      "Write the URL here once listening");
   server->callback([&context] {

@@ -7,6 +7,7 @@
 
 #include "base/files.h"
 #include "fmt/format.h"
+#include "identity/credentials/oidc_issuer_keys.h"
 #include "identity/credentials/token_file_writer.h"
 #include "identity/guid.h"
 #include "spdlog/spdlog.h"
@@ -72,9 +73,19 @@ Result<std::unique_ptr<IdentityPlane>> IdentityPlane::Open(state::StateStore* st
   token_options.tenant_id = plane->tenant_id_;
   token_options.access_token_lifetime_s = opts.access_token_lifetime_s;
   token_options.resources = {"api://meridian"};
+  std::vector<identity::IssuerKeySource*> sources = {plane->cluster_issuer_.get()};
+  if (!opts.trusted_issuers.empty()) {
+    identity::credentials::OidcIssuerKeysOptions external;
+    external.trusted_issuers = opts.trusted_issuers;
+    external.http.ca_file = opts.trusted_issuers_ca_file;
+    external.clock = plane->clock_;
+    ASSIGN_OR_RETURN(plane->external_issuers_,
+                     identity::credentials::OidcIssuerKeys::Create(std::move(external)));
+    sources.push_back(plane->external_issuers_.get());
+  }
   plane->tokens_ = std::make_unique<identity::TokenService>(
-      token_options, plane->keys_.get(), plane->directory_.get(),
-      std::vector<identity::IssuerKeySource*>{plane->cluster_issuer_.get()}, plane->audit_.get());
+      token_options, plane->keys_.get(), plane->directory_.get(), std::move(sources),
+      plane->audit_.get());
   RETURN_IF_ERROR(plane->BootstrapAdmin());
   return plane;
 }

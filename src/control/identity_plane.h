@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -38,6 +39,7 @@
 
 namespace meridian::identity::credentials {
 class TokenFileWriter;
+class OidcIssuerKeys;
 }
 
 namespace meridian::control {
@@ -55,6 +57,10 @@ struct IdentityPlaneOptions {
   int64_t cluster_token_lifetime_s = 3600;  // operator and job-attempt federated tokens
   int64_t key_publish_ahead_s = 24 * 3600;  // a rotated key is published this long before it signs
   int64_t key_rotation_period_s = 30 * 24 * 3600;
+  // External OIDC issuers (e.g. an AKS cluster's) whose tokens federated credentials may
+  // name: https URLs, keys found by OIDC discovery; `trusted_issuers_ca_file` "" = system CAs.
+  std::vector<std::string> trusted_issuers;
+  std::string trusted_issuers_ca_file;
   base::Clock* clock = nullptr;  // default: the system clock
 };
 
@@ -116,6 +122,7 @@ class IdentityPlane {
   std::unique_ptr<identity::Directory> directory_;
   std::unique_ptr<identity::AuditLog> audit_;
   std::unique_ptr<identity::ClusterIssuer> cluster_issuer_;
+  std::unique_ptr<identity::credentials::OidcIssuerKeys> external_issuers_;
   std::unique_ptr<identity::TokenService> tokens_;
 
   mutable std::mutex mu_;  // serialises registration; guards the map below

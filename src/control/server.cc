@@ -147,6 +147,8 @@ int RunServer(const ServerOptions& options) {
   identity_options.access_token_lifetime_s = options.access_token_lifetime_s;
   identity_options.cluster_token_lifetime_s = options.cluster_token_lifetime_s;
   identity_options.key_publish_ahead_s = options.key_publish_ahead_s;
+  identity_options.trusted_issuers = options.trusted_issuers;
+  identity_options.trusted_issuers_ca_file = options.trusted_issuers_ca_file;
   Result<std::unique_ptr<IdentityPlane>> opened =
       IdentityPlane::Open(store->get(), identity_options);
   if (!opened.ok()) return Fail(opened.status());

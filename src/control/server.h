@@ -19,6 +19,8 @@ struct ServerOptions {
   // Workload identity (short values are for tests that outlive a token).
   int64_t access_token_lifetime_s = 3600;
   int64_t cluster_token_lifetime_s = 3600;  // operator and job-attempt federated tokens
+  std::vector<std::string> trusted_issuers;  // external OIDC issuers (--trusted-issuer)
+  std::string trusted_issuers_ca_file;
   int64_t key_publish_ahead_s = 24 * 3600;  // a rotated signing key is published this early
   // Written once listening: "https://127.0.0.1:PORT\n" (lets a parent learn a free port).
   std::string ready_file;
