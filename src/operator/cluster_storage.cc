@@ -50,6 +50,11 @@ Result<pid_t> Spawn(const std::vector<std::string>& args, const std::string& log
   pid_t pid = ::fork();
   if (pid == 0) {
     // Only async-signal-safe calls between fork and exec: the operator has threads.
+    // The operator blocks SIGTERM/SIGINT to sigwait for them; the mask survives exec, and
+    // the mount process must see SIGTERM to flush and unmount.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     if (die_with_parent) {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) ::_exit(127);
