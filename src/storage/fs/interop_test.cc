@@ -27,6 +27,7 @@
 #include "fmt/format.h"
 #include "storage/azure_blob_store.h"
 #include "storage/azurite_fixture.h"
+#include "storage/fs/mount_fixture.h"
 
 namespace meridian::storage::fs {
 namespace {
@@ -35,13 +36,6 @@ namespace {
 // one Put Block List.
 constexpr size_t kLargeBlobBytes = size_t{40} << 20;
 constexpr int kSdkBlockBytes = 8 << 20;
-constexpr int kMountTimeoutS = 30;
-
-std::string TempDir(const std::string& label) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string path = fmt::format("{}/{}-XXXXXX", tmp != nullptr && *tmp ? tmp : "/tmp", label);
-  return ::mkdtemp(path.data()) != nullptr ? path : "";
-}
 
 std::string RandomBytes(size_t size, uint64_t seed) {
   std::mt19937_64 random(seed);
@@ -52,79 +46,6 @@ std::string RandomBytes(size_t size, uint64_t seed) {
   }
   return bytes;
 }
-
-bool IsMounted(const std::string& mountpoint) {
-  std::ifstream mounts("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mounts, line)) {
-    if (line.find(" " + mountpoint + " ") != std::string::npos &&
-        line.find("fuse") != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// One `meridian storage mount` process with the StorageClass options a cluster uses; SIGTERM
-// (flush and unmount) on destruction, lazily unmounted if that fails.
-class Mount {
- public:
-  static std::unique_ptr<Mount> Start(const std::string& url, const std::string& dir) {
-    auto mount = std::unique_ptr<Mount>(new Mount);
-    mount->mountpoint_ = dir + "/mnt";
-    const std::string cache = dir + "/cache";
-    EXPECT_TRUE(base::MakeDirs(mount->mountpoint_).ok());
-    mount->pid_ = ::fork();
-    if (mount->pid_ == 0) {
-      ::execl(MERIDIAN_BINARY, MERIDIAN_BINARY, "storage", "mount", url.c_str(),
-              mount->mountpoint_.c_str(), "--use-attr-cache=true", "-o", "attr_timeout=120", "-o",
-              "entry_timeout=120", "--log-level=LOG_WARNING", "--cache-dir", cache.c_str(),
-              nullptr);
-      ::_exit(127);
-    }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kMountTimeoutS);
-    while (!IsMounted(mount->mountpoint_)) {
-      int status = 0;
-      if (::waitpid(mount->pid_, &status, WNOHANG) == mount->pid_) {
-        mount->pid_ = -1;
-        ADD_FAILURE() << "meridian storage mount exited with status " << status;
-        return nullptr;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        ADD_FAILURE() << "the mount did not appear within " << kMountTimeoutS << " s";
-        return nullptr;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return mount;
-  }
-
-  ~Mount() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kMountTimeoutS);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (IsMounted(mountpoint_)) {
-      ADD_FAILURE() << "SIGTERM did not unmount " << mountpoint_;
-      (void)std::system(fmt::format("fusermount3 -u -z '{}' 2>/dev/null", mountpoint_).c_str());
-    }
-  }
-
-  std::string Path(const std::string& name) const { return mountpoint_ + "/" + name; }
-
- private:
-  Mount() = default;
-  pid_t pid_ = -1;
-  std::string mountpoint_;
-};
 
 bool WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -159,7 +80,7 @@ AzuriteServer* SharedAzurite() {
 class BlobInteropTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = TempDir("blob-interop");
+    dir_ = MakeTempDir("blob-interop");
     ASSERT_FALSE(dir_.empty());
     AzuriteServer* azurite = SharedAzurite();
     ASSERT_NE(azurite, nullptr);
