@@ -17,6 +17,15 @@ using nlohmann::json;
 
 namespace {
 
+// A request that got no answer: say which server and how to start one.
+Status Unreachable(const std::string& server_url, const Status& status) {
+  if (status.code() != absl::StatusCode::kUnavailable) return status;
+  return absl::UnavailableError(fmt::format(
+      "cannot reach the control plane at {}: {} (is `meridian up` or `meridian server` "
+      "running?)",
+      server_url, status.message()));
+}
+
 std::string Env(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr ? value : "";
@@ -187,15 +196,7 @@ Result<Discovery> ApiClient::Discover() {
   net::HttpClientRequest request;
   request.url = config_.server_url + "/.well-known/openid-configuration";
   Result<net::HttpResponse> response = http_.Send(request);
-  if (!response.ok()) {
-    if (response.status().code() == absl::StatusCode::kUnavailable) {
-      return absl::UnavailableError(fmt::format(
-          "cannot reach the control plane at {}: {} (is `meridian up` or `meridian server` "
-          "running?)",
-          config_.server_url, response.status().message()));
-    }
-    return response.status();
-  }
+  if (!response.ok()) return Unreachable(config_.server_url, response.status());
   Discovery discovery;
   if (response->status == 404) {
     discovery_ = discovery;  // a control plane without a token service
@@ -364,15 +365,7 @@ Result<net::HttpResponse> ApiClient::Send(const std::string& method, const std::
   if (!content_type.empty()) request.headers.push_back({"content-type", content_type});
   if (!token.empty()) request.headers.push_back({"authorization", "Bearer " + token});
   Result<net::HttpResponse> response = http_.Send(request);
-  if (!response.ok()) {
-    if (response.status().code() == absl::StatusCode::kUnavailable) {
-      return absl::UnavailableError(fmt::format(
-          "cannot reach the control plane at {}: {} (is `meridian up` or `meridian server` "
-          "running?)",
-          config_.server_url, response.status().message()));
-    }
-    return response.status();
-  }
+  if (!response.ok()) return Unreachable(config_.server_url, response.status());
   if (response->status < 200 || response->status >= 300) {
     return ExplainRefusal(StatusFromResponse(*response), !token.empty());
   }
