@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@ namespace {
 // costs more than sending a small body the server might refuse. Larger bodies wait for
 // the server's go-ahead, so a 413 arrives before megabytes are sent for nothing.
 constexpr size_t kMaxBodyBytesWithoutExpect = size_t{1} << 20;
+constexpr long kSinkBufferBytes = 512L << 10;
 
 void InitCurlOnce() {
   static std::once_flag once;
@@ -42,13 +44,33 @@ struct Transfer {
   HttpResponse response;
   int64_t max_response_bytes = 0;
   bool too_large = false;
+  int status = 0;  // from the latest status line, before the body arrives
+  const std::function<bool(int, std::string_view)>* sink = nullptr;
+  bool sink_refused = false;
 };
+
+// "HTTP/1.1 206 Partial Content" -> 206; 0 when the line has no status code.
+int StatusFromLine(std::string_view line) {
+  const size_t space = line.find(' ');
+  if (space == std::string_view::npos || line.size() < space + 4) return 0;
+  int status = 0;
+  for (size_t i = space + 1; i < space + 4; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(line[i]))) return 0;
+    status = status * 10 + (line[i] - '0');
+  }
+  return status;
+}
 
 // libcurl calls these from C: nothing may throw out of them.
 size_t OnBody(char* data, size_t size, size_t count, void* user) noexcept {
   auto* transfer = static_cast<Transfer*>(user);
   const size_t bytes = size * count;
   try {
+    if (transfer->sink != nullptr && transfer->status / 100 == 2) {
+      if ((*transfer->sink)(transfer->status, std::string_view(data, bytes))) return bytes;
+      transfer->sink_refused = true;
+      return 0;  // makes curl stop with CURLE_WRITE_ERROR
+    }
     if (static_cast<int64_t>(transfer->response.body.size() + bytes) >
         transfer->max_response_bytes) {
       transfer->too_large = true;
@@ -69,12 +91,19 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) noexcept {
     if (line.substr(0, 5) == "HTTP/") {
       // A new status line (after 100 Continue): headers so far belonged to another response.
       transfer->response.headers.clear();
+      transfer->status = StatusFromLine(line);
       return bytes;
     }
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos) return bytes;
-    transfer->response.headers.emplace_back(Lowercase(std::string(line.substr(0, colon))),
-                                            Trim(line.substr(colon + 1)));
+    std::string name = Lowercase(std::string(line.substr(0, colon)));
+    std::string value = Trim(line.substr(colon + 1));
+    if (name == "content-length" && transfer->sink == nullptr) {
+      // Sized once: appending piece by piece would copy a large body several times over.
+      const int64_t length = std::strtoll(value.c_str(), nullptr, 10);
+      if (length > 0 && length <= transfer->max_response_bytes) transfer->response.body.reserve(length);
+    }
+    transfer->response.headers.emplace_back(std::move(name), std::move(value));
     return bytes;
   } catch (...) {
     return 0;
@@ -129,8 +158,9 @@ Status HttpClient::Impl::Configure(const HttpClientRequest& request, Transfer* t
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout_ms));
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
   // Refuses an announced oversized body before it is read. Not for HEAD: there the
-  // Content-Length describes a body that never comes (a 1 GiB blob's properties are fine).
-  if (request.method != "HEAD") {
+  // Content-Length describes a body that never comes (a 1 GiB blob's properties are fine),
+  // nor for a body that streams to a sink and is never held.
+  if (request.method != "HEAD" && !request.body_sink) {
     curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE,
                      static_cast<curl_off_t>(options.max_response_bytes));
   }
@@ -139,17 +169,22 @@ Status HttpClient::Impl::Configure(const HttpClientRequest& request, Transfer* t
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer);
+  if (request.body_sink) {
+    transfer->sink = &request.body_sink;
+    // Fewer, larger pieces for the sink (curl's default is 16 KiB).
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kSinkBufferBytes);
+  }
 
-  const bool has_body = !request.body.empty() || request.method == "POST";
+  const std::string_view body = request.body_view ? *request.body_view : request.body;
+  const bool has_body = !body.empty() || request.method == "POST";
   if (request.method == "GET" && !has_body) {
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
   } else if (request.method == "HEAD") {
     curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
   } else {
     if (has_body) {
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                       static_cast<curl_off_t>(request.body.size()));
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.data());
     }
     if (request.method != "POST") {
       curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
@@ -171,7 +206,7 @@ Status HttpClient::Impl::Configure(const HttpClientRequest& request, Transfer* t
   }
   // curl would otherwise label every body as a form.
   if (has_body && !has_content_type) appended = appended && append("Content-Type:");
-  if (request.body.size() <= kMaxBodyBytesWithoutExpect) appended = appended && append("Expect:");
+  if (body.size() <= kMaxBodyBytesWithoutExpect) appended = appended && append("Expect:");
   headers->reset(list);
   if (!appended) return absl::ResourceExhaustedError("out of memory building request headers");
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
@@ -209,6 +244,9 @@ Status HttpClient::Impl::MapError(CURLcode code, const HttpClientRequest& reques
           "{}: the response is larger than the limit of {} bytes", where,
           options.max_response_bytes));
     case CURLE_WRITE_ERROR:
+      if (transfer.sink_refused) {
+        return absl::AbortedError(fmt::format("{}: the receiver stopped the transfer", where));
+      }
       if (transfer.too_large) {
         return absl::ResourceExhaustedError(fmt::format(
             "{}: the response is larger than the limit of {} bytes", where,

@@ -8,12 +8,16 @@
 // timeout is kDeadlineExceeded; a certificate the CA does not vouch for is
 // kFailedPrecondition naming the CA file. Any HTTP status, 4xx and 5xx included, is a
 // successful Result carrying that status: interpreting it is the caller's job. A response
-// body over `max_response_bytes` is kResourceExhausted. The client never retries.
+// body over `max_response_bytes` is kResourceExhausted (a body given to a `body_sink` has no
+// limit: it is not kept). The client never retries.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 #include "net/http_types.h"
@@ -32,7 +36,15 @@ struct HttpClientRequest {
   std::string url;
   HeaderList headers;
   std::string body;
+  // Sent instead of `body` when set, without a copy: it must stay valid until Send returns.
+  std::optional<std::string_view> body_view;
   int timeout_ms = 0;  // 0: the client's default
+  // When set, the body of a 2xx response is handed to it piece by piece as it arrives, with
+  // the response's status, instead of being kept in HttpResponse::body (which stays empty),
+  // so a large download needs no buffer of its size. Returning false stops the transfer:
+  // Send then fails with kAborted. Bodies of other statuses are kept in `body` as usual, for
+  // error messages.
+  std::function<bool(int status, std::string_view bytes)> body_sink;
 };
 
 class HttpClient {

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <functional>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include "fmt/format.h"
@@ -106,6 +109,12 @@ struct AzureBlobStore::Request {
   QueryParams query;
   net::HeaderList headers;  // lowercase names; date, version and authorization are added
   std::string body;
+  std::optional<std::string_view> body_view;  // sent instead of `body`, not copied
+  // When set, a 2xx body streams to it with each piece's offset in the object: a 206's
+  // first byte is at `sink_offset`, a 200's (the whole object) at 0. Every attempt starts
+  // over, so a retried request delivers its bytes again at the same offsets.
+  std::function<bool(int64_t offset, std::string_view bytes)> sink;
+  int64_t sink_offset = 0;
 };
 
 namespace {
@@ -212,9 +221,10 @@ Result<net::HttpClientRequest> AzureBlobStore::BuildHttpRequest(const Request& r
   http.headers = request.headers;
   http.headers.emplace_back("x-ms-date", FormatHttpDate(options_.clock->NowUnixMs()));
   http.headers.emplace_back("x-ms-version", kAzureBlobApiVersion);
+  const std::string_view body = request.body_view ? *request.body_view : request.body;
   if (request.method == "PUT") {
     // curl sends no Content-Length for an empty PUT, and the service requires one.
-    http.headers.emplace_back("content-length", std::to_string(request.body.size()));
+    http.headers.emplace_back("content-length", std::to_string(body.size()));
   }
   std::string query;
   for (const auto& [key, value] : request.query) {
@@ -234,7 +244,16 @@ Result<net::HttpClientRequest> AzureBlobStore::BuildHttpRequest(const Request& r
     http.headers.emplace_back("authorization", "Bearer " + token);
   }
   http.url = config_.endpoint + path + (query.empty() ? "" : "?" + query);
-  http.body = request.body;
+  http.body_view = body;  // `request` outlives the send
+  if (request.sink) {
+    http.body_sink = [&request, position = int64_t{-1}](int status,
+                                                        std::string_view bytes) mutable {
+      if (position < 0) position = status == 206 ? request.sink_offset : 0;
+      const bool more = request.sink(position, bytes);
+      position += static_cast<int64_t>(bytes.size());
+      return more;
+    };
+  }
   return http;
 }
 
@@ -353,12 +372,66 @@ Result<std::string> AzureBlobStore::GetRange(const std::string& name, int64_t of
   return std::move(response.body);
 }
 
+Result<int64_t> AzureBlobStore::ReadRange(const std::string& name, int64_t offset,
+                                          int64_t length, const Condition& condition,
+                                          const RangeSink& sink) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  if (condition.if_none_match_any) {
+    return absl::InvalidArgumentError("reads take if_match conditions only");
+  }
+  if (offset < 0 || length <= 0) {
+    return absl::InvalidArgumentError(
+        fmt::format("bad range offset {} length {} for '{}'", offset, length, name));
+  }
+  Request request{"Get Blob", "GET", name, {}, {}, ""};
+  AddConditionHeaders(condition, &request.headers);
+  request.headers.emplace_back("x-ms-range",
+                               fmt::format("bytes={}-{}", offset, offset + length - 1));
+  const int64_t end = offset + length;
+  int64_t delivered_end = offset;  // of the latest attempt
+  Status sink_error;
+  bool past_end = false;  // a whole-object 200 went past the range: stopped on purpose
+  request.sink_offset = offset;
+  request.sink = [&](int64_t at, std::string_view bytes) {
+    // A 200 (a service that ignored the range) starts at 0: keep only the range's part.
+    const int64_t from = std::max(at, offset);
+    const int64_t to = std::min(at + static_cast<int64_t>(bytes.size()), end);
+    if (from >= to) {
+      past_end = at >= end;
+      return !past_end;
+    }
+    sink_error = sink(from, bytes.substr(from - at, to - from));
+    if (from == offset) delivered_end = offset;  // a retry starts over
+    delivered_end = std::max(delivered_end, to);
+    return sink_error.ok();
+  };
+  Result<net::HttpResponse> response = Execute(request);
+  if (!sink_error.ok()) return sink_error;
+  if (past_end) return delivered_end - offset;
+  RETURN_IF_ERROR(response.status());
+  if (response->status == 416) {
+    // A range starting at the end: nothing, when the object is exactly that long.
+    ASSIGN_OR_RETURN(ObjectInfo info, Head(name));
+    if (!condition.if_match.empty() && info.etag != condition.if_match) {
+      return ConditionFailedError(name, condition, info.etag);
+    }
+    if (offset == info.size) return 0;
+    return absl::OutOfRangeError(
+        fmt::format("offset {} is past the end of '{}' ({} bytes)", offset, name, info.size));
+  }
+  if (response->status != 206 && response->status != 200) {
+    return ErrorFromResponse(*response, request.what, name, config_.container, condition);
+  }
+  return delivered_end - offset;
+}
+
 Result<std::string> AzureBlobStore::Put(const std::string& name, std::string_view data,
                                         const Metadata& metadata, const Condition& condition) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   RETURN_IF_ERROR(ValidateMetadata(metadata));
   RETURN_IF_ERROR(ValidateCondition(condition));
-  Request request{"Put Blob", "PUT", name, {}, {}, std::string(data)};
+  Request request{"Put Blob", "PUT", name, {}, {}, ""};
+  request.body_view = data;
   request.headers = {{"x-ms-blob-type", "BlockBlob"},
                      {"content-type", "application/octet-stream"},
                      {"content-md5", ContentMd5(data)}};
@@ -375,8 +448,8 @@ Status AzureBlobStore::StageBlock(const std::string& name, const std::string& bl
                                   std::string_view data) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   RETURN_IF_ERROR(ValidateBlockId(block_id));
-  Request request{"Put Block",      "PUT", name, {{"comp", "block"}, {"blockid", block_id}}, {},
-                  std::string(data)};
+  Request request{"Put Block", "PUT", name, {{"comp", "block"}, {"blockid", block_id}}, {}, ""};
+  request.body_view = data;
   request.headers = {{"content-type", "application/octet-stream"},
                      {"content-md5", ContentMd5(data)}};
   ASSIGN_OR_RETURN(net::HttpResponse response, Execute(request));

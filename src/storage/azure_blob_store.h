@@ -83,6 +83,8 @@ class AzureBlobStore final : public ObjectStore {
   Result<ObjectInfo> Head(const std::string& name) override;
   Result<std::string> GetRange(const std::string& name, int64_t offset, int64_t length,
                                const Condition& condition) override;
+  Result<int64_t> ReadRange(const std::string& name, int64_t offset, int64_t length,
+                            const Condition& condition, const RangeSink& sink) override;
   Result<std::string> Put(const std::string& name, std::string_view data, const Metadata& metadata,
                           const Condition& condition) override;
   Status StageBlock(const std::string& name, const std::string& block_id,

@@ -7,6 +7,7 @@
 // request whose "METHOD url" contains its `match` text.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -28,10 +29,14 @@ class FaultInjectingTransport final : public BlobTransport {
                       int count = 1, std::string match = "");
   // The next `count` matching requests fail with `error` (e.g. kDeadlineExceeded).
   void InjectError(Status error, int count = 1, std::string match = "");
+  // The next `count` matching requests reach `inner`, but the response body stops after
+  // `bytes` bytes and the request fails with kUnavailable, as when a connection drops in the
+  // middle of a download (a streaming receiver has seen those bytes already).
+  void InjectCutBody(int64_t bytes, int count = 1, std::string match = "");
 
   Result<net::HttpResponse> Send(const net::HttpClientRequest& request) override;
 
-  // Every request seen, injected or passed on, in order.
+  // Every request seen, injected or passed on, in order (bodies copied, sinks dropped).
   std::vector<net::HttpClientRequest> requests() const;
   int request_count() const;
   int pending_faults() const;
@@ -42,7 +47,10 @@ class FaultInjectingTransport final : public BlobTransport {
     int remaining = 1;
     Status error;  // not OK: fail with it; OK: answer `response`
     net::HttpResponse response;
+    int64_t cut_after_bytes = -1;  // >= 0: pass on, cut the body there, fail
   };
+
+  Result<net::HttpResponse> SendCut(const net::HttpClientRequest& request, int64_t bytes);
 
   const std::shared_ptr<BlobTransport> inner_;
   mutable std::mutex mu_;

@@ -64,6 +64,17 @@ Status RunParallel(int64_t count, int parallelism, const std::function<Status(in
 
 }  // namespace
 
+Result<int64_t> ObjectStore::ReadRange(const std::string& name, int64_t offset, int64_t length,
+                                       const Condition& condition, const RangeSink& sink) {
+  if (length <= 0) {
+    return absl::InvalidArgumentError(
+        fmt::format("bad range offset {} length {} for '{}'", offset, length, name));
+  }
+  ASSIGN_OR_RETURN(std::string bytes, GetRange(name, offset, length, condition));
+  if (!bytes.empty()) RETURN_IF_ERROR(sink(offset, bytes));
+  return static_cast<int64_t>(bytes.size());
+}
+
 Status ValidateObjectName(std::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("object name is empty");
   if (name.size() > kMaxNameBytes) {

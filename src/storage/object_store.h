@@ -113,6 +113,16 @@ class ObjectStore {
   virtual Result<std::string> GetRange(const std::string& name, int64_t offset, int64_t length,
                                        const Condition& condition) = 0;
 
+  // Streams bytes [offset, offset + length) of the object (length > 0) to `sink` as they
+  // arrive, each piece with its offset in the object, so a large range needs no buffer of
+  // its size. A retried request delivers its bytes again at the same offsets, so the sink
+  // must be idempotent (pwrite into a file is). An error from the sink stops the read and is
+  // returned. Returns how many bytes the range held: fewer when the object ends sooner, 0
+  // when offset == size; offset > size is kOutOfRange. The default reads with GetRange.
+  using RangeSink = std::function<Status(int64_t offset, std::string_view bytes)>;
+  virtual Result<int64_t> ReadRange(const std::string& name, int64_t offset, int64_t length,
+                                    const Condition& condition, const RangeSink& sink);
+
   // Creates or replaces the object with `data` and `metadata`. Returns the new ETag.
   virtual Result<std::string> Put(const std::string& name, std::string_view data,
                                   const Metadata& metadata, const Condition& condition) = 0;

@@ -304,6 +304,59 @@ TEST_P(ObjectStoreContractTest, LargeBlockedUploadIsByteExact) {
   EXPECT_TRUE(*middle == data.substr(5'000'001, 9'000'000));
 }
 
+// Collects what ReadRange streams, placing each piece at its offset (as a file would).
+struct RangeCollector {
+  int64_t base = 0;
+  std::string bytes;
+  int pieces = 0;
+  ObjectStore::RangeSink Sink() {
+    return [this](int64_t offset, std::string_view piece) -> Status {
+      const size_t at = static_cast<size_t>(offset - base);
+      if (bytes.size() < at + piece.size()) bytes.resize(at + piece.size());
+      bytes.replace(at, piece.size(), piece);
+      ++pieces;
+      return OkStatus();
+    };
+  }
+};
+
+TEST_P(ObjectStoreContractTest, ReadRangeStreamsEachPieceAtItsOffset) {
+  const std::string data = RandomBytes((3 << 20) + 77, 9);
+  Result<std::string> etag = store_->Put("stream.bin", data, {}, {});
+  ASSERT_TRUE(etag.ok()) << etag.status();
+
+  RangeCollector middle{1000};
+  Result<int64_t> read =
+      store_->ReadRange("stream.bin", 1000, 2 << 20, Condition::IfMatch(*etag), middle.Sink());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 2 << 20);
+  EXPECT_TRUE(middle.bytes == data.substr(1000, 2 << 20)) << "streamed bytes differ";
+
+  RangeCollector tail{3 << 20};
+  read = store_->ReadRange("stream.bin", 3 << 20, 1 << 20, {}, tail.Sink());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 77);  // the object ends sooner
+  EXPECT_EQ(tail.bytes, data.substr(3 << 20));
+
+  RangeCollector none{static_cast<int64_t>(data.size())};
+  EXPECT_EQ(*store_->ReadRange("stream.bin", data.size(), 10, {}, none.Sink()), 0);
+  EXPECT_EQ(store_->ReadRange("stream.bin", data.size() + 1, 10, {}, none.Sink()).status().code(),
+            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->ReadRange("stream.bin", 0, 10, Condition::IfMatch("\"0xold\""), none.Sink())
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ReadRange("missing", 0, 10, {}, none.Sink()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(none.pieces, 0);
+
+  // The receiver's error stops the read and is what the caller gets.
+  Result<int64_t> refused = store_->ReadRange(
+      "stream.bin", 0, 1 << 20, {},
+      [](int64_t, std::string_view) -> Status { return absl::DataLossError("disk full"); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << refused.status();
+}
+
 TEST_P(ObjectStoreContractTest, SmallUploadUsesOnePut) {
   Result<std::string> etag =
       UploadObject(*store_, "small", DataSourceFromBytes("tiny"), UploadOptions{});
@@ -446,6 +499,20 @@ TEST_F(AzuriteRetryTest, ServiceUnavailableThenSuccess) {
   ASSERT_EQ(sleeps_ms_.size(), 2u);
   EXPECT_EQ(sleeps_ms_[0], 2'000);  // Retry-After honoured
   EXPECT_EQ(store_->Head("retried")->etag, *etag);
+}
+
+TEST_F(AzuriteRetryTest, ADownloadCutOffMidBodyIsRetriedAndRedeliveredInPlace) {
+  const std::string data = RandomBytes(2 << 20, 5);
+  ASSERT_TRUE(store_->Put("cut.bin", data, {}, {}).ok());
+  const int before = injector_->request_count();
+  injector_->InjectCutBody(300'000, 1, "GET");
+  RangeCollector collected{0};
+  Result<int64_t> read = store_->ReadRange("cut.bin", 0, data.size(), {}, collected.Sink());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, static_cast<int64_t>(data.size()));
+  EXPECT_TRUE(collected.bytes == data) << "the retried bytes did not land where they belong";
+  EXPECT_EQ(injector_->request_count() - before, 2);
+  EXPECT_EQ(sleeps_ms_.size(), 1u);
 }
 
 TEST_F(AzuriteRetryTest, NotFoundIsNotRetried) {
