@@ -18,6 +18,7 @@
 #include "identity/credentials/default_credential.h"
 #include "spdlog/spdlog.h"
 #include "storage/azure_blob_store.h"
+#include "storage/fs/background_download.h"
 #include "storage/fs/fs_core.h"
 #include "storage/fs/fuse_adapter.h"
 #include "storage/local_store.h"
@@ -212,12 +213,23 @@ Status List(const std::string& url, const std::string& prefix, bool recursive,
 Status Cat(const std::string& url, const std::string& name) {
   ASSIGN_OR_RETURN(auto store, OpenStore(url));
   ASSIGN_OR_RETURN(storage::ObjectInfo info, store->Head(name));
-  for (int64_t offset = 0; offset < info.size;) {
-    ASSIGN_OR_RETURN(std::string chunk, store->GetRange(name, offset, int64_t{8} << 20,
-                                                        storage::Condition::IfMatch(info.etag)));
-    if (chunk.empty()) break;
-    std::cout.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    offset += static_cast<int64_t>(chunk.size());
+  // Streamed in order; a retried request delivers its range again from the start, and what
+  // was written already is skipped (stdout cannot seek back).
+  int64_t written = 0;
+  const storage::ObjectStore::RangeSink sink = [&](int64_t offset,
+                                                   std::string_view bytes) -> Status {
+    const int64_t end = offset + static_cast<int64_t>(bytes.size());
+    if (end <= written) return OkStatus();
+    bytes.remove_prefix(static_cast<size_t>(written - offset));
+    std::cout.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!std::cout) return absl::DataLossError("writing to standard output failed");
+    written = end;
+    return OkStatus();
+  };
+  while (written < info.size) {
+    ASSIGN_OR_RETURN(int64_t read, store->ReadRange(name, written, info.size - written,
+                                                    storage::Condition::IfMatch(info.etag), sink));
+    if (read == 0) break;
   }
   std::cout.flush();
   return OkStatus();
@@ -261,19 +273,21 @@ Status Download(const std::string& url, const std::string& name, const std::stri
   if (fd < 0) return absl::PermissionDeniedError(fmt::format("{}: {}", temp, std::strerror(errno)));
   Progress progress("download " + name);
   Status status;
-  for (int64_t offset = 0; offset < info.size && status.ok();) {
-    Result<std::string> chunk =
-        store->GetRange(name, offset, int64_t{8} << 20, storage::Condition::IfMatch(info.etag));
-    if (!chunk.ok()) {
-      status = chunk.status();
-    } else if (::pwrite(fd, chunk->data(), chunk->size(), offset) !=
-               static_cast<ssize_t>(chunk->size())) {
-      status = absl::ResourceExhaustedError(fmt::format("{}: {}", temp, std::strerror(errno)));
-    } else {
-      offset += static_cast<int64_t>(chunk->size());
-      if (info.size >= kProgressMinBytes) progress.Update(offset, info.size);
-    }
+  if (::ftruncate(fd, info.size) != 0) {
+    status = absl::ResourceExhaustedError(fmt::format("{}: {}", temp, std::strerror(errno)));
   }
+  // Parallel ranged reads straight into the file; progress follows the bytes in order.
+  Result<std::shared_ptr<storage::fs::BackgroundDownload>> download =
+      status.ok() ? storage::fs::BackgroundDownload::Start(store.get(), info, fd, {})
+                  : Result<std::shared_ptr<storage::fs::BackgroundDownload>>(status);
+  if (!download.ok()) status = download.status();
+  constexpr int64_t kProgressStepBytes = int64_t{8} << 20;
+  for (int64_t done = 0; status.ok() && done < info.size;) {
+    done = std::min(info.size, done + kProgressStepBytes);
+    status = (*download)->WaitFor(0, done);
+    if (status.ok() && info.size >= kProgressMinBytes) progress.Update(done, info.size);
+  }
+  if (download.ok()) download->reset();
   ::close(fd);
   if (status.ok() && ::rename(temp.c_str(), file.c_str()) != 0) {
     status = absl::PermissionDeniedError(fmt::format("{}: {}", file, std::strerror(errno)));

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -60,6 +61,10 @@ FileCache::FileCache(ObjectStore* store, FileCacheOptions options)
 
 FileCache::~FileCache() {
   for (auto& [name, file] : files_) {
+    if (file->download != nullptr) file->download->Cancel();
+  }
+  for (auto& [name, file] : files_) {
+    file->download.reset();  // joins its workers before the store can go away
     if (file->fd >= 0) ::close(file->fd);
   }
 }
@@ -146,27 +151,22 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote, bool trun
   std::string path = PathFor(key, ".data");
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(errno, "creating " + path);
-  Status status;
   const int64_t size = truncating ? 0 : remote.size;
-  for (int64_t offset = 0; offset < size && status.ok();) {
-    int64_t length = std::min(options_.download_chunk_bytes, size - offset);
-    Result<std::string> chunk =
-        store_->GetRange(remote.name, offset, length, Condition::IfMatch(remote.etag));
-    if (!chunk.ok()) {
-      status = chunk.status();
-    } else if (chunk->empty()) {
-      status = absl::UnavailableError(fmt::format("object '{}' ended early", remote.name));
-    } else {
-      status = WriteAll(fd, *chunk, offset, path);
-      offset += static_cast<int64_t>(chunk->size());
-    }
-  }
-  if (!status.ok()) {
+  // Sparse until the bytes arrive; a reader past what has arrived waits (WaitToRead).
+  if (::ftruncate(fd, size) != 0) {
+    Status error = ErrnoStatus(errno, "sizing " + path);
     ::close(fd);
     ::unlink(path.c_str());
-    return status;
+    return error;
   }
-  // Swap the new bytes in: the old copy's files go, the new key takes their place.
+  // Swap the new file in: the old copy's files go, the new key takes their place.
+  std::shared_ptr<BackgroundDownload> old_download;
+  {
+    std::lock_guard lock(mu_);
+    old_download = std::move(file.download);  // of another version: cancelled below
+  }
+  if (old_download != nullptr) old_download->Cancel();
+  old_download.reset();  // joins its workers; they never take file.mu
   if (file.fd >= 0) ::close(file.fd);
   ::unlink(PathFor(file.key, ".data").c_str());
   ::unlink(PathFor(file.key, ".meta").c_str());
@@ -175,6 +175,7 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote, bool trun
     ::close(fd);
     ::unlink(path.c_str());
     file.fd = -1;
+    file.etag.clear();
     return error;
   }
   file.fd = fd;
@@ -185,7 +186,66 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote, bool trun
   file.metadata = remote.metadata;
   // Emptied for O_TRUNC: not `remote`'s bytes, so never marked clean (no .meta).
   file.dirty = truncating;
-  if (!truncating) WriteMeta(file);
+  if (truncating || size == 0) {
+    if (!truncating) WriteMeta(file);
+    return OkStatus();
+  }
+  BackgroundDownloadOptions options{options_.download_chunk_bytes, options_.download_parallelism};
+  if (size <= options.chunk_bytes) {
+    // One chunk: a thread would cost more than it saves.
+    Status status = BackgroundDownload::RunInline(store_, remote, fd, options);
+    if (!status.ok()) {
+      file.etag.clear();  // these bytes are no version: the next open downloads again
+      return status;
+    }
+    WriteMeta(file);
+    return OkStatus();
+  }
+  Result<std::shared_ptr<BackgroundDownload>> started =
+      BackgroundDownload::Start(store_, remote, fd, options);
+  if (!started.ok()) {
+    file.etag.clear();
+    return started.status();
+  }
+  std::lock_guard lock(mu_);
+  file.download = *std::move(started);
+  return OkStatus();
+}
+
+void FileCache::SettleDownload(CachedFile& file) {
+  if (file.download == nullptr) return;
+  std::optional<Status> finished = file.download->Finished();
+  if (!finished || !finished->ok()) return;  // running, or failed: kept to report its error
+  std::shared_ptr<BackgroundDownload> done;
+  {
+    std::lock_guard lock(mu_);
+    done = std::move(file.download);
+  }
+  if (!file.dirty && !file.unlinked) WriteMeta(file);
+}
+
+Status FileCache::WaitToRead(std::unique_lock<std::mutex>& file_lock, CachedFile& file,
+                             int64_t offset, int64_t length) {
+  for (;;) {
+    std::shared_ptr<BackgroundDownload> download = file.download;
+    if (download == nullptr) return OkStatus();
+    if (download->Has(offset, length)) {
+      SettleDownload(file);
+      return OkStatus();
+    }
+    file_lock.unlock();
+    Status ready = download->WaitFor(offset, length);
+    file_lock.lock();
+    // Replaced meanwhile (another open found a newer version): wait on the new one.
+    if (file.download != download) continue;
+    return ready;
+  }
+}
+
+Status FileCache::FinishDownload(CachedFile& file) {
+  if (file.download == nullptr) return OkStatus();
+  RETURN_IF_ERROR(file.download->WaitAll());
+  SettleDownload(file);
   return OkStatus();
 }
 
@@ -213,6 +273,10 @@ Result<std::shared_ptr<CachedFile>> FileCache::Acquire(const ObjectInfo& remote,
   std::lock_guard file_lock(file->mu);
   *replaced = false;
   if (file->dirty) return file;
+  SettleDownload(*file);
+  if (file->download != nullptr && file->download->Finished()) {
+    file->etag.clear();  // failed: these bytes are no version, download again
+  }
   if (file->etag == remote.etag && file->fd < 0) {
     std::string path = PathFor(file->key, ".data");
     file->fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -264,11 +328,13 @@ std::shared_ptr<CachedFile> FileCache::FindOpen(const std::string& name) {
   return it->second;
 }
 
-void FileCache::MarkDirty(CachedFile& file) {
-  if (file.dirty) return;
+Status FileCache::MarkDirty(CachedFile& file) {
+  if (file.dirty) return OkStatus();
+  RETURN_IF_ERROR(FinishDownload(file));
   // The .meta goes first: a crash after this leaves bytes that are never reused.
   ::unlink(PathFor(file.key, ".meta").c_str());
   file.dirty = true;
+  return OkStatus();
 }
 
 void FileCache::Written(CachedFile& file, int64_t offset, int64_t length) {
@@ -358,7 +424,7 @@ void FileCache::Rename(const std::string& from, const std::string& to, const std
   if (file->staged != nullptr) file->staged->Rename(to);
   // Copy gives the destination a new ETag; the bytes are the same, so keep them.
   file->etag = to_etag;
-  if (!file->dirty) WriteMeta(*file);
+  if (!file->dirty && file->download == nullptr) WriteMeta(*file);
   files_[to] = file;
 }
 
@@ -379,6 +445,7 @@ int64_t FileCache::used_bytes() {
 }
 
 void FileCache::DropFilesLocked(CachedFile& file) {
+  if (file.download != nullptr) file.download->Cancel();
   if (file.fd >= 0) ::close(file.fd);
   file.fd = -1;
   ::unlink(PathFor(file.key, ".meta").c_str());

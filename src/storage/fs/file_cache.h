@@ -7,6 +7,14 @@
 // removed before the first write makes the copy dirty and written again after an upload,
 // so after a crash or restart only clean copies are reused and dirty leftovers are deleted.
 //
+// Downloads: a copy of more than one chunk is filled in the background by a
+// BackgroundDownload (parallel ranged reads), so Acquire returns at once and readers wait
+// only for the bytes they read (WaitToRead). Anything that changes the copy (MarkDirty)
+// waits for the whole download first. The .meta is written when the download finishes, so a
+// half-downloaded copy is never adopted after a restart. A failed download (the object
+// changed or went away meanwhile) fails the reads that wait for it, and the next Acquire
+// downloads again.
+//
 // Eviction: after each release, copies that are neither open nor dirty are removed, least
 // recently closed first, while the cache holds more than capacity_bytes or the cache's disk
 // has less than free_disk_floor_bytes free, and any such copy closed longer than
@@ -37,6 +45,7 @@
 #include <string>
 
 #include "base/clock.h"
+#include "storage/fs/background_download.h"
 #include "storage/fs/bounded_executor.h"
 #include "storage/fs/staged_blocks.h"
 #include "storage/object_store.h"
@@ -55,6 +64,9 @@ struct CachedFile {
   Metadata metadata;                     // written with the next upload
   std::shared_ptr<StagedBlocks> staged;  // blocks of the next version already staged
   int64_t last_write_end = -1;           // where the last write ended: sequential writers
+  // Filling the copy, until it has finished and been settled. Set and reset with both mu and
+  // the FileCache's lock held, so either lock suffices to read it.
+  std::shared_ptr<BackgroundDownload> download;
 
   // Guarded by the FileCache's lock.
   int open_count = 0;
@@ -67,6 +79,7 @@ struct FileCacheOptions {
   int64_t timeout_after_close_ms = 120'000;
   int64_t free_disk_floor_bytes = 0;  // keep this much free on the cache's disk
   int64_t download_chunk_bytes = int64_t{8} << 20;
+  int download_parallelism = 4;  // ranged reads in flight per file being downloaded
   UploadOptions upload;                // block size; condition and metadata set per upload
   BoundedExecutor* uploads = nullptr;  // stages blocks; not owned; required
   const base::Clock* clock = nullptr;  // not owned; nullptr: the system clock
@@ -94,8 +107,18 @@ class FileCache {
   // The copy of `name` if some handle has it open, else nullptr.
   std::shared_ptr<CachedFile> FindOpen(const std::string& name);
 
-  // Requires file.mu. Marks the copy dirty (removing its .meta first).
-  void MarkDirty(CachedFile& file);
+  // Requires file.mu, before reading [offset, offset + length) of the copy: waits (with
+  // `file_lock` released) until a download in progress has those bytes. Returns the
+  // download's error if it failed. The copy may have been replaced meanwhile: the caller
+  // reads what file.fd holds when this returns OK.
+  Status WaitToRead(std::unique_lock<std::mutex>& file_lock, CachedFile& file, int64_t offset,
+                    int64_t length);
+  // Requires file.mu. Waits for a download in progress to finish (keeping the lock: the
+  // download never takes it) and returns its error if it failed.
+  Status FinishDownload(CachedFile& file);
+  // Requires file.mu. Marks the copy dirty (removing its .meta first), after any download
+  // in progress has finished: a write must not be overwritten by bytes still arriving.
+  Status MarkDirty(CachedFile& file);
   // Requires file.mu, after bytes [offset, offset + length) of the copy were written: their
   // blocks must be staged again, and those a sequential writer finished are staged now.
   void Written(CachedFile& file, int64_t offset, int64_t length);
@@ -124,6 +147,8 @@ class FileCache {
   FileCache(ObjectStore* store, FileCacheOptions options);
   Status AdoptExisting();
   Status Download(CachedFile& file, const ObjectInfo& remote, bool truncating);
+  // Requires file.mu. A download that finished well is dropped and its .meta written.
+  void SettleDownload(CachedFile& file);
   void WriteMeta(const CachedFile& file);
   void DropFilesLocked(CachedFile& file);
   // Evicts idle copies until `incoming` more bytes fit (see the class comment); returns

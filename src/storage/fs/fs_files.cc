@@ -207,8 +207,11 @@ Result<std::string> FsCore::Read(uint64_t handle, int64_t offset, int64_t length
   ASSIGN_OR_RETURN(Handle open, HandleFor(handle));
   if (open.stream != nullptr) return open.stream->Read(offset, length);
   CachedFile& file = *open.file;
-  std::lock_guard file_lock(file.mu);
+  std::unique_lock file_lock(file.mu);
   if (offset >= file.size || length <= 0) return std::string();
+  // Bytes of a file still downloading may not be here yet.
+  RETURN_IF_ERROR(cache_->WaitToRead(file_lock, file, offset, length));
+  if (offset >= file.size) return std::string();
   length = std::min(length, file.size - offset);
   std::string buffer(length, '\0');
   int64_t done = 0;
@@ -234,8 +237,8 @@ Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view 
   }
   CachedFile& file = *open.file;
   std::lock_guard file_lock(file.mu);
+  RETURN_IF_ERROR(cache_->MarkDirty(file));
   if (append) offset = file.size;
-  cache_->MarkDirty(file);
   file.metadata.erase(kMtimeKey);
   int64_t done = 0;
   while (done < static_cast<int64_t>(data.size())) {
@@ -336,7 +339,7 @@ Status FsCore::FlushAll() {
 // ---- Attributes ---------------------------------------------------------------------------
 
 Status FsCore::ApplyFileAttr(CachedFile& file, const SetAttrRequest& request) {
-  cache_->MarkDirty(file);
+  RETURN_IF_ERROR(cache_->MarkDirty(file));
   if (request.size) {
     if (*request.size < 0) return FsError(EINVAL, "negative size");
     if (::ftruncate(file.fd, *request.size) != 0) {
