@@ -329,14 +329,14 @@ Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
       std::string name = object.name.substr(prefix.size());
       if (name.empty()) continue;
       FileKind kind = KindOf(object.metadata);
-      entries[name] = DirEntry{name, kind, 0};
-      std::string path = object.name;  // read before `object` is moved from
-      CacheAttr(path, Found{kind, std::move(object), false});
+      auto listed = std::make_shared<const ObjectInfo>(std::move(object));
+      CacheAttr(listed->name, Found{kind, *listed, false});
+      entries[name] = DirEntry{name, kind, 0, std::move(listed)};
     }
     for (const std::string& common : page.common_prefixes) {
       std::string name = common.substr(prefix.size(), common.size() - prefix.size() - 1);
       if (!name.empty() && !entries.contains(name)) {
-        entries[name] = DirEntry{name, FileKind::kDirectory, 0};
+        entries[name] = DirEntry{name, FileKind::kDirectory, 0, nullptr};
       }
     }
     if (entries.size() > kMaxDirectoryEntries) {
@@ -355,6 +355,19 @@ Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
     result.push_back(std::move(entry));
   }
   return result;
+}
+
+Result<Attr> FsCore::LookupListed(InodeId parent, const DirEntry& entry) {
+  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, entry.name));
+  Found found{entry.kind, {}, entry.object == nullptr};
+  if (entry.object != nullptr) {
+    found.info = *entry.object;
+  } else {
+    found.info.name = path;
+  }
+  if (std::optional<int64_t> size = OpenSize(path)) found.info.size = *size;
+  std::lock_guard lock(mu_);
+  return RememberLocked(path, found, true);
 }
 
 Result<Attr> FsCore::MakeDirectory(InodeId parent, const std::string& name, uint32_t mode) {

@@ -81,6 +81,9 @@ struct DirEntry {
   std::string name;
   FileKind kind = FileKind::kFile;
   InodeId inode = 0;  // the live inode's number, else a stable number derived from the name
+  // The object as the listing returned it (size, ETag, metadata), for LookupListed;
+  // nullptr for a directory that is only a prefix.
+  std::shared_ptr<const ObjectInfo> object;
 };
 
 struct OpenResult {
@@ -149,6 +152,11 @@ class FsCore {
 
   // Every entry of the directory except "." and "..", in name order, read page by page.
   Result<std::vector<DirEntry>> ReadDir(InodeId inode);
+  // What Lookup(parent, entry.name) would answer, made from the attributes in `entry` (an
+  // entry ReadDir(parent) returned) with no request: for READDIRPLUS, where the kernel
+  // counts every entry it is given as one lookup. Adds one to the inode's lookup count like
+  // Lookup; a file open here with unsaved bytes shows its open size.
+  Result<Attr> LookupListed(InodeId parent, const DirEntry& entry);
   Result<Attr> MakeDirectory(InodeId parent, const std::string& name, uint32_t mode);
   Status RemoveDirectory(InodeId parent, const std::string& name);
   Status Unlink(InodeId parent, const std::string& name);

@@ -1,6 +1,6 @@
 // The filesystem core over the local backend, without FUSE: what a user of the mount would
 // notice (data read back, directories, renames, links, consistency between two mounts, ETag
-// conflicts, the cache cap).
+// conflicts, the cache cap), and how many store requests metadata work costs.
 #include "storage/fs/fs_core.h"
 
 #include <fcntl.h>
@@ -8,6 +8,10 @@
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+
+#include <atomic>
+#include <functional>
+#include <utility>
 
 #include "base/files.h"
 #include "fmt/format.h"
@@ -34,9 +38,11 @@ class FsCoreTest : public ::testing::Test {
     EXPECT_TRUE(base::RemoveAll(root_).ok());
   }
 
-  std::unique_ptr<FsCore> NewCore(const std::string& cache_name, FsOptions options = {}) {
+  std::unique_ptr<FsCore> NewCore(const std::string& cache_name, FsOptions options = {},
+                                  ObjectStore* store = nullptr) {
     options.cache_dir = root_ + "/cache-" + cache_name;
-    Result<std::unique_ptr<FsCore>> core = FsCore::Create(store_.get(), options);
+    Result<std::unique_ptr<FsCore>> core =
+        FsCore::Create(store != nullptr ? store : store_.get(), options);
     EXPECT_TRUE(core.ok()) << core.status();
     return core.ok() ? std::move(*core) : nullptr;
   }
@@ -323,6 +329,144 @@ TEST_F(FsCoreTest, AttrCacheServesLookupsUntilItExpires) {
   clock.AdvanceMs(11'000);
   EXPECT_EQ(core->Lookup(kRootInode, "x")->size, 5);
   EXPECT_EQ(*ReadFile(*core, "x"), "12345");  // open always revalidates
+}
+
+// ---- Requests for metadata ----------------------------------------------------------------
+
+// Forwards to another store and counts every request; `after_list` runs once, after the
+// next List has its page (to change the store while a listing is under way).
+class RequestCountingStore final : public ObjectStore {
+ public:
+  explicit RequestCountingStore(ObjectStore* inner) : inner_(inner) {}
+  Result<ObjectInfo> Head(const std::string& name) override {
+    ++requests;
+    return inner_->Head(name);
+  }
+  Result<std::string> GetRange(const std::string& name, int64_t offset, int64_t length,
+                               const Condition& condition) override {
+    ++requests;
+    return inner_->GetRange(name, offset, length, condition);
+  }
+  Result<std::string> Put(const std::string& name, std::string_view data, const Metadata& metadata,
+                          const Condition& condition) override {
+    ++requests;
+    return inner_->Put(name, data, metadata, condition);
+  }
+  Status StageBlock(const std::string& name, const std::string& block_id,
+                    std::string_view data) override {
+    ++requests;
+    return inner_->StageBlock(name, block_id, data);
+  }
+  Result<std::string> CommitBlocks(const std::string& name,
+                                   const std::vector<std::string>& block_ids,
+                                   const Metadata& metadata, const Condition& condition) override {
+    ++requests;
+    return inner_->CommitBlocks(name, block_ids, metadata, condition);
+  }
+  Result<ListPage> List(const ListOptions& options) override {
+    ++requests;
+    Result<ListPage> page = inner_->List(options);
+    if (std::function<void()> hook = std::exchange(after_list, nullptr)) hook();
+    return page;
+  }
+  Status Delete(const std::string& name, const Condition& condition) override {
+    ++requests;
+    return inner_->Delete(name, condition);
+  }
+  Result<std::string> Copy(const std::string& source, const std::string& destination) override {
+    ++requests;
+    return inner_->Copy(source, destination);
+  }
+
+  std::atomic<int> requests{0};
+  std::function<void()> after_list;  // not thread-safe: set it while nothing else runs
+
+ private:
+  ObjectStore* const inner_;
+};
+
+class MetadataRequestTest : public FsCoreTest {
+ protected:
+  void SetUp() override {
+    FsCoreTest::SetUp();
+    counting_ = std::make_unique<RequestCountingStore>(store_.get());
+  }
+
+  // A core over the counting store with the attribute cache (10 s) on the fake clock.
+  std::unique_ptr<FsCore> CachingCore(FsOptions options = {}) {
+    options.use_attr_cache = true;
+    options.attr_cache_timeout_s = 10;
+    options.clock = &clock_;
+    return NewCore("counted", options, counting_.get());
+  }
+
+  // The requests `action` sent to the store.
+  template <typename Action>
+  int RequestsFor(Action action) {
+    int before = counting_->requests.load();
+    action();
+    return counting_->requests.load() - before;
+  }
+
+  base::FakeClock clock_;
+  std::unique_ptr<RequestCountingStore> counting_;
+};
+
+TEST_F(MetadataRequestTest, LookupListedAnswersFromTheListingAndCountsALookup) {
+  ASSERT_TRUE(store_->Put("dir/file", "12345", {{"meridian_mode", "600"}}, {}).ok());
+  ASSERT_TRUE(store_->Put("dir/implicit/x", "", {}, {}).ok());
+  ASSERT_TRUE(store_->Put("dir/link", "file", {{"is_symlink", "true"}}, {}).ok());
+  for (bool attr_cache : {false, true}) {
+    SCOPED_TRACE(attr_cache ? "with the attribute cache" : "without");
+    FsOptions options;
+    options.use_attr_cache = attr_cache;
+    std::unique_ptr<FsCore> core = NewCore(attr_cache ? "on" : "off", options, counting_.get());
+    Result<Attr> dir = core->Lookup(kRootInode, "dir");
+    ASSERT_TRUE(dir.ok());
+    Result<std::vector<DirEntry>> entries = core->ReadDir(dir->inode);
+    ASSERT_TRUE(entries.ok());
+    ASSERT_EQ(entries->size(), 3u);
+    std::vector<Attr> listed;
+    EXPECT_EQ(RequestsFor([&] {
+                for (const DirEntry& entry : *entries) {
+                  Result<Attr> attr = core->LookupListed(dir->inode, entry);
+                  ASSERT_TRUE(attr.ok()) << attr.status();
+                  listed.push_back(*attr);
+                }
+              }),
+              0);
+    EXPECT_TRUE(S_ISREG(listed[0].mode));  // file
+    EXPECT_EQ(listed[0].mode & 07777, 0600u);
+    EXPECT_EQ(listed[0].size, 5);
+    EXPECT_TRUE(S_ISDIR(listed[1].mode));  // implicit
+    EXPECT_TRUE(S_ISLNK(listed[2].mode));  // link
+    // The same inode and attributes as a lookup; each counted once, like a lookup.
+    Result<Attr> looked_up = core->Lookup(dir->inode, "file");
+    ASSERT_TRUE(looked_up.ok());
+    EXPECT_EQ(looked_up->inode, listed[0].inode);
+    EXPECT_EQ(looked_up->size, 5);
+    EXPECT_EQ(looked_up->mtime_ms, listed[0].mtime_ms);
+    core->Forget(listed[0].inode, 1);
+    EXPECT_TRUE(core->GetAttr(listed[0].inode).ok());
+    core->Forget(listed[0].inode, 1);
+    EXPECT_EQ(ErrnoFor(core->GetAttr(listed[0].inode).status()), ESTALE);
+  }
+}
+
+TEST_F(MetadataRequestTest, LookupListedShowsTheSizeOfAFileOpenWithUnsavedBytes) {
+  std::unique_ptr<FsCore> core = CachingCore();
+  Result<CreateResult> file = core->CreateFile(kRootInode, "open", 0644, O_WRONLY);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(core->Write(file->handle, 0, "unsaved").ok());
+  Result<std::vector<DirEntry>> entries = core->ReadDir(kRootInode);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 1u);
+  ASSERT_EQ((*entries)[0].object->size, 0);  // the store has the empty object from create
+  Result<Attr> attr = core->LookupListed(kRootInode, (*entries)[0]);
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->size, 7);
+  EXPECT_EQ(attr->inode, file->attr.inode);
+  ASSERT_TRUE(core->Release(file->handle).ok());
 }
 
 }  // namespace

@@ -82,6 +82,12 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   // O_TRUNC arrives with open instead of a separate setattr.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // writes must reach FsCore in order
+  // READDIRPLUS for every batch: the listing already holds each entry's attributes, so the
+  // kernel needs no LOOKUP per entry after it. The adaptive mode would send plain READDIR
+  // for later batches whenever the reader did not stat entries in between (a program that
+  // reads the whole directory, then stats), and each of those names would cost a LOOKUP.
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 void OnLookup(fuse_req_t request, fuse_ino_t parent, const char* name) {
@@ -254,6 +260,18 @@ struct DirectoryHandle {
   std::vector<DirEntry> entries;
 };
 
+mode_t TypeBits(FileKind kind) {
+  switch (kind) {
+    case FileKind::kDirectory:
+      return S_IFDIR;
+    case FileKind::kSymlink:
+      return S_IFLNK;
+    case FileKind::kFile:
+      break;
+  }
+  return S_IFREG;
+}
+
 void OnOpenDir(fuse_req_t request, fuse_ino_t inode, fuse_file_info* file) {
   Guard(request, [&] {
     Result<std::vector<DirEntry>> entries = MountOf(request).core().ReadDir(inode);
@@ -282,9 +300,7 @@ void OnReadDir(fuse_req_t request, fuse_ino_t inode, size_t size, off_t offset,
         const DirEntry& entry = entries[index - 2];
         name = entry.name;
         st.st_ino = entry.inode;
-        st.st_mode = entry.kind == FileKind::kDirectory ? S_IFDIR
-                     : entry.kind == FileKind::kSymlink ? S_IFLNK
-                                                        : S_IFREG;
+        st.st_mode = TypeBits(entry.kind);
       }
       size_t needed = fuse_add_direntry(request, buffer.data() + used, size - used, name.c_str(),
                                         &st, index + 1);
@@ -292,6 +308,45 @@ void OnReadDir(fuse_req_t request, fuse_ino_t inode, size_t size, off_t offset,
       used += needed;
     }
     fuse_reply_buf(request, buffer.data(), used);
+  });
+}
+
+// Offsets as in OnReadDir. The kernel adds one to the lookup count of every entry in the
+// reply except "." and ".." (it links each one, even past what the reader's buffer took), so
+// an entry is counted in the core (LookupListed) only once it is known to fit, and the
+// counts are taken back if the reply cannot be sent.
+void OnReadDirPlus(fuse_req_t request, fuse_ino_t inode, size_t size, off_t offset,
+                   fuse_file_info* file) {
+  Guard(request, [&] {
+    FuseMount& mount = MountOf(request);
+    const auto& entries = reinterpret_cast<DirectoryHandle*>(file->fh)->entries;
+    std::vector<char> buffer(size);
+    size_t used = 0;
+    std::vector<InodeId> counted;
+    for (off_t index = offset; index < static_cast<off_t>(entries.size()) + 2; ++index) {
+      const DirEntry* listed = index < 2 ? nullptr : &entries[index - 2];
+      const char* name = listed != nullptr ? listed->name.c_str() : index == 0 ? "." : "..";
+      fuse_entry_param entry{};  // ino 0: the kernel links nothing, it only shows the name
+      entry.attr.st_ino = listed != nullptr ? listed->inode : inode;
+      entry.attr.st_mode = listed != nullptr ? TypeBits(listed->kind) : S_IFDIR;
+      char* slot = buffer.data() + used;
+      // With no room given, only the size is computed (it depends on the name alone).
+      if (fuse_add_direntry_plus(request, slot, 0, name, &entry, index + 1) > size - used) break;
+      if (listed != nullptr) {
+        Result<Attr> attr = mount.core().LookupListed(inode, *listed);
+        if (attr.ok()) {
+          entry = ToEntry(mount, *attr);
+          counted.push_back(attr->inode);
+        } else {
+          // Left to a LOOKUP of its own, should the reader stat it.
+          spdlog::debug("readdirplus: '{}': {}", listed->name, attr.status().message());
+        }
+      }
+      used += fuse_add_direntry_plus(request, slot, size - used, name, &entry, index + 1);
+    }
+    if (fuse_reply_buf(request, buffer.data(), used) != 0) {
+      for (InodeId counted_inode : counted) mount.core().Forget(counted_inode, 1);
+    }
   });
 }
 
@@ -342,6 +397,7 @@ fuse_lowlevel_ops Operations() {
   ops.release = OnRelease;
   ops.opendir = OnOpenDir;
   ops.readdir = OnReadDir;
+  ops.readdirplus = OnReadDirPlus;
   ops.releasedir = OnReleaseDir;
   ops.statfs = OnStatFs;
   return ops;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -37,6 +38,25 @@ std::string ReadText(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// What `ls -l` sees: each entry of `dir` (but "." and "..") read with readdir, then lstat'ed
+// by name. An entry whose readdir type and lstat kind disagree fails the test.
+std::map<std::string, struct stat> ListLong(const std::string& dir) {
+  std::map<std::string, struct stat> entries;
+  DIR* stream = ::opendir(dir.c_str());
+  EXPECT_NE(stream, nullptr) << dir;
+  if (stream == nullptr) return entries;
+  while (dirent* entry = ::readdir(stream)) {
+    std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st {};
+    EXPECT_EQ(::fstatat(::dirfd(stream), entry->d_name, &st, AT_SYMLINK_NOFOLLOW), 0) << name;
+    EXPECT_EQ(DTTOIF(entry->d_type), st.st_mode & S_IFMT) << name;
+    entries[name] = st;
+  }
+  ::closedir(stream);
+  return entries;
 }
 
 enum class Backend { kLocal, kAzurite };
@@ -153,6 +173,51 @@ TEST_P(FuseMountTest, ManyFilesInOneDirectory) {
   EXPECT_EQ(names.size(), static_cast<size_t>(kFiles) + 2);  // with "." and ".."
   EXPECT_TRUE(names.contains("file-0299"));
   EXPECT_EQ(ReadText(mount_->Path("many/file-0123")), "123");
+}
+
+// A fresh mount lists a directory another mount filled (READDIRPLUS: sizes and kinds come
+// with the listing), then sees its own changes in the next listing.
+TEST_P(FuseMountTest, LongListingShowsSizesAndKindsAndThisMountsChanges) {
+  ASSERT_EQ(::mkdir(mount_->Path("big").c_str(), 0755), 0);
+  constexpr int kFiles = 200;
+  for (int i = 0; i < kFiles; ++i) {
+    ASSERT_TRUE(WriteText(mount_->Path(fmt::format("big/file-{:04}", i)), std::string(i, 'x')));
+  }
+  ASSERT_EQ(::mkdir(mount_->Path("big/sub").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink("file-0001", mount_->Path("big/link").c_str()), 0);
+
+  std::unique_ptr<Mount> fresh = Mount::Start(url_, dir_ + "/b");
+  ASSERT_NE(fresh, nullptr);
+  std::map<std::string, struct stat> listed = ListLong(fresh->Path("big"));
+  ASSERT_EQ(listed.size(), static_cast<size_t>(kFiles) + 2);
+  for (int i = 0; i < kFiles; ++i) {
+    const struct stat& st = listed[fmt::format("file-{:04}", i)];
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << i;
+    EXPECT_EQ(st.st_size, i);
+  }
+  EXPECT_TRUE(S_ISDIR(listed["sub"].st_mode));
+  EXPECT_EQ(listed["sub"].st_mode & 07777, 0700u);
+  EXPECT_TRUE(S_ISLNK(listed["link"].st_mode));
+  EXPECT_EQ(listed["link"].st_size, 9);
+
+  // Changes made through this mount show in its next listing.
+  ASSERT_TRUE(WriteText(fresh->Path("big/new"), "new contents"));
+  ASSERT_EQ(::unlink(fresh->Path("big/file-0007").c_str()), 0);
+  // A file open with bytes not yet uploaded is listed at its open size.
+  int fd = ::open(fresh->Path("big/file-0003").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "12345", 5), 5);
+  listed = ListLong(fresh->Path("big"));
+  EXPECT_EQ(listed.size(), static_cast<size_t>(kFiles) + 2);
+  EXPECT_EQ(listed["new"].st_size, 12);
+  EXPECT_FALSE(listed.contains("file-0007"));
+  EXPECT_EQ(listed["file-0003"].st_size, 8);
+  ASSERT_EQ(::close(fd), 0);
+  struct stat st {};
+  EXPECT_EQ(::lstat(fresh->Path("big/file-0007").c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_EQ(ReadText(fresh->Path("big/new")), "new contents");
+  EXPECT_EQ(ReadText(fresh->Path("big/file-0003")), "xxx12345");
 }
 
 TEST_P(FuseMountTest, TwoMountsSeeEachOthersClosedFilesAfterReopen) {
