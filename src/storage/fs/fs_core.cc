@@ -37,6 +37,13 @@ InodeId NumberForPath(const std::string& path) {
   return hash | (uint64_t{1} << 63);
 }
 
+// "a/b/c" -> {"a/b", "c"}, "c" -> {"", "c"}.
+std::pair<std::string, std::string> SplitPath(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {"", path};
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+
 // "a/b" -> "a/b/", "" -> "": the List prefix of a directory's children.
 std::string ChildPrefix(const std::string& path) {
   std::string prefix = path;
@@ -200,6 +207,7 @@ Attr FsCore::RememberLocked(const std::string& path, const Found& found, bool ad
   }
   if (add_lookup) ++inode->nlookup;
   if (path.empty()) return inode->attr;
+  KnowChildLocked(path);
   inode->etag = found.info.etag;
   inode->attr = AttrFor(inode->id, found);
   return inode->attr;
@@ -236,6 +244,10 @@ Result<FsCore::Found> FsCore::FindPath(const std::string& path) {
       if (it->second.first > NowMs()) return *it->second.second;
       attr_cache_.erase(it);
     }
+    if (KnownAbsentLocked(path)) {
+      return FsError(ENOENT,
+                     fmt::format("'{}' does not exist (this mount knows its directory)", path));
+    }
   }
   Found found;
   Result<ObjectInfo> head = store_->Head(path);
@@ -266,6 +278,123 @@ Result<bool> FsCore::DirectoryIsEmpty(const std::string& path) {
   list.max_results = 1;
   ASSIGN_OR_RETURN(ListPage page, store_->List(list));
   return page.objects.empty() && page.common_prefixes.empty();
+}
+
+// ---- Directories known completely ---------------------------------------------------------
+//
+// The kernel looks up every name before it creates it, and a lookup of a missing name costs
+// a Head and a List. With use_attr_cache, a directory this mount has listed to the end or
+// made answers those lookups itself until attr_cache_timeout_s after the listing began. Lock
+// order: all of it under mu_.
+
+void FsCore::NoteChildAdded(const std::string& path) {
+  std::lock_guard lock(mu_);
+  NoteChildAddedLocked(path);
+}
+
+void FsCore::NoteChildRemoved(const std::string& path) {
+  std::lock_guard lock(mu_);
+  NoteChildRemovedLocked(path);
+}
+
+void FsCore::NoteChildAddedLocked(const std::string& path) {
+  if (!options_.use_attr_cache || path.empty()) return;
+  if (auto listing = listings_in_progress_.find(SplitPath(path).first);
+      listing != listings_in_progress_.end()) {
+    listing->second.changed = true;
+  }
+  KnowChildLocked(path);
+}
+
+void FsCore::NoteChildRemovedLocked(const std::string& path) {
+  if (!options_.use_attr_cache || path.empty()) return;
+  auto [parent, name] = SplitPath(path);
+  if (auto listing = listings_in_progress_.find(parent); listing != listings_in_progress_.end()) {
+    listing->second.changed = true;
+  }
+  ForgetKnownDirectoryLocked(path);  // when it was a directory, it is gone
+  auto it = known_directories_.find(parent);
+  if (it != known_directories_.end() && it->second.names.erase(name) > 0) --known_names_;
+}
+
+void FsCore::KnowChildLocked(const std::string& path) {
+  if (!options_.use_attr_cache || path.empty()) return;
+  auto [parent, name] = SplitPath(path);
+  auto it = known_directories_.find(parent);
+  if (it == known_directories_.end() || !it->second.names.insert(std::move(name)).second) return;
+  ++known_names_;
+  TrimKnownLocked();
+}
+
+bool FsCore::KnownAbsentLocked(const std::string& path) {
+  auto [parent, name] = SplitPath(path);
+  auto it = known_directories_.find(parent);
+  if (it == known_directories_.end()) return false;
+  if (it->second.expires_ms <= NowMs()) {
+    ForgetKnownDirectoryLocked(parent);
+    return false;
+  }
+  return !it->second.names.contains(name);
+}
+
+void FsCore::RememberChildrenLocked(const std::string& path, std::unordered_set<std::string> names,
+                                    int64_t known_since_ms) {
+  if (!options_.use_attr_cache) return;
+  ForgetKnownDirectoryLocked(path);
+  const int64_t cost = static_cast<int64_t>(names.size()) + 1;
+  if (cost > options_.max_known_names) return;  // too large to keep: its lookups ask the store
+  known_by_age_.push_back(path);
+  KnownDirectory& known = known_directories_[path];
+  known.expires_ms = known_since_ms + options_.attr_cache_timeout_s * 1000;
+  known.names = std::move(names);
+  known.age = std::prev(known_by_age_.end());
+  known_names_ += cost;
+  TrimKnownLocked();
+}
+
+void FsCore::ForgetKnownDirectoryLocked(const std::string& path) {
+  auto it = known_directories_.find(path);
+  if (it == known_directories_.end()) return;
+  known_names_ -= static_cast<int64_t>(it->second.names.size()) + 1;
+  known_by_age_.erase(it->second.age);
+  known_directories_.erase(it);
+}
+
+void FsCore::TrimKnownLocked() {
+  const int64_t now_ms = NowMs();
+  while (!known_by_age_.empty()) {
+    std::string oldest = known_by_age_.front();  // a copy: forgetting frees the list's string
+    if (known_names_ <= options_.max_known_names &&
+        known_directories_.at(oldest).expires_ms > now_ms) {
+      return;
+    }
+    ForgetKnownDirectoryLocked(oldest);
+  }
+}
+
+void FsCore::BeginListing(const std::string& path) {
+  if (!options_.use_attr_cache) return;
+  std::lock_guard lock(mu_);
+  ++listings_in_progress_[path].listings;
+}
+
+void FsCore::EndListing(const std::string& path, const std::map<std::string, DirEntry>* entries,
+                        int64_t started_ms) {
+  if (!options_.use_attr_cache) return;
+  // The names are gathered before mu_ is taken; a directory too large to keep costs nothing.
+  std::unordered_set<std::string> names;
+  const bool keep =
+      entries != nullptr && static_cast<int64_t>(entries->size()) < options_.max_known_names;
+  if (keep) {
+    names.reserve(entries->size());
+    for (const auto& [name, entry] : *entries) names.insert(name);
+  }
+  std::lock_guard lock(mu_);
+  auto listing = listings_in_progress_.find(path);
+  const bool changed = listing->second.changed;
+  if (--listing->second.listings == 0) listings_in_progress_.erase(listing);
+  if (changed) return;  // this mount changed the directory meanwhile: the pages may miss it
+  if (keep) RememberChildrenLocked(path, std::move(names), started_ms);
 }
 
 // ---- Metadata operations ------------------------------------------------------------------
@@ -317,6 +446,25 @@ Result<Attr> FsCore::GetAttr(InodeId inode) {
 
 Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
   ASSIGN_OR_RETURN(std::string path, PathOf(inode));
+  const int64_t started_ms = NowMs();
+  BeginListing(path);
+  Result<std::map<std::string, DirEntry>> entries = ListChildren(path);
+  EndListing(path, entries.ok() ? &*entries : nullptr, started_ms);
+  RETURN_IF_ERROR(entries.status());
+  std::string prefix = ChildPrefix(path);
+  std::vector<DirEntry> result;
+  result.reserve(entries->size());
+  std::lock_guard lock(mu_);
+  for (auto& [name, entry] : *entries) {
+    std::string child = prefix + name;
+    auto it = inode_by_path_.find(child);
+    entry.inode = it != inode_by_path_.end() ? it->second : NumberForPath(child);
+    result.push_back(std::move(entry));
+  }
+  return result;
+}
+
+Result<std::map<std::string, DirEntry>> FsCore::ListChildren(const std::string& path) {
   std::string prefix = ChildPrefix(path);
   std::map<std::string, DirEntry> entries;
   ListOptions list;
@@ -335,9 +483,11 @@ Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
     }
     for (const std::string& common : page.common_prefixes) {
       std::string name = common.substr(prefix.size(), common.size() - prefix.size() - 1);
-      if (!name.empty() && !entries.contains(name)) {
-        entries[name] = DirEntry{name, FileKind::kDirectory, 0, nullptr};
-      }
+      if (name.empty() || entries.contains(name)) continue;  // a marker object came first
+      entries[name] = DirEntry{name, FileKind::kDirectory, 0, nullptr};
+      Found implicit{FileKind::kDirectory, {}, true};
+      implicit.info.name = prefix + name;
+      CacheAttr(implicit.info.name, implicit);
     }
     if (entries.size() > kMaxDirectoryEntries) {
       return FsError(EFBIG, fmt::format("directory '{}' has more than {} entries", path,
@@ -345,16 +495,7 @@ Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
     }
     list.marker = page.next_marker;
   } while (!list.marker.empty());
-  std::vector<DirEntry> result;
-  result.reserve(entries.size());
-  std::lock_guard lock(mu_);
-  for (auto& [name, entry] : entries) {
-    std::string child = prefix + name;
-    auto it = inode_by_path_.find(child);
-    entry.inode = it != inode_by_path_.end() ? it->second : NumberForPath(child);
-    result.push_back(std::move(entry));
-  }
-  return result;
+  return entries;
 }
 
 Result<Attr> FsCore::LookupListed(InodeId parent, const DirEntry& entry) {
@@ -381,8 +522,10 @@ Result<Attr> FsCore::MakeDirectory(InodeId parent, const std::string& name, uint
   if ((mode & 07777) != options_.directory_mode) {
     metadata[kModeKey] = fmt::format("{:o}", mode & 07777);
   }
+  const int64_t made_ms = NowMs();
   Result<std::string> etag = store_->Put(path, "", metadata, Condition::IfNotExists());
   if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
+    NoteChildAdded(path);  // made elsewhere since this mount's knowledge of the parent
     return FsError(EEXIST, fmt::format("'{}' already exists", path));
   }
   RETURN_IF_ERROR(etag.status());
@@ -390,8 +533,10 @@ Result<Attr> FsCore::MakeDirectory(InodeId parent, const std::string& name, uint
   found.info.name = path;
   found.info.etag = *etag;
   found.info.metadata = metadata;
-  found.info.last_modified_unix_ms = NowMs();
+  found.info.last_modified_unix_ms = made_ms;
   std::lock_guard lock(mu_);
+  NoteChildAddedLocked(path);
+  RememberChildrenLocked(path, {}, made_ms);  // new and empty: lookups in it need no request
   return RememberLocked(path, found, true);
 }
 
@@ -409,6 +554,7 @@ Status FsCore::RemoveDirectory(InodeId parent, const std::string& name) {
   }
   std::lock_guard lock(mu_);
   ForgetPathLocked(path);
+  NoteChildRemovedLocked(path);
   return OkStatus();
 }
 
@@ -424,6 +570,7 @@ Status FsCore::Unlink(InodeId parent, const std::string& name) {
   {
     std::lock_guard lock(mu_);
     ForgetPathLocked(path);
+    NoteChildRemovedLocked(path);
     if (auto it = streams_.find(path); it != streams_.end()) {
       stream = std::move(it->second);
       streams_.erase(it);
@@ -443,6 +590,7 @@ Result<Attr> FsCore::Symlink(const std::string& target, InodeId parent, const st
   Metadata metadata{{kSymlinkKey, "true"}};
   Result<std::string> etag = store_->Put(path, target, metadata, Condition::IfNotExists());
   if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
+    NoteChildAdded(path);  // made elsewhere since this mount's knowledge of the parent
     return FsError(EEXIST, fmt::format("'{}' already exists", path));
   }
   RETURN_IF_ERROR(etag.status());
@@ -453,6 +601,7 @@ Result<Attr> FsCore::Symlink(const std::string& target, InodeId parent, const st
   found.info.metadata = metadata;
   found.info.last_modified_unix_ms = NowMs();
   std::lock_guard lock(mu_);
+  NoteChildAddedLocked(path);
   return RememberLocked(path, found, true);
 }
 
@@ -513,6 +662,9 @@ Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_paren
   std::lock_guard lock(mu_);
   ForgetPathLocked(to);
   attr_cache_.erase(from);
+  NoteChildRemovedLocked(from);
+  NoteChildRemovedLocked(to);  // what `to` was is gone (as a directory it was empty) ...
+  NoteChildAddedLocked(to);    // ... and the moved entry took its name
   auto it = inode_by_path_.find(from);
   if (it != inode_by_path_.end()) {
     InodeId moved = it->second;

@@ -29,6 +29,11 @@
 //     the copy came from; if someone else wrote the object meanwhile the upload fails (EIO)
 //     and nothing is overwritten.
 //   - Metadata (lookup, getattr) is cached for attr_cache_timeout_ms when use_attr_cache.
+//     So is the set of names in a directory this mount listed to the end (ReadDir) or made
+//     (MakeDirectory) at time T: until T + attr_cache_timeout_s a lookup of any other name
+//     there is ENOENT with no request, as the negative side of the same cache. This mount's
+//     own creates, removes and renames keep that set true; another node's new name shows
+//     once it expires (or after the next listing of the directory).
 // What cannot be kept fails early: rename of a non-empty directory is EXDEV (so `mv` falls
 // back to copy and delete), RENAME_EXCHANGE is ENOTSUP and hard links are EPERM (link(2)'s
 // "no hard links here").
@@ -42,12 +47,14 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/clock.h"
@@ -123,6 +130,11 @@ struct FsOptions {
   uint32_t file_mode = 0644;  // when no meridian_mode is stored
   uint32_t directory_mode = 0755;
   int list_page_size = kMaxListResults;
+  // With use_attr_cache: the most child names (plus one per directory) kept for directories
+  // known completely (see Consistency above), about 100 bytes each; the oldest knowledge
+  // goes first, and a directory with more names is not kept at all (its lookups ask the
+  // store, as without the cache).
+  int64_t max_known_names = 200'000;
   // Streaming mode and the write path.
   bool block_cache = false;                          // --block-cache: every file streams
   int64_t block_size_bytes = int64_t{16} << 20;      // --block-cache-block-size (MB)
@@ -192,6 +204,19 @@ class FsCore {
   struct Inode;
   struct Handle;
   struct Found;  // what a store lookup found at a path
+  // The names of one directory's children as the store had them at some time T (a
+  // complete listing, or mkdir), kept true by this mount's own changes since.
+  struct KnownDirectory {
+    int64_t expires_ms = 0;  // T + attr_cache_timeout_s
+    std::unordered_set<std::string> names;
+    std::list<std::string>::iterator age;  // its place in known_by_age_
+  };
+  // A ReadDir of a directory in progress, and whether this mount changed the directory's
+  // names meanwhile (then the listing may have missed the change and is not remembered).
+  struct ListingInProgress {
+    int listings = 0;
+    bool changed = false;
+  };
 
   FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool> pool,
          std::unique_ptr<BoundedExecutor> uploads, std::unique_ptr<BoundedExecutor> downloads,
@@ -207,6 +232,27 @@ class FsCore {
   void ForgetPathLocked(const std::string& path);
   void CacheAttr(const std::string& path, const Found& found);
   void DropCachedAttr(const std::string& path);
+  // Known directories (the Consistency section above). NoteChildAdded/NoteChildRemoved:
+  // this mount has just made or removed `path` in the store. All no-ops without
+  // use_attr_cache.
+  void NoteChildAdded(const std::string& path);
+  void NoteChildRemoved(const std::string& path);
+  void NoteChildAddedLocked(const std::string& path);
+  void NoteChildRemovedLocked(const std::string& path);
+  // `path` exists in the store: its parent's known names include it.
+  void KnowChildLocked(const std::string& path);
+  // Whether `path` is absent according to its parent's known names (false: ask the store).
+  bool KnownAbsentLocked(const std::string& path);
+  void RememberChildrenLocked(const std::string& path, std::unordered_set<std::string> names,
+                              int64_t known_since_ms);
+  void ForgetKnownDirectoryLocked(const std::string& path);
+  // Drops expired knowledge, then the oldest, until at most max_known_names are kept.
+  void TrimKnownLocked();
+  void BeginListing(const std::string& path);
+  // `entries`: the complete listing, or nullptr when it failed.
+  void EndListing(const std::string& path, const std::map<std::string, DirEntry>* entries,
+                  int64_t started_ms);
+  Result<std::map<std::string, DirEntry>> ListChildren(const std::string& path);
   Result<Handle> HandleFor(uint64_t handle);
   Result<std::shared_ptr<CachedFile>> HandleFile(uint64_t handle);
   uint64_t AddHandle(InodeId inode, std::shared_ptr<CachedFile> file,
@@ -242,7 +288,11 @@ class FsCore {
   std::unordered_map<std::string, InodeId> inode_by_path_;
   std::unordered_map<uint64_t, std::unique_ptr<Handle>> handles_;
   std::map<std::string, std::pair<int64_t, std::shared_ptr<Found>>> attr_cache_;  // expiry
-  std::map<std::string, std::shared_ptr<StreamFile>> streams_;  // open in streaming mode
+  std::map<std::string, std::shared_ptr<StreamFile>> streams_;         // open in streaming mode
+  std::unordered_map<std::string, KnownDirectory> known_directories_;  // by directory path
+  std::list<std::string> known_by_age_;  // paths in known_directories_, oldest first
+  int64_t known_names_ = 0;              // names in known_directories_, plus one per directory
+  std::unordered_map<std::string, ListingInProgress> listings_in_progress_;
   InodeId next_inode_ = kRootInode + 1;
   uint64_t next_handle_ = 1;
 };

@@ -412,6 +412,135 @@ class MetadataRequestTest : public FsCoreTest {
   std::unique_ptr<RequestCountingStore> counting_;
 };
 
+TEST_F(MetadataRequestTest, ListedDirectoryAnswersMissingNamesWithoutAStoreRequest) {
+  for (const char* name : {"dir/a", "dir/b", "dir/sub/c"}) {
+    ASSERT_TRUE(store_->Put(name, "data", {}, {}).ok());
+  }
+  std::unique_ptr<FsCore> core = CachingCore();
+  Result<Attr> dir = core->Lookup(kRootInode, "dir");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  ASSERT_TRUE(core->ReadDir(dir->inode).ok());
+
+  EXPECT_EQ(RequestsFor([&] {
+              EXPECT_EQ(ErrnoFor(core->Lookup(dir->inode, "missing").status()), ENOENT);
+              EXPECT_EQ(core->Lookup(dir->inode, "a")->size, 4);
+              EXPECT_TRUE(S_ISDIR(core->Lookup(dir->inode, "sub")->mode));  // only a prefix
+            }),
+            0);
+  // A name another node makes stays unseen for the attribute cache's timeout, then shows.
+  ASSERT_TRUE(store_->Put("dir/late", "x", {}, {}).ok());
+  EXPECT_EQ(ErrnoFor(core->Lookup(dir->inode, "late").status()), ENOENT);
+  clock_.AdvanceMs(10'001);
+  int asked = RequestsFor([&] { EXPECT_TRUE(core->Lookup(dir->inode, "late").ok()); });
+  EXPECT_GT(asked, 0);
+  EXPECT_GT(RequestsFor([&] { (void)core->Lookup(dir->inode, "missing"); }), 0);
+}
+
+TEST_F(MetadataRequestTest, NewDirectoryAnswersLookupsAndFollowsThisMountsChanges) {
+  std::unique_ptr<FsCore> core = CachingCore();
+  Result<Attr> dir = core->MakeDirectory(kRootInode, "fresh", 0755);
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_EQ(RequestsFor([&] {
+              EXPECT_EQ(ErrnoFor(core->Lookup(dir->inode, "f").status()), ENOENT);
+              EXPECT_EQ(ErrnoFor(core->Lookup(dir->inode, "d").status()), ENOENT);
+            }),
+            0);
+  // Made here: each name is found afterwards.
+  Result<CreateResult> file = core->CreateFile(dir->inode, "f", 0644, O_WRONLY);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_TRUE(core->Write(file->handle, 0, "abc").ok());
+  ASSERT_TRUE(core->Release(file->handle).ok());
+  ASSERT_TRUE(core->MakeDirectory(dir->inode, "d", 0755).ok());
+  ASSERT_TRUE(core->Symlink("f", dir->inode, "l").ok());
+  EXPECT_EQ(core->Lookup(dir->inode, "f")->size, 3);
+  EXPECT_TRUE(S_ISDIR(core->Lookup(dir->inode, "d")->mode));
+  EXPECT_TRUE(S_ISLNK(core->Lookup(dir->inode, "l")->mode));
+  // The new subdirectory is known empty too.
+  Result<Attr> sub = core->Lookup(dir->inode, "d");
+  EXPECT_EQ(RequestsFor([&] { (void)core->Lookup(sub->inode, "x"); }), 0);
+
+  // Renamed and removed here: the old names are gone, with no request to say so.
+  ASSERT_TRUE(core->Rename(dir->inode, "f", dir->inode, "g", 0).ok());
+  ASSERT_TRUE(core->Unlink(dir->inode, "l").ok());
+  ASSERT_TRUE(core->RemoveDirectory(dir->inode, "d").ok());
+  EXPECT_EQ(RequestsFor([&] {
+              EXPECT_EQ(ErrnoFor(core->Lookup(dir->inode, "f").status()), ENOENT);
+              EXPECT_EQ(ErrnoFor(core->Lookup(dir->inode, "l").status()), ENOENT);
+              EXPECT_EQ(ErrnoFor(core->Lookup(dir->inode, "d").status()), ENOENT);
+            }),
+            0);
+  EXPECT_EQ(core->Lookup(dir->inode, "g")->size, 3);
+  EXPECT_EQ(*store_->GetRange("fresh/g", 0, -1, {}), "abc");
+  // A name made again after its removal is found again.
+  ASSERT_TRUE(core->MakeDirectory(dir->inode, "d", 0700).ok());
+  EXPECT_TRUE(S_ISDIR(core->Lookup(dir->inode, "d")->mode));
+}
+
+TEST_F(MetadataRequestTest, RenameAcrossDirectoriesUpdatesBothEnds) {
+  std::unique_ptr<FsCore> core = CachingCore();
+  Result<Attr> from = core->MakeDirectory(kRootInode, "from", 0755);
+  Result<Attr> to = core->MakeDirectory(kRootInode, "to", 0755);
+  ASSERT_TRUE(from.ok() && to.ok());
+  Result<CreateResult> file = core->CreateFile(from->inode, "f", 0644, O_WRONLY);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(core->Release(file->handle).ok());
+  ASSERT_TRUE(core->Rename(from->inode, "f", to->inode, "g", 0).ok());
+  EXPECT_EQ(ErrnoFor(core->Lookup(from->inode, "f").status()), ENOENT);
+  EXPECT_TRUE(core->Lookup(to->inode, "g").ok());
+  EXPECT_EQ(ErrnoFor(core->Lookup(to->inode, "f").status()), ENOENT);
+}
+
+TEST_F(MetadataRequestTest, WithoutTheAttrCacheEveryLookupAsksTheStore) {
+  ASSERT_TRUE(store_->Put("dir/a", "data", {}, {}).ok());
+  std::unique_ptr<FsCore> core = NewCore("uncached", {}, counting_.get());
+  Result<Attr> dir = core->Lookup(kRootInode, "dir");
+  ASSERT_TRUE(dir.ok());
+  ASSERT_TRUE(core->ReadDir(dir->inode).ok());
+  EXPECT_GT(RequestsFor(
+                [&] { EXPECT_EQ(ErrnoFor(core->Lookup(dir->inode, "missing").status()), ENOENT); }),
+            0);
+  Result<Attr> made = core->MakeDirectory(kRootInode, "made", 0755);
+  ASSERT_TRUE(made.ok());
+  EXPECT_GT(RequestsFor([&] { (void)core->Lookup(made->inode, "x"); }), 0);
+  // A name made elsewhere is seen at once.
+  ASSERT_TRUE(store_->Put("made/x", "x", {}, {}).ok());
+  EXPECT_TRUE(core->Lookup(made->inode, "x").ok());
+}
+
+TEST_F(MetadataRequestTest, KnowledgeIsBoundedOldestDirectoryFirst) {
+  for (const char* name : {"one/a", "one/b", "two/a", "two/b", "big/a", "big/b", "big/c"}) {
+    ASSERT_TRUE(store_->Put(name, "", {}, {}).ok());
+  }
+  FsOptions options;
+  options.max_known_names = 3;  // one directory of two names (plus one for itself)
+  std::unique_ptr<FsCore> core = CachingCore(options);
+  Result<Attr> one = core->Lookup(kRootInode, "one");
+  Result<Attr> two = core->Lookup(kRootInode, "two");
+  Result<Attr> big = core->Lookup(kRootInode, "big");
+  ASSERT_TRUE(one.ok() && two.ok() && big.ok());
+  ASSERT_TRUE(core->ReadDir(one->inode).ok());
+  EXPECT_EQ(RequestsFor([&] { (void)core->Lookup(one->inode, "x"); }), 0);
+  ASSERT_TRUE(core->ReadDir(two->inode).ok());  // pushes "one" out
+  EXPECT_EQ(RequestsFor([&] { (void)core->Lookup(two->inode, "x"); }), 0);
+  EXPECT_GT(RequestsFor([&] { (void)core->Lookup(one->inode, "x"); }), 0);
+  ASSERT_TRUE(core->ReadDir(big->inode).ok());  // too large to keep at all
+  EXPECT_GT(RequestsFor([&] { (void)core->Lookup(big->inode, "x"); }), 0);
+  EXPECT_EQ(RequestsFor([&] { (void)core->Lookup(two->inode, "y"); }), 0);
+}
+
+TEST_F(MetadataRequestTest, ANameMadeHereWhileTheDirectoryIsListedIsNotLost) {
+  ASSERT_TRUE(store_->Put("dir/a", "", {}, {}).ok());
+  std::unique_ptr<FsCore> core = CachingCore();
+  Result<Attr> dir = core->Lookup(kRootInode, "dir");
+  ASSERT_TRUE(dir.ok());
+  // The listing's page is taken before the directory is made, and the names come after.
+  counting_->after_list = [&] { ASSERT_TRUE(core->MakeDirectory(dir->inode, "b", 0755).ok()); };
+  Result<std::vector<DirEntry>> listed = core->ReadDir(dir->inode);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_TRUE(core->Lookup(dir->inode, "b").ok());
+}
+
 TEST_F(MetadataRequestTest, LookupListedAnswersFromTheListingAndCountsALookup) {
   ASSERT_TRUE(store_->Put("dir/file", "12345", {{"meridian_mode", "600"}}, {}).ok());
   ASSERT_TRUE(store_->Put("dir/implicit/x", "", {}, {}).ok());
