@@ -303,6 +303,48 @@ Result<std::shared_ptr<CachedFile>> FileCache::AcquireNew(const std::string& nam
   return Acquire(empty, &replaced);
 }
 
+Result<std::shared_ptr<CachedFile>> FileCache::AcquireCreated(const std::string& name,
+                                                              const Metadata& metadata,
+                                                              bool overwrite_if_created_elsewhere) {
+  ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, AcquireNew(name, "", metadata));
+  std::lock_guard file_lock(file->mu);
+  Status dirty = MarkDirty(*file);
+  if (!dirty.ok()) {
+    Release(file);
+    return dirty;
+  }
+  file->overwrite_if_created_elsewhere = overwrite_if_created_elsewhere;
+  ObjectInfo pending;
+  pending.name = name;
+  pending.metadata = metadata;
+  pending.last_modified_unix_ms =
+      (options_.clock ? options_.clock : base::SystemClock::Get())->NowUnixMs();
+  std::lock_guard lock(mu_);
+  file->pending_create = std::move(pending);
+  return file;
+}
+
+std::optional<ObjectInfo> FileCache::PendingCreate(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(name);
+  if (it == files_.end() || it->second->unlinked) return std::nullopt;
+  return it->second->pending_create;
+}
+
+std::vector<ObjectInfo> FileCache::PendingCreates(const std::string& prefix) {
+  std::vector<ObjectInfo> found;
+  std::lock_guard lock(mu_);
+  for (auto it = files_.lower_bound(prefix); it != files_.end(); ++it) {
+    const std::string& name = it->first;
+    if (name.compare(0, prefix.size(), prefix) != 0) break;
+    if (name.find('/', prefix.size()) != std::string::npos) continue;  // deeper down
+    if (it->second->pending_create && !it->second->unlinked) {
+      found.push_back(*it->second->pending_create);
+    }
+  }
+  return found;
+}
+
 void FileCache::Release(const std::shared_ptr<CachedFile>& file) {
   std::lock_guard lock(mu_);
   --file->open_count;
@@ -359,14 +401,10 @@ void FileCache::Resized(CachedFile& file, int64_t size) {
   if (file.staged != nullptr) file.staged->Resized(size);
 }
 
-Status FileCache::Upload(CachedFile& file) {
-  if (!file.dirty || file.unlinked) return OkStatus();
-  const Condition condition =
-      file.etag.empty() ? Condition::IfNotExists() : Condition::IfMatch(file.etag);
+Result<std::string> FileCache::UploadWith(CachedFile& file, const Condition& condition) {
   const int fd = file.fd;
   const bool any_staged = file.staged != nullptr && file.staged->staged_count() > 0;
   const int64_t block_size = options_.upload.block_size_bytes;
-  Result<std::string> etag;
   if ((file.size <= options_.upload.single_put_max_bytes && !any_staged) ||
       (file.size + block_size - 1) / block_size > kMaxBlocksPerObject) {
     // Small and nothing staged: one Put. Too many blocks of this size: UploadObject raises
@@ -380,16 +418,30 @@ Status FileCache::Upload(CachedFile& file) {
       ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes, ReadCopy(fd, offset, length));
       return *bytes;
     };
-    etag = UploadObject(*store_, file.name, source, upload);
-  } else {
-    if (file.staged == nullptr) {
-      file.staged = StagedBlocks::Create(store_, options_.uploads, file.name, block_size);
-    }
-    Result<std::vector<std::string>> ids = file.staged->StageAll(
-        file.size,
-        [fd](int64_t, int64_t offset, int64_t length) { return ReadCopy(fd, offset, length); });
-    etag = ids.ok() ? store_->CommitBlocks(file.name, *ids, file.metadata, condition)
-                    : Result<std::string>(ids.status());
+    return UploadObject(*store_, file.name, source, upload);
+  }
+  if (file.staged == nullptr) {
+    file.staged = StagedBlocks::Create(store_, options_.uploads, file.name, block_size);
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                   file.staged->StageAll(file.size, [fd](int64_t, int64_t offset, int64_t length) {
+                     return ReadCopy(fd, offset, length);
+                   }));
+  return store_->CommitBlocks(file.name, ids, file.metadata, condition);
+}
+
+Status FileCache::Upload(CachedFile& file) {
+  if (!file.dirty || file.unlinked) return OkStatus();
+  const Condition condition =
+      file.etag.empty() ? Condition::IfNotExists() : Condition::IfMatch(file.etag);
+  Result<std::string> etag = UploadWith(file, condition);
+  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition &&
+      file.etag.empty() && file.overwrite_if_created_elsewhere) {
+    // Created here with O_TRUNC, and meanwhile elsewhere: had this mount seen that file at
+    // create, O_TRUNC would have replaced it, so replacing it now is what was asked.
+    spdlog::info("'{}' was created elsewhere after this mount created it: replacing it (O_TRUNC)",
+                 file.name);
+    etag = UploadWith(file, Condition::None());
   }
   if (!etag.ok()) {
     if (etag.status().code() == absl::StatusCode::kFailedPrecondition) {
@@ -405,6 +457,11 @@ Status FileCache::Upload(CachedFile& file) {
   if (file.staged != nullptr) file.staged->Clear();
   file.etag = *etag;
   file.dirty = false;
+  file.overwrite_if_created_elsewhere = false;
+  {
+    std::lock_guard lock(mu_);
+    file.pending_create.reset();
+  }
   WriteMeta(file);
   return OkStatus();
 }

@@ -42,7 +42,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "storage/fs/background_download.h"
@@ -68,9 +70,16 @@ struct CachedFile {
   // the FileCache's lock held, so either lock suffices to read it.
   std::shared_ptr<BackgroundDownload> download;
 
+  // Made by this mount's create and not uploaded yet: when the name is found taken at the
+  // first upload, replace what is there (O_TRUNC asked for that) instead of failing.
+  bool overwrite_if_created_elsewhere = false;
+
   // Guarded by the FileCache's lock.
   int open_count = 0;
   int64_t last_close_ms = 0;
+  // Set while the object is this mount's create not uploaded yet (what lookups and listings
+  // here must still show): its name, mode metadata and creation time.
+  std::optional<ObjectInfo> pending_create;
 };
 
 struct FileCacheOptions {
@@ -101,6 +110,16 @@ class FileCache {
   // Opens an empty copy of an object just created with `etag`.
   Result<std::shared_ptr<CachedFile>> AcquireNew(const std::string& name, const std::string& etag,
                                                  const Metadata& metadata);
+  // Opens an empty, dirty copy for a file this mount creates that is not in the store yet:
+  // its first upload (flush, fsync, close) makes the object, conditional on the name still
+  // being free, or replacing it when `overwrite_if_created_elsewhere` (O_TRUNC).
+  Result<std::shared_ptr<CachedFile>> AcquireCreated(const std::string& name,
+                                                     const Metadata& metadata,
+                                                     bool overwrite_if_created_elsewhere);
+  // Files this mount created that are not uploaded yet: the one named `name`, and those
+  // directly under `prefix` ("a/b/" or "" for the root).
+  std::optional<ObjectInfo> PendingCreate(const std::string& name);
+  std::vector<ObjectInfo> PendingCreates(const std::string& prefix);
   // Drops one reference taken by Acquire/AcquireNew, then evicts what the limits require.
   void Release(const std::shared_ptr<CachedFile>& file);
 
@@ -147,6 +166,7 @@ class FileCache {
   FileCache(ObjectStore* store, FileCacheOptions options);
   Status AdoptExisting();
   Status Download(CachedFile& file, const ObjectInfo& remote, bool truncating);
+  Result<std::string> UploadWith(CachedFile& file, const Condition& condition);
   // Requires file.mu. A download that finished well is dropped and its .meta written.
   void SettleDownload(CachedFile& file);
   void WriteMeta(const CachedFile& file);

@@ -237,6 +237,10 @@ void FsCore::DropCachedAttr(const std::string& path) {
 
 Result<FsCore::Found> FsCore::FindPath(const std::string& path) {
   if (path.empty()) return Found{FileKind::kDirectory, {}, true};
+  // Created here and not uploaded yet: only this mount knows it exists.
+  if (std::optional<ObjectInfo> pending = cache_->PendingCreate(path)) {
+    return Found{FileKind::kFile, *std::move(pending), false};
+  }
   if (options_.use_attr_cache) {
     std::lock_guard lock(mu_);
     auto it = attr_cache_.find(path);
@@ -495,6 +499,13 @@ Result<std::map<std::string, DirEntry>> FsCore::ListChildren(const std::string& 
     }
     list.marker = page.next_marker;
   } while (!list.marker.empty());
+  // Files created here and not uploaded yet are not in the store's listing.
+  for (ObjectInfo& pending : cache_->PendingCreates(prefix)) {
+    std::string name = pending.name.substr(prefix.size());
+    if (entries.contains(name)) continue;
+    entries[name] =
+        DirEntry{name, FileKind::kFile, 0, std::make_shared<const ObjectInfo>(std::move(pending))};
+  }
   return entries;
 }
 
@@ -564,7 +575,10 @@ Status FsCore::Unlink(InodeId parent, const std::string& name) {
   DropCachedAttr(path);
   ASSIGN_OR_RETURN(Found found, FindPath(path));
   if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-  RETURN_IF_ERROR(store_->Delete(path, Condition::None()));
+  Status deleted = store_->Delete(path, Condition::None());
+  // A file created here and not uploaded yet is not in the store: removing the copy is all.
+  const bool only_here = found.kind == FileKind::kFile && found.info.etag.empty();
+  if (!deleted.ok() && !(only_here && absl::IsNotFound(deleted))) return deleted;
   cache_->Remove(path);
   std::shared_ptr<StreamFile> stream;
   {
@@ -681,6 +695,8 @@ Status FsCore::RenameFile(const std::string& from, const std::string& to) {
   std::unique_lock<std::mutex> file_lock;
   if (open != nullptr) {
     file_lock = std::unique_lock(open->mu);
+    // The download reads the old name, which is about to go.
+    RETURN_IF_ERROR(cache_->FinishDownload(*open));
     RETURN_IF_ERROR(cache_->Upload(*open));
   }
   std::shared_ptr<StreamFile> stream = FindStream(from);

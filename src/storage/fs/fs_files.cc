@@ -95,10 +95,35 @@ Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name,
   DropCachedAttr(path);
   Metadata metadata;
   if ((mode & 07777) != options_.file_mode) metadata[kModeKey] = fmt::format("{:o}", mode & 07777);
-  // The empty object is made at once (as BlobFuse2 does) so the name is taken in the store
-  // and the first upload can be conditional on this version.
+  const bool streams = ShouldStream(path, 0);
+  if ((flags & O_TRUNC) && !(flags & O_EXCL) && !streams) {
+    // O_CREAT|O_TRUNC (shell redirection, cp, most writers) replaces whatever is at the
+    // name, so the object can wait for the first upload (flush, fsync or close): one request
+    // per small file instead of an empty Put now and the real one at close. If another node
+    // creates the name meanwhile, the upload replaces it, as O_TRUNC would have. Lookups and
+    // listings here show the file meanwhile; other nodes see it once it is closed, as they
+    // see its bytes. Without O_TRUNC an existing object's bytes matter, so it is looked for
+    // below.
+    ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file,
+                     cache_->AcquireCreated(path, metadata, /*overwrite_if_created_elsewhere=*/true));
+    Found found{FileKind::kFile, {}, false};
+    found.info.name = path;
+    found.info.metadata = metadata;
+    found.info.last_modified_unix_ms = NowMs();
+    Attr attr;
+    {
+      std::lock_guard lock(mu_);
+      attr = RememberLocked(path, found, true);
+      NoteChildAddedLocked(path);
+    }
+    return CreateResult{attr, AddHandle(attr.inode, std::move(file), nullptr, flags)};
+  }
+  // Otherwise the empty object is made at once, as BlobFuse2 does, so the name is taken in
+  // the store (O_EXCL is exclusive across nodes) and the first upload can be conditional on
+  // this version.
   Result<std::string> etag = store_->Put(path, "", metadata, Condition::IfNotExists());
   if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
+    NoteChildAdded(path);  // made elsewhere since this mount learned its directory
     if (flags & O_EXCL) return FsError(EEXIST, fmt::format("'{}' already exists", path));
     // Created elsewhere after the kernel's lookup: open what is there.
     ASSIGN_OR_RETURN(Attr attr, Lookup(parent, name));
@@ -111,6 +136,7 @@ Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name,
     return CreateResult{attr, opened->handle};
   }
   RETURN_IF_ERROR(etag.status());
+  NoteChildAdded(path);
   Found found{FileKind::kFile, {}, false};
   found.info.name = path;
   found.info.etag = *etag;
@@ -118,7 +144,7 @@ Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name,
   found.info.last_modified_unix_ms = NowMs();
   std::shared_ptr<CachedFile> file;
   std::shared_ptr<StreamFile> stream;
-  if (ShouldStream(path, 0)) {
+  if (streams) {
     cache_->Remove(path);  // a copy of an earlier object of this name is stale now
     stream = StreamFor(found.info);
   } else {

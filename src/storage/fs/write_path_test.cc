@@ -253,6 +253,88 @@ TEST_P(WritePathTest, AConcurrentWriterElsewhereIsDetectedNotOverwritten) {
 INSTANTIATE_TEST_SUITE_P(Modes, WritePathTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Streaming" : "FileCache"; });
 
+// O_CREAT|O_TRUNC in the file cache: the object is made by the upload at close, one Put for
+// a small file, and until then only this mount shows the file.
+class DeferredCreateTest : public WritePathTest {};
+
+TEST_P(DeferredCreateTest, ASmallFileCostsOnePutAndShowsHereBeforeItIsClosed) {
+  std::unique_ptr<FsCore> core = NewCore();
+  ASSERT_NE(core, nullptr);
+  Result<CreateResult> created =
+      core->CreateFile(kRootInode, "new.txt", 0600, O_WRONLY | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(core->Write(created->handle, 0, "hello").ok());
+  EXPECT_EQ(local_->Head("new.txt").status().code(), absl::StatusCode::kNotFound)
+      << "the object should wait for the upload";
+  // This mount shows it meanwhile: lookup, getattr and the directory listing.
+  Result<Attr> looked = core->Lookup(kRootInode, "new.txt");
+  ASSERT_TRUE(looked.ok()) << looked.status();
+  EXPECT_EQ(looked->inode, created->attr.inode);
+  EXPECT_EQ(looked->size, 5);
+  EXPECT_EQ(looked->mode & 07777, 0600u);
+  Result<std::vector<DirEntry>> listed = core->ReadDir(kRootInode);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name, "new.txt");
+  EXPECT_EQ((*listed)[0].kind, FileKind::kFile);
+
+  ASSERT_TRUE(core->Release(created->handle).ok());
+  EXPECT_EQ(Stored("new.txt"), "hello");
+  EXPECT_EQ(store_->puts.load(), 1) << "one Put for the whole file";
+  EXPECT_EQ(store_->commits.load(), 0);
+  EXPECT_EQ(local_->Head("new.txt")->metadata.at("meridian_mode"), "600");
+}
+
+TEST_P(DeferredCreateTest, AnEmptyFileIsMadeAtClose) {
+  std::unique_ptr<FsCore> core = NewCore();
+  Result<CreateResult> created =
+      core->CreateFile(kRootInode, "empty", 0644, O_WRONLY | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(core->Release(created->handle).ok());
+  Result<ObjectInfo> info = local_->Head("empty");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->size, 0);
+}
+
+TEST_P(DeferredCreateTest, ANameCreatedElsewhereMeanwhileIsReplacedAsOTruncAsks) {
+  std::unique_ptr<FsCore> core = NewCore();
+  Result<CreateResult> created =
+      core->CreateFile(kRootInode, "race", 0644, O_WRONLY | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(core->Write(created->handle, 0, "mine").ok());
+  ASSERT_TRUE(local_->Put("race", "theirs", {}, {}).ok());
+  ASSERT_TRUE(core->Release(created->handle).ok());
+  EXPECT_EQ(Stored("race"), "mine");
+}
+
+TEST_P(DeferredCreateTest, WithoutOTruncAnObjectElsewhereIsOpenedNotReplaced) {
+  ASSERT_TRUE(local_->Put("log", "theirs\n", {}, {}).ok());
+  std::unique_ptr<FsCore> core = NewCore();
+  // The kernel's lookup missed it (made after), so create is asked; O_APPEND keeps their bytes.
+  Result<CreateResult> created =
+      core->CreateFile(kRootInode, "log", 0644, O_WRONLY | O_CREAT | O_APPEND);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(core->Write(created->handle, 0, "mine\n").ok());
+  ASSERT_TRUE(core->Release(created->handle).ok());
+  EXPECT_EQ(Stored("log"), "theirs\nmine\n");
+}
+
+TEST_P(DeferredCreateTest, UnlinkingBeforeCloseLeavesNothingInTheStore) {
+  std::unique_ptr<FsCore> core = NewCore();
+  Result<CreateResult> created =
+      core->CreateFile(kRootInode, "scratch", 0644, O_RDWR | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(core->Write(created->handle, 0, "temp").ok());
+  ASSERT_TRUE(core->Unlink(kRootInode, "scratch").ok());
+  EXPECT_EQ(ErrnoFor(core->Lookup(kRootInode, "scratch").status()), ENOENT);
+  ASSERT_TRUE(core->Release(created->handle).ok());
+  EXPECT_EQ(local_->Head("scratch").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(core->ReadDir(kRootInode)->empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(FileCache, DeferredCreateTest, ::testing::Values(false),
+                         [](const auto&) { return std::string("FileCache"); });
+
 class StreamingTest : public WritePathTest {};
 
 TEST_P(StreamingTest, ReadingAFileMuchLargerThanThePoolKeepsMemoryBounded) {
