@@ -54,6 +54,8 @@
 
 namespace meridian::storage::fs {
 
+class BlockBuffers;  // reused block-sized buffers (file_cache.cc)
+
 struct CachedFile {
   std::mutex mu;
   std::string name;  // object name; changes on rename
@@ -180,6 +182,7 @@ class FileCache {
   // Constant after construction.
   ObjectStore* const store_;
   const FileCacheOptions options_;
+  const std::shared_ptr<BlockBuffers> buffers_;
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<CachedFile>> files_;  // by object name; guarded by mu_

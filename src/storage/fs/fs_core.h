@@ -47,6 +47,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -183,6 +184,14 @@ class FsCore {
                                   int flags);
   Result<OpenResult> Open(InodeId inode, int flags);
   Result<std::string> Read(uint64_t handle, int64_t offset, int64_t length);
+  // The same read answered from the local copy's descriptor without copying the bytes
+  // here: once they are in the copy, calls `reply(fd, offset, length)` (length clamped to
+  // the file, 0 at or past its end) with the copy locked so it cannot be replaced
+  // meanwhile, and returns true. Returns false, calling nothing, when the handle is in
+  // streaming mode (use Read).
+  using FdReply = std::function<void(int fd, int64_t offset, int64_t length)>;
+  Result<bool> ReadFromCopy(uint64_t handle, int64_t offset, int64_t length,
+                            const FdReply& reply);
   Result<int64_t> Write(uint64_t handle, int64_t offset, std::string_view data);
   // Upload when dirty; returns once the store has committed the data.
   Status Flush(uint64_t handle);

@@ -251,6 +251,19 @@ Result<std::string> FsCore::Read(uint64_t handle, int64_t offset, int64_t length
   return buffer;
 }
 
+Result<bool> FsCore::ReadFromCopy(uint64_t handle, int64_t offset, int64_t length,
+                                  const FdReply& reply) {
+  ASSIGN_OR_RETURN(Handle open, HandleFor(handle));
+  if (open.stream != nullptr) return false;
+  CachedFile& file = *open.file;
+  std::unique_lock file_lock(file.mu);
+  if (offset < file.size && length > 0) {
+    RETURN_IF_ERROR(cache_->WaitToRead(file_lock, file, offset, length));
+  }
+  reply(file.fd, offset, std::clamp<int64_t>(file.size - offset, 0, std::max<int64_t>(length, 0)));
+  return true;
+}
+
 Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view data) {
   RETURN_IF_ERROR(RequireWritable());
   ASSIGN_OR_RETURN(Handle open, HandleFor(handle));

@@ -82,6 +82,8 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   // O_TRUNC arrives with open instead of a separate setattr.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // writes must reach FsCore in order
+  // Read replies move from the cached copy's page cache to the kernel by splice.
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   // READDIRPLUS for every batch: the listing already holds each entry's attributes, so the
   // kernel needs no LOOKUP per entry after it. The adaptive mode would send plain READDIR
   // for later batches whenever the reader did not stat entries in between (a program that
@@ -223,7 +225,21 @@ void OnCreate(fuse_req_t request, fuse_ino_t parent, const char* name, mode_t mo
 
 void OnRead(fuse_req_t request, fuse_ino_t, size_t size, off_t offset, fuse_file_info* file) {
   Guard(request, [&] {
-    Result<std::string> data = MountOf(request).core().Read(file->fh, offset, size);
+    FsCore& core = MountOf(request).core();
+    // From the cached copy's descriptor: libfuse splices the bytes from its page cache into
+    // the reply (or reads them into its own buffer), with no copy or zeroed buffer here.
+    Result<bool> direct = core.ReadFromCopy(file->fh, offset, static_cast<int64_t>(size),
+                                            [&](int fd, int64_t at, int64_t length) {
+                                              fuse_bufvec buffer = FUSE_BUFVEC_INIT(static_cast<size_t>(length));
+                                              buffer.buf[0].flags = static_cast<fuse_buf_flags>(
+                                                  FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+                                              buffer.buf[0].fd = fd;
+                                              buffer.buf[0].pos = at;
+                                              fuse_reply_data(request, &buffer, FUSE_BUF_SPLICE_MOVE);
+                                            });
+    if (!direct.ok()) return ReplyError(request, direct.status());
+    if (*direct) return;
+    Result<std::string> data = core.Read(file->fh, offset, size);
     if (!data.ok()) return ReplyError(request, data.status());
     fuse_reply_buf(request, data->data(), data->size());
   });
