@@ -22,7 +22,7 @@ namespace {
 
 constexpr char kMetaHeader[] = "meridian-cache 1";
 constexpr int64_t kMaxMetaBytes = 8 << 10;
-constexpr size_t kIdleBlockBuffers = 2;
+constexpr size_t kIdleBlockBuffers = 1;
 
 Status ErrnoStatus(int error_number, const std::string& what) {
   return FsError(error_number, fmt::format("{}: {}", what, std::strerror(error_number)));
@@ -466,6 +466,7 @@ Result<std::string> FileCache::UploadWith(CachedFile& file, const Condition& con
 }
 
 Status FileCache::Upload(CachedFile& file) {
+  SettleDownload(file);  // every close passes here: record a finished download's version
   if (!file.dirty || file.unlinked) return OkStatus();
   const Condition condition =
       file.etag.empty() ? Condition::IfNotExists() : Condition::IfMatch(file.etag);

@@ -332,7 +332,31 @@ TEST_P(DeferredCreateTest, UnlinkingBeforeCloseLeavesNothingInTheStore) {
   EXPECT_TRUE(core->ReadDir(kRootInode)->empty());
 }
 
+// Large files in the file cache are downloaded in the background (background_download.h).
+class FileCacheDownloadTest : public WritePathTest {};
+
+TEST_P(FileCacheDownloadTest, ALargeFileDownloadedInTheBackgroundIsReusedAfterARestart) {
+  // Several download chunks (8 MiB each): fetched in the background while it is read.
+  const std::string data = RandomBytes((20 << 20) + 5, 11);
+  ASSERT_TRUE(local_->Put("big.bin", data, {}, {}).ok());
+  std::unique_ptr<FsCore> core = NewCore();
+  Result<std::string> read = ReadAll(*core, "big.bin");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read == data) << "the bytes read while downloading differ";
+  EXPECT_EQ(store_->gets.load(), 3) << "one ranged read per chunk";
+  core.reset();
+
+  // A new mount on the same cache directory finds the finished copy and reads no bytes.
+  core = NewCore();
+  read = ReadAll(*core, "big.bin");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read == data);
+  EXPECT_EQ(store_->gets.load(), 3) << "the copy was downloaded again after the restart";
+}
+
 INSTANTIATE_TEST_SUITE_P(FileCache, DeferredCreateTest, ::testing::Values(false),
+                         [](const auto&) { return std::string("FileCache"); });
+INSTANTIATE_TEST_SUITE_P(FileCache, FileCacheDownloadTest, ::testing::Values(false),
                          [](const auto&) { return std::string("FileCache"); });
 
 class StreamingTest : public WritePathTest {};
