@@ -35,7 +35,7 @@
 namespace meridian::storage::fs {
 
 struct BackgroundDownloadOptions {
-  int64_t chunk_bytes = int64_t{8} << 20;
+  int64_t chunk_bytes = int64_t{16} << 20;
   int parallelism = 4;  // ranged reads in flight for one object
 };
 
