@@ -36,9 +36,9 @@ struct HttpClientRequest {
   std::string url;
   HeaderList headers;
   std::string body;
+  int timeout_ms = 0;  // 0: the client's default
   // Sent instead of `body` when set, without a copy: it must stay valid until Send returns.
   std::optional<std::string_view> body_view;
-  int timeout_ms = 0;  // 0: the client's default
   // When set, the body of a 2xx response is handed to it piece by piece as it arrives, with
   // the response's status, instead of being kept in HttpResponse::body (which stays empty),
   // so a large download needs no buffer of its size. Returning false stops the transfer:
