@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -16,6 +18,95 @@
 #include "fmt/format.h"
 
 namespace meridian::bench {
+
+Flags::Flags(std::string program, std::string summary)
+    : program_(std::move(program)), summary_(std::move(summary)) {}
+
+void Flags::Add(const std::string& name, std::string* target, const std::string& help) {
+  flags_.push_back({name, help, *target, [target](const std::string& value) {
+                      *target = value;
+                      return std::string();
+                    }});
+}
+
+void Flags::Add(const std::string& name, int64_t* target, int64_t min, int64_t max,
+                const std::string& help) {
+  flags_.push_back(
+      {name, fmt::format("{} ({}..{})", help, min, max), std::to_string(*target),
+       [target, min, max](const std::string& value) -> std::string {
+         int64_t parsed = 0;
+         const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+         if (error != std::errc() || end != value.data() + value.size()) {
+           return fmt::format("'{}' is not a whole number", value);
+         }
+         if (parsed < min || parsed > max) {
+           return fmt::format("{} is outside {}..{}", parsed, min, max);
+         }
+         *target = parsed;
+         return std::string();
+       }});
+}
+
+void Flags::Add(const std::string& name, int* target, int64_t min, int64_t max,
+                const std::string& help) {
+  auto wide = std::make_shared<int64_t>(*target);
+  Add(name, wide.get(), min, max, help);
+  auto set_wide = flags_.back().set;
+  flags_.back().set = [set_wide, wide, target](const std::string& value) {
+    std::string error = set_wide(value);
+    if (error.empty()) *target = static_cast<int>(*wide);
+    return error;
+  };
+}
+
+void Flags::Add(const std::string& name, bool* target, const std::string& help) {
+  flags_.push_back({name, help + " (1 or 0)", *target ? "1" : "0",
+                    [target](const std::string& value) -> std::string {
+                      if (value == "1" || value == "true") {
+                        *target = true;
+                      } else if (value == "0" || value == "false") {
+                        *target = false;
+                      } else {
+                        return fmt::format("'{}' is not 1 or 0", value);
+                      }
+                      return std::string();
+                    }});
+}
+
+void Flags::PrintUsage(FILE* out) const {
+  std::fprintf(out, "usage: %s [FLAG VALUE]...\n%s\n\nflags:\n", program_.c_str(),
+               summary_.c_str());
+  for (const Flag& flag : flags_) {
+    std::fprintf(out, "  --%-18s %s (default: %s)\n", flag.name.c_str(), flag.help.c_str(),
+                 flag.default_value.empty() ? "none" : flag.default_value.c_str());
+  }
+}
+
+int Flags::Parse(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      PrintUsage(stdout);
+      return 0;
+    }
+    auto flag = std::find_if(flags_.begin(), flags_.end(),
+                             [&](const Flag& f) { return arg == "--" + f.name; });
+    std::string error;
+    if (flag == flags_.end()) {
+      error = fmt::format("unknown flag '{}'", arg);
+    } else if (i + 1 >= argc) {
+      error = fmt::format("{} needs a value", arg);
+    } else if (std::string problem = flag->set(argv[++i]); !problem.empty()) {
+      error = fmt::format("{}: {}", arg, problem);
+    }
+    if (!error.empty()) {
+      std::fprintf(stderr, "%s: %s\n\n", program_.c_str(), error.c_str());
+      PrintUsage(stderr);
+      return 2;
+    }
+  }
+  return -1;
+}
 
 int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(

@@ -1,14 +1,45 @@
-// Helpers shared by the benchmark programs: child processes, percentiles, and the table and
-// JSON every benchmark prints (build/bench/<name>.json, see DESIGN.md).
+// Helpers shared by the benchmark programs: their flags, child processes, percentiles, and
+// the table and JSON every benchmark prints (build/bench/<name>.json, see DESIGN.md).
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace meridian::bench {
+
+// A benchmark's flags, `--name VALUE` each, parsed strictly: `--help` lists every flag with
+// its meaning and default; an unknown flag, a missing value, or a number that is not a
+// whole number within its range is an error that names the flag (never a silent 0).
+class Flags {
+ public:
+  Flags(std::string program, std::string summary);
+  void Add(const std::string& name, std::string* target, const std::string& help);
+  void Add(const std::string& name, int* target, int64_t min, int64_t max,
+           const std::string& help);
+  void Add(const std::string& name, int64_t* target, int64_t min, int64_t max,
+           const std::string& help);
+  void Add(const std::string& name, bool* target, const std::string& help);  // 1/0, true/false
+  // -1: parsed, go on; otherwise the exit code (0 after --help, 2 after an error, which is
+  // printed on stderr with the usage).
+  int Parse(int argc, char** argv);
+
+ private:
+  struct Flag {
+    std::string name;
+    std::string help;
+    std::string default_value;
+    std::function<std::string(const std::string&)> set;  // "" or what is wrong
+  };
+  void PrintUsage(FILE* out) const;
+
+  std::string program_;
+  std::string summary_;
+  std::vector<Flag> flags_;
+};
 
 struct Figure {
   std::string name;

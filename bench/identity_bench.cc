@@ -228,24 +228,13 @@ int Run(const Options& options) {
 
 int main(int argc, char** argv) {
   meridian::bench::Options options;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--iterations")
-      options.iterations = std::atoi(argv[i + 1]);
-    else if (flag == "--threads")
-      options.threads = std::atoi(argv[i + 1]);
-    else if (flag == "--clients")
-      options.clients = std::atoi(argv[i + 1]);
-    else if (flag == "--seconds")
-      options.seconds = std::atoi(argv[i + 1]);
-    else if (flag == "--out")
-      options.out = argv[i + 1];
-    else {
-      std::fprintf(stderr,
-                   "usage: identity_bench [--iterations N] [--threads N] [--clients N] [--seconds N] "
-                   "[--out FILE]\n");
-      return 2;
-    }
-  }
+  meridian::bench::Flags flags("identity_bench",
+                               "token exchanges and token validation (docs/identity.md)");
+  flags.Add("iterations", &options.iterations, 1, 100'000'000, "validations per figure");
+  flags.Add("threads", &options.threads, 1, 4096, "concurrent in-process callers");
+  flags.Add("clients", &options.clients, 1, 4096, "HTTPS clients, one connection each");
+  flags.Add("seconds", &options.seconds, 1, 3600, "seconds per throughput figure");
+  flags.Add("out", &options.out, "JSON file for the figures");
+  if (int exit_code = flags.Parse(argc, argv); exit_code >= 0) return exit_code;
   return meridian::bench::Run(options);
 }

@@ -377,24 +377,13 @@ int Run(const Options& options) {
 
 int main(int argc, char** argv) {
   meridian::bench::Options options;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--out") {
-      options.out = argv[i + 1];
-    } else if (flag == "--jobs") {
-      options.jobs = std::atoi(argv[i + 1]);
-    } else if (flag == "--resources") {
-      options.resources = std::atoi(argv[i + 1]);
-    } else if (flag == "--examples") {
-      options.examples = std::string(argv[i + 1]) == "1";
-    } else if (flag == "--runs") {
-      options.runs = std::max(1, std::atoi(argv[i + 1]));
-    } else {
-      std::fprintf(stderr,
-                   "usage: placement_bench [--out FILE] [--jobs N] [--resources N] [--runs N] "
-                   "[--examples 1]\n");
-      return 2;
-    }
-  }
+  meridian::bench::Flags flags("placement_bench",
+                               "placement decisions over a large snapshot (docs/scheduling.md)");
+  flags.Add("out", &options.out, "JSON file for the figures");
+  flags.Add("jobs", &options.jobs, 1, 100'000'000, "queued jobs to place");
+  flags.Add("resources", &options.resources, 1, 1'000'000, "cloud resources in the snapshot");
+  flags.Add("runs", &options.runs, 1, 100, "runs (the median is shown)");
+  flags.Add("examples", &options.examples, "print a few decisions of each kind");
+  if (int exit_code = flags.Parse(argc, argv); exit_code >= 0) return exit_code;
   return meridian::bench::Run(options);
 }

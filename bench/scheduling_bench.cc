@@ -261,24 +261,14 @@ int Run(const Options& options) {
 
 int main(int argc, char** argv) {
   meridian::bench::Options options;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--clients") {
-      options.clients = std::atoi(argv[i + 1]);
-    } else if (flag == "--seconds") {
-      options.seconds = std::atoi(argv[i + 1]);
-    } else if (flag == "--failover-jobs") {
-      options.failover_jobs = std::atoi(argv[i + 1]);
-    } else if (flag == "--out") {
-      options.out = argv[i + 1];
-    } else if (flag == "--meridian") {
-      options.meridian = argv[i + 1];
-    } else {
-      std::fprintf(stderr,
-                   "usage: scheduling_bench [--clients N] [--seconds N] [--failover-jobs N] "
-                   "[--out FILE]\n");
-      return 2;
-    }
-  }
+  meridian::bench::Flags flags("scheduling_bench",
+                               "submit -> assigned across LOCAL operators, and region failover");
+  flags.Add("clients", &options.clients, 1, 4096, "HTTPS clients submitting at once");
+  flags.Add("seconds", &options.seconds, 1, 3600, "seconds of submitting");
+  flags.Add("failover-jobs", &options.failover_jobs, 1, 1000,
+            "jobs running in the region that is cut");
+  flags.Add("out", &options.out, "JSON file for the figures");
+  flags.Add("meridian", &options.meridian, "the meridian binary");
+  if (int exit_code = flags.Parse(argc, argv); exit_code >= 0) return exit_code;
   return meridian::bench::Run(options);
 }

@@ -601,30 +601,15 @@ int Run(const Options& options) {
 
 int main(int argc, char** argv) {
   meridian::bench::Options options;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--out") {
-      options.out = argv[i + 1];
-    } else if (flag == "--meridian") {
-      options.meridian = argv[i + 1];
-    } else if (flag == "--large-file-mib") {
-      options.large_file_mib = std::atoll(argv[i + 1]);
-    } else if (flag == "--repeats") {
-      options.repeats = std::atoi(argv[i + 1]);
-    } else if (flag == "--small-files") {
-      options.small_files = std::atoi(argv[i + 1]);
-    } else if (flag == "--list-files") {
-      options.list_files = std::atoi(argv[i + 1]);
-    } else {
-      std::fprintf(stderr,
-                   "usage: storage_bench [--out FILE] [--large-file-mib N] [--repeats N] "
-                   "[--small-files N] [--list-files N] [--meridian BINARY]\n");
-      return 2;
-    }
-  }
-  if (argc % 2 == 0) {
-    std::fprintf(stderr, "storage_bench: %s needs a value\n", argv[argc - 1]);
-    return 2;
-  }
+  meridian::bench::Flags flags(
+      "storage_bench", "meridian storage mount vs rclone mount on one Azurite (docs/storage.md)");
+  flags.Add("out", &options.out, "JSON file for the figures");
+  flags.Add("meridian", &options.meridian, "the meridian binary to mount with");
+  flags.Add("large-file-mib", &options.large_file_mib, 1, 1 << 20,
+            "size of the file read and written, MiB");
+  flags.Add("repeats", &options.repeats, 1, 100, "runs per figure (the median is shown)");
+  flags.Add("small-files", &options.small_files, 1, 1'000'000, "files of 4 KiB to create");
+  flags.Add("list-files", &options.list_files, 1, 10'000'000, "files in the listed directory");
+  if (int exit_code = flags.Parse(argc, argv); exit_code >= 0) return exit_code;
   return meridian::bench::Run(options);
 }

@@ -232,24 +232,13 @@ int Run(const Options& options) {
 
 int main(int argc, char** argv) {
   meridian::bench::Options options;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--clients")
-      options.clients = std::atoi(argv[i + 1]);
-    else if (flag == "--seconds")
-      options.seconds = std::atoi(argv[i + 1]);
-    else if (flag == "--latency-jobs")
-      options.latency_jobs = std::atoi(argv[i + 1]);
-    else if (flag == "--out")
-      options.out = argv[i + 1];
-    else if (flag == "--meridian")
-      options.meridian = argv[i + 1];
-    else {
-      std::fprintf(
-          stderr,
-          "usage: submit_bench [--clients N] [--seconds N] [--latency-jobs N] [--out FILE]\n");
-      return 2;
-    }
-  }
+  meridian::bench::Flags flags("submit_bench", "durable job submissions and submit -> RUNNING");
+  flags.Add("clients", &options.clients, 1, 4096, "HTTPS clients submitting at once");
+  flags.Add("seconds", &options.seconds, 1, 3600, "seconds of submitting");
+  flags.Add("latency-jobs", &options.latency_jobs, 1, 100'000,
+            "jobs timed from submit to RUNNING");
+  flags.Add("out", &options.out, "JSON file for the figures");
+  flags.Add("meridian", &options.meridian, "the meridian binary");
+  if (int exit_code = flags.Parse(argc, argv); exit_code >= 0) return exit_code;
   return meridian::bench::Run(options);
 }
