@@ -11,6 +11,23 @@
 
 namespace meridian::storage::fs {
 
+int DownloadThreadBudget::Take(int wanted) {
+  std::lock_guard lock(mu_);
+  const int taken = std::max(1, std::min(wanted, available_));
+  available_ -= taken;
+  return taken;
+}
+
+void DownloadThreadBudget::Give(int threads) {
+  std::lock_guard lock(mu_);
+  available_ += threads;
+}
+
+int DownloadThreadBudget::available() {
+  std::lock_guard lock(mu_);
+  return available_;
+}
+
 BackgroundDownload::BackgroundDownload(ObjectStore* store, ObjectInfo remote, int fd,
                                        BackgroundDownloadOptions options)
     : store_(store),
@@ -37,16 +54,25 @@ Result<std::shared_ptr<BackgroundDownload>> BackgroundDownload::Start(
   }
   std::shared_ptr<BackgroundDownload> download(
       new BackgroundDownload(store, remote, own_fd, options));
-  const int64_t threads = std::clamp<int64_t>(download->chunk_count_, 0, options.parallelism);
+  int64_t threads = std::clamp<int64_t>(download->chunk_count_, 0, options.parallelism);
+  if (options.threads != nullptr && threads > 0) {
+    threads = options.threads->Take(static_cast<int>(threads));
+    download->budget_ = options.threads;
+  }
   try {
     for (int64_t i = 0; i < threads; ++i) {
-      download->workers_.emplace_back([raw = download.get()] { raw->WorkerLoop(); });
+      download->workers_.emplace_back([raw = download.get()] {
+        raw->WorkerLoop();
+        if (raw->budget_ != nullptr) raw->budget_->Give(1);  // as soon as this one is done
+      });
     }
   } catch (const std::system_error& error) {
+    const int started = static_cast<int>(download->workers_.size());
+    if (download->budget_ != nullptr) download->budget_->Give(static_cast<int>(threads) - started);
     download->Fail(absl::InternalError(
         fmt::format("download of '{}': cannot start a thread: {}", remote.name, error.what())));
     // The threads that did start see the failure and stop; the destructor joins them.
-    if (download->workers_.empty()) {
+    if (started == 0) {
       return absl::InternalError(
           fmt::format("download of '{}': cannot start a thread: {}", remote.name, error.what()));
     }

@@ -34,9 +34,27 @@
 
 namespace meridian::storage::fs {
 
+// Worker threads that every download of one owner (a mount) shares: a download takes up to
+// its `parallelism` of them, but always at least one, so many files downloading at once
+// get one thread each instead of `parallelism` each.
+class DownloadThreadBudget {
+ public:
+  explicit DownloadThreadBudget(int threads) : available_(threads) {}
+  // Up to `wanted` threads (at least 1, which may go past the budget).
+  int Take(int wanted);
+  void Give(int threads);
+  int available();
+
+ private:
+  std::mutex mu_;
+  int available_;  // guarded by mu_; below 0 while downloads hold their one extra thread
+};
+
 struct BackgroundDownloadOptions {
   int64_t chunk_bytes = int64_t{16} << 20;
   int parallelism = 4;  // ranged reads in flight for one object
+  // Shared by the owner's downloads; nullptr: no limit beyond `parallelism`.
+  std::shared_ptr<DownloadThreadBudget> threads;
 };
 
 class BackgroundDownload {
@@ -102,6 +120,7 @@ class BackgroundDownload {
   Status error_;
 
   std::vector<std::thread> workers_;
+  std::shared_ptr<DownloadThreadBudget> budget_;  // given back what workers_ took
 };
 
 }  // namespace meridian::storage::fs

@@ -215,6 +215,34 @@ TEST_F(BackgroundDownloadTest, CancellingReleasesWaitingReaders) {
   download.reset();  // joins the workers, which stop at once
 }
 
+TEST_F(BackgroundDownloadTest, DownloadsShareAThreadBudgetButEachGetsOne) {
+  const std::string data = RandomBytes(4 * kChunk, 7);
+  const ObjectInfo info = PutObject(data);
+  ASSERT_EQ(::ftruncate(fd_, info.size), 0);
+  auto budget = std::make_shared<DownloadThreadBudget>(3);
+  auto first = BackgroundDownload::Start(gated_.get(), info, fd_, {kChunk, 2, budget});
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = BackgroundDownload::Start(gated_.get(), info, fd_, {kChunk, 2, budget});
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto third = BackgroundDownload::Start(gated_.get(), info, fd_, {kChunk, 2, budget});
+  ASSERT_TRUE(third.ok()) << third.status();
+  // 2 + 1 from the budget of 3, and the third download still gets its one thread.
+  EXPECT_EQ(budget->available(), -1);
+  for (int i = 0; i < 3000 && gated_->requested().size() < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(gated_->requested().size(), 4u) << "one ranged read per running thread";
+  gated_->Open();
+  ASSERT_TRUE((*first)->WaitAll().ok());
+  ASSERT_TRUE((*second)->WaitAll().ok());
+  ASSERT_TRUE((*third)->WaitAll().ok());
+  first->reset();
+  second->reset();
+  third->reset();  // joined: every thread has given its share back
+  EXPECT_EQ(budget->available(), 3);
+  EXPECT_TRUE(Copy(0, info.size) == data);
+}
+
 TEST_F(BackgroundDownloadTest, RunInlineDownloadsOnTheCallingThread) {
   const std::string data = RandomBytes(kChunk / 2, 6);
   const ObjectInfo info = PutObject(data);

@@ -90,7 +90,8 @@ Result<std::shared_ptr<const std::string>> ReadCopy(int fd, int64_t offset, int6
 FileCache::FileCache(ObjectStore* store, FileCacheOptions options)
     : store_(store),
       options_(std::move(options)),
-      buffers_(std::make_shared<BlockBuffers>(kIdleBlockBuffers)) {}
+      buffers_(std::make_shared<BlockBuffers>(kIdleBlockBuffers)),
+      download_threads_(std::make_shared<DownloadThreadBudget>(options_.max_download_threads)) {}
 
 FileCache::~FileCache() {
   for (auto& [name, file] : files_) {
@@ -223,7 +224,8 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote, bool trun
     if (!truncating) WriteMeta(file);
     return OkStatus();
   }
-  BackgroundDownloadOptions options{options_.download_chunk_bytes, options_.download_parallelism};
+  BackgroundDownloadOptions options{options_.download_chunk_bytes, options_.download_parallelism,
+                                    download_threads_};
   if (size <= options.chunk_bytes) {
     // One chunk: a thread would cost more than it saves.
     Status status = BackgroundDownload::RunInline(store_, remote, fd, options);

@@ -91,6 +91,8 @@ struct FileCacheOptions {
   int64_t free_disk_floor_bytes = 0;  // keep this much free on the cache's disk
   int64_t download_chunk_bytes = int64_t{16} << 20;  // measured best against Azurite
   int download_parallelism = 4;  // ranged reads in flight per file being downloaded
+  // Download threads all files share (each file being downloaded still gets one).
+  int max_download_threads = 16;
   UploadOptions upload;                // block size; condition and metadata set per upload
   BoundedExecutor* uploads = nullptr;  // stages blocks; not owned; required
   const base::Clock* clock = nullptr;  // not owned; nullptr: the system clock
@@ -183,6 +185,7 @@ class FileCache {
   ObjectStore* const store_;
   const FileCacheOptions options_;
   const std::shared_ptr<BlockBuffers> buffers_;
+  const std::shared_ptr<DownloadThreadBudget> download_threads_;
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<CachedFile>> files_;  // by object name; guarded by mu_
