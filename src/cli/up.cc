@@ -326,8 +326,15 @@ int RunUp(const UpOptions& options) {
   }
   std::cout << "Starting operators for local-eastus and local-westus..." << std::endl;
   if (Status healthy = WaitHealthy(client); !healthy.ok()) {
-    stop_all();
-    return ReportError(healthy);
+    // The control plane stopped answering while the operators started (it crashed or was
+    // killed): the supervision below restarts it, so only a one-shot run gives up here.
+    if (!absl::IsUnavailable(healthy) || options.exit_after_example ||
+        !options.example_job.empty()) {
+      stop_all();
+      return ReportError(healthy);
+    }
+    spdlog::warn("{}; supervising anyway: a control plane that exited is restarted",
+                 healthy.message());
   }
 
   int exit_code = 0;

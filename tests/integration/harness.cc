@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -534,6 +535,13 @@ void Platform::KillEverything() {
       10'000);
   std::vector<pid_t> left = ProcessesOfHome();
   EXPECT_TRUE(left.empty()) << left.size() << " processes of " << home_ << " survived SIGKILL";
+  // Storage mount processes killed above could not unmount: detach their mounts, or they
+  // stay behind on the machine ("transport endpoint is not connected") and the home with them.
+  std::ifstream mounts("/proc/self/mounts");
+  std::string device, point, rest;
+  while (mounts >> device >> point && std::getline(mounts, rest)) {
+    if (point.rfind(home_ + "/", 0) == 0) ::umount2(point.c_str(), MNT_DETACH);
+  }
 }
 
 }  // namespace meridian::itest
