@@ -105,18 +105,6 @@ std::string FindOnPath(const std::string& program) {
   return "";
 }
 
-bool IsMounted(const std::string& mountpoint) {
-  std::ifstream mounts("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mounts, line)) {
-    if (line.find(" " + mountpoint + " ") != std::string::npos &&
-        line.find("fuse") != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
-}
-
 // Peak resident memory of a live process in MiB (0 when unknown).
 double PeakMemoryMib(pid_t pid) {
   std::ifstream status(fmt::format("/proc/{}/status", pid));
@@ -175,7 +163,7 @@ class MountProcess {
     }
     mount->bench_ = &bench;
     mount->pid_ = Spawn(argv, base + ".log");
-    for (int waited = 0; !IsMounted(mount->mountpoint_); waited += 10) {
+    for (int waited = 0; !base::IsMounted(mount->mountpoint_); waited += 10) {
       const bool exited = ::waitpid(mount->pid_, nullptr, WNOHANG) == mount->pid_;
       if (exited) mount->pid_ = -1;
       if (exited || waited > kMountTimeoutMs) {
@@ -193,7 +181,7 @@ class MountProcess {
       peak = std::max(peak, PeakMemoryMib(pid_));
       StopProcess(pid_, kStopGraceMs);
     }
-    if (IsMounted(mountpoint_)) {
+    if (base::IsMounted(mountpoint_)) {
       Shell(fmt::format("fusermount3 -u -z '{}' 2>/dev/null", mountpoint_));
     }
     (void)base::RemoveAll(cache_dir_);  // the bench writes GiBs; keep the disk free

@@ -23,6 +23,14 @@ TEST(Time, FormatsRfc3339Utc) {
   EXPECT_EQ(FormatTimeMs(0), "");
 }
 
+TEST(Files, IsMountedKnowsMountPointsFromPlainDirectories) {
+  EXPECT_TRUE(IsMounted("/"));
+  std::string dir = ::testing::TempDir() + "/not_a_mount";
+  std::filesystem::create_directories(dir);
+  EXPECT_FALSE(IsMounted(dir));
+  EXPECT_FALSE(IsMounted(dir + "/missing"));
+}
+
 TEST(Files, AtomicWriteReplacesAndKeepsMode) {
   std::string dir = ::testing::TempDir() + "/files_test";
   ASSERT_TRUE(MakeDirs(dir).ok());

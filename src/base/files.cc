@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "fmt/format.h"
@@ -97,6 +99,19 @@ Status MakeDirs(const std::string& path, mode_t mode) {
   }
   ::chmod(path.c_str(), mode);
   return OkStatus();
+}
+
+bool IsMounted(const std::string& path) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    // Fields: id, parent id, major:minor, root, mount point, ... (paths need no unescaping
+    // unless they hold spaces, tabs, newlines or backslashes).
+    std::istringstream fields(line);
+    std::string id, parent, device, root, mount_point;
+    if (fields >> id >> parent >> device >> root >> mount_point && mount_point == path) return true;
+  }
+  return false;
 }
 
 Status RemoveAll(const std::string& path) {

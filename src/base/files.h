@@ -33,6 +33,10 @@ Status MakeDirs(const std::string& path, mode_t mode = 0755);
 // Removes a file or a directory tree; OK when it does not exist.
 Status RemoveAll(const std::string& path);
 
+// Whether something is mounted at `path` (as /proc/self/mountinfo lists it), including a
+// FUSE mount whose process has died, which stat(2) can no longer look at.
+bool IsMounted(const std::string& path);
+
 bool PathExists(const std::string& path);
 
 }  // namespace meridian::base

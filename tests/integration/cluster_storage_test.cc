@@ -14,6 +14,7 @@
 
 #include "fmt/format.h"
 #include "gtest/gtest.h"
+#include "operator/cluster_storage.h"
 #include "tests/integration/harness.h"
 
 namespace meridian::itest {
@@ -21,19 +22,7 @@ namespace {
 
 using nlohmann::json;
 
-bool FuseUsable() {
-  int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  ::close(fd);
-  return true;
-}
-
-bool IsMountPoint(const std::string& dir) {
-  struct stat self {};
-  struct stat parent {};
-  return ::stat(dir.c_str(), &self) == 0 && ::stat((dir + "/..").c_str(), &parent) == 0 &&
-         self.st_dev != parent.st_dev;
-}
+using op::IsMountPoint;
 
 class ClusterStorageTest : public ::testing::Test {
  protected:
@@ -102,7 +91,7 @@ class ClusterStorageTest : public ::testing::Test {
 };
 
 TEST_F(ClusterStorageTest, CheckpointWrittenInOneRegionIsReadInTheOtherThroughTheMounts) {
-  bool fuse = FuseUsable();
+  bool fuse = op::FuseDeviceUsable();
   // train.py from the examples, pinned to eastus; it also prints the filesystem type it sees.
   std::string train = platform_.WriteFile(
       "jobs/train.yaml",

@@ -21,18 +21,6 @@ std::string MakeTempDir(const std::string& label) {
   return ::mkdtemp(path.data()) != nullptr ? path : "";
 }
 
-bool IsMounted(const std::string& mountpoint) {
-  std::ifstream mounts("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mounts, line)) {
-    if (line.find(" " + mountpoint + " ") != std::string::npos &&
-        line.find("fuse") != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
-}
-
 std::unique_ptr<Mount> Mount::Start(const std::string& url, const std::string& dir,
                                     const std::vector<std::string>& extra_args) {
   auto mount = std::unique_ptr<Mount>(new Mount);
@@ -72,7 +60,7 @@ std::unique_ptr<Mount> Mount::Start(const std::string& url, const std::string& d
     ::_exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!IsMounted(mount->mountpoint_)) {
+  while (!base::IsMounted(mount->mountpoint_)) {
     int status = 0;
     if (::waitpid(mount->pid_, &status, WNOHANG) == mount->pid_) {
       mount->pid_ = -1;
@@ -111,7 +99,7 @@ Mount::~Mount() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (IsMounted(mountpoint_)) {
+  if (base::IsMounted(mountpoint_)) {
     ADD_FAILURE() << "SIGTERM did not unmount " << mountpoint_;
     std::string command = fmt::format("fusermount3 -u -z '{}' 2>/dev/null", mountpoint_);
     (void)std::system(command.c_str());

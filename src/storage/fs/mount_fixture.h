@@ -14,9 +14,6 @@ namespace meridian::storage::fs {
 // A fresh directory under $TMPDIR (or /tmp) named `label`-XXXXXX; "" on failure.
 std::string MakeTempDir(const std::string& label);
 
-// Whether a FUSE filesystem is mounted at `mountpoint` in this process's namespace.
-bool IsMounted(const std::string& mountpoint);
-
 // One `meridian storage mount` process. The destructor sends SIGTERM (flush and unmount)
 // and waits up to 30 s, then SIGKILLs; a mount left behind is lazily unmounted.
 class Mount {
