@@ -19,6 +19,7 @@
 
 #include "base/files.h"
 #include "fmt/format.h"
+#include "storage/forwarding_store.h"
 #include "storage/local_store.h"
 
 namespace meridian::storage::fs {
@@ -27,10 +28,9 @@ namespace {
 constexpr int64_t kChunk = 64 << 10;
 
 // Forwards to a LocalStore; ranged reads of offsets not released yet wait for the test.
-class GatedStore final : public ObjectStore {
+class GatedStore final : public ForwardingStore {
  public:
-  explicit GatedStore(ObjectStore* inner) : inner_(inner) {}
-  Result<ObjectInfo> Head(const std::string& name) override { return inner_->Head(name); }
+  using ForwardingStore::ForwardingStore;
   Result<std::string> GetRange(const std::string& name, int64_t offset, int64_t length,
                                const Condition& condition) override {
     {
@@ -39,26 +39,7 @@ class GatedStore final : public ObjectStore {
       changed_.notify_all();
       changed_.wait(lock, [&] { return open_ || released_.contains(offset); });
     }
-    return inner_->GetRange(name, offset, length, condition);
-  }
-  Result<std::string> Put(const std::string& name, std::string_view data, const Metadata& metadata,
-                          const Condition& condition) override {
-    return inner_->Put(name, data, metadata, condition);
-  }
-  Status StageBlock(const std::string& name, const std::string& id,
-                    std::string_view data) override {
-    return inner_->StageBlock(name, id, data);
-  }
-  Result<std::string> CommitBlocks(const std::string& name, const std::vector<std::string>& ids,
-                                   const Metadata& metadata, const Condition& condition) override {
-    return inner_->CommitBlocks(name, ids, metadata, condition);
-  }
-  Result<ListPage> List(const ListOptions& options) override { return inner_->List(options); }
-  Status Delete(const std::string& name, const Condition& condition) override {
-    return inner_->Delete(name, condition);
-  }
-  Result<std::string> Copy(const std::string& from, const std::string& to) override {
-    return inner_->Copy(from, to);
+    return inner()->GetRange(name, offset, length, condition);
   }
 
   void Release(int64_t offset) {
@@ -84,7 +65,6 @@ class GatedStore final : public ObjectStore {
   }
 
  private:
-  ObjectStore* const inner_;
   std::mutex mu_;
   std::condition_variable changed_;
   std::set<int64_t> released_;

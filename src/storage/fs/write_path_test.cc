@@ -16,6 +16,7 @@
 #include "fmt/format.h"
 #include "storage/fs/fs_core.h"
 #include "storage/fs/fs_errors.h"
+#include "storage/forwarding_store.h"
 #include "storage/local_store.h"
 
 namespace meridian::storage::fs {
@@ -23,24 +24,23 @@ namespace {
 
 constexpr int64_t kBlock = 64 << 10;
 
-// Forwards to a LocalStore and counts the writes the filesystem makes.
-class CountingStore final : public ObjectStore {
+// Forwards to a LocalStore and counts the reads and writes the filesystem makes.
+class CountingStore final : public ForwardingStore {
  public:
-  explicit CountingStore(ObjectStore* inner) : inner_(inner) {}
-  Result<ObjectInfo> Head(const std::string& name) override { return inner_->Head(name); }
+  using ForwardingStore::ForwardingStore;
   Result<std::string> GetRange(const std::string& name, int64_t offset, int64_t length,
                                const Condition& condition) override {
     ++gets;
-    return inner_->GetRange(name, offset, length, condition);
+    return inner()->GetRange(name, offset, length, condition);
   }
   Result<std::string> Put(const std::string& name, std::string_view data, const Metadata& metadata,
                           const Condition& condition) override {
     ++puts;
-    return inner_->Put(name, data, metadata, condition);
+    return inner()->Put(name, data, metadata, condition);
   }
   Status StageBlock(const std::string& name, const std::string& block_id,
                     std::string_view data) override {
-    Status status = inner_->StageBlock(name, block_id, data);
+    Status status = inner()->StageBlock(name, block_id, data);
     if (status.ok()) ++staged;
     return status;
   }
@@ -48,20 +48,10 @@ class CountingStore final : public ObjectStore {
                                    const std::vector<std::string>& block_ids,
                                    const Metadata& metadata, const Condition& condition) override {
     ++commits;
-    return inner_->CommitBlocks(name, block_ids, metadata, condition);
-  }
-  Result<ListPage> List(const ListOptions& options) override { return inner_->List(options); }
-  Status Delete(const std::string& name, const Condition& condition) override {
-    return inner_->Delete(name, condition);
-  }
-  Result<std::string> Copy(const std::string& source, const std::string& destination) override {
-    return inner_->Copy(source, destination);
+    return inner()->CommitBlocks(name, block_ids, metadata, condition);
   }
 
   std::atomic<int> gets{0}, puts{0}, staged{0}, commits{0};
-
- private:
-  ObjectStore* const inner_;
 };
 
 std::string RandomBytes(size_t size, unsigned seed) {
