@@ -327,6 +327,23 @@ Result<ObjectInfo> AzureBlobStore::Head(const std::string& name) {
   return InfoFromHeaders(name, response);
 }
 
+namespace {
+
+// A read of `info` at `offset` that the service answered with no bytes (416, or a zero-length
+// read): fine at the object's end (and, when `inside_is_ok`, anywhere inside it); the
+// condition's error when the version is another; else kOutOfRange.
+Status EmptyRangeStatus(const ObjectInfo& info, int64_t offset, const Condition& condition,
+                        bool inside_is_ok) {
+  if (!condition.if_match.empty() && info.etag != condition.if_match) {
+    return ConditionFailedError(info.name, condition, info.etag);
+  }
+  if (offset == info.size || (inside_is_ok && offset < info.size)) return OkStatus();
+  return absl::OutOfRangeError(fmt::format("offset {} is past the end of '{}' ({} bytes)",
+                                           offset, info.name, info.size));
+}
+
+}  // namespace
+
 Result<std::string> AzureBlobStore::GetRange(const std::string& name, int64_t offset,
                                              int64_t length, const Condition& condition) {
   RETURN_IF_ERROR(ValidateObjectName(name));
@@ -349,12 +366,8 @@ Result<std::string> AzureBlobStore::GetRange(const std::string& name, int64_t of
   if (response.status == 416 || (length == 0 && response.status == 200)) {
     // A range starting at the end: "" when the object is exactly that long.
     ASSIGN_OR_RETURN(ObjectInfo info, length == 0 ? InfoFromHeaders(name, response) : Head(name));
-    if (!condition.if_match.empty() && info.etag != condition.if_match) {
-      return ConditionFailedError(name, condition, info.etag);
-    }
-    if (offset == info.size || (length == 0 && offset < info.size)) return std::string();
-    return absl::OutOfRangeError(
-        fmt::format("offset {} is past the end of '{}' ({} bytes)", offset, name, info.size));
+    RETURN_IF_ERROR(EmptyRangeStatus(info, offset, condition, /*inside_is_ok=*/length == 0));
+    return std::string();
   }
   if (response.status == 200) {  // the whole object: the service ignored the range
     if (offset > static_cast<int64_t>(response.body.size())) {
@@ -412,12 +425,8 @@ Result<int64_t> AzureBlobStore::ReadRange(const std::string& name, int64_t offse
   if (response->status == 416) {
     // A range starting at the end: nothing, when the object is exactly that long.
     ASSIGN_OR_RETURN(ObjectInfo info, Head(name));
-    if (!condition.if_match.empty() && info.etag != condition.if_match) {
-      return ConditionFailedError(name, condition, info.etag);
-    }
-    if (offset == info.size) return 0;
-    return absl::OutOfRangeError(
-        fmt::format("offset {} is past the end of '{}' ({} bytes)", offset, name, info.size));
+    RETURN_IF_ERROR(EmptyRangeStatus(info, offset, condition, /*inside_is_ok=*/false));
+    return 0;
   }
   if (response->status != 206 && response->status != 200) {
     return ErrorFromResponse(*response, request.what, name, config_.container, condition);

@@ -232,22 +232,22 @@ Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
 Result<std::string> FsCore::Read(uint64_t handle, int64_t offset, int64_t length) {
   ASSIGN_OR_RETURN(Handle open, HandleFor(handle));
   if (open.stream != nullptr) return open.stream->Read(offset, length);
-  CachedFile& file = *open.file;
-  std::unique_lock file_lock(file.mu);
-  if (offset >= file.size || length <= 0) return std::string();
-  // Bytes of a file still downloading may not be here yet.
-  RETURN_IF_ERROR(cache_->WaitToRead(file_lock, file, offset, length));
-  if (offset >= file.size) return std::string();
-  length = std::min(length, file.size - offset);
-  std::string buffer(length, '\0');
-  int64_t done = 0;
-  while (done < length) {
-    ssize_t n = ::pread(file.fd, buffer.data() + done, length - done, offset + done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "reading the cached copy of " + file.name);
-    if (n == 0) break;  // past the copy's end: zeros (a sparse tail)
-    done += n;
-  }
+  std::string buffer;
+  Status copied;
+  RETURN_IF_ERROR(ReadFromCopy(handle, offset, length, [&](int fd, int64_t at, int64_t count) {
+                    buffer.assign(count, '\0');
+                    for (int64_t done = 0; done < count;) {
+                      ssize_t n = ::pread(fd, buffer.data() + done, count - done, at + done);
+                      if (n < 0 && errno == EINTR) continue;
+                      if (n < 0) {
+                        copied = ErrnoStatus(errno, "reading the cached copy of " + open.file->name);
+                        return;
+                      }
+                      if (n == 0) break;  // past the copy's end: zeros (a sparse tail)
+                      done += n;
+                    }
+                  }).status());
+  RETURN_IF_ERROR(copied);
   return buffer;
 }
 
