@@ -19,13 +19,7 @@ namespace {
 // "job.submit", "identity.app.create", ...: what a mutating call does, for the audit log.
 std::string AuditAction(const std::string& method, const std::vector<std::string>& parts) {
   auto is = [&](std::initializer_list<std::string_view> pattern) {
-    if (pattern.size() != parts.size()) return false;
-    size_t i = 0;
-    for (std::string_view want : pattern) {
-      if (want != "*" && want != parts[i]) return false;
-      ++i;
-    }
-    return true;
+    return PathMatches(parts, pattern);
   };
   const bool post = method == "POST";
   const bool del = method == "DELETE";

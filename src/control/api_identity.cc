@@ -131,13 +131,7 @@ bool ApiHandler::HandlePublic(net::HttpRequest& request, net::Responder& respond
   if (identity_ == nullptr || request.path.rfind("/api/", 0) == 0) return false;
   std::vector<std::string> parts = absl::StrSplit(request.path, '/', absl::SkipEmpty());
   auto is = [&](std::initializer_list<std::string_view> pattern) {
-    if (pattern.size() != parts.size()) return false;
-    size_t i = 0;
-    for (std::string_view want : pattern) {
-      if (want != "*" && want != parts[i]) return false;
-      ++i;
-    }
-    return true;
+    return PathMatches(parts, pattern);
   };
   identity::TokenService& tokens = identity_->tokens();
   if (is({"*", "oauth2", "v2.0", "token"})) {

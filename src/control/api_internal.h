@@ -24,6 +24,18 @@ Result<int64_t> QueryInt(const net::HttpRequest& request, const std::string& nam
                          int64_t fallback);
 std::string QueryString(const net::HttpRequest& request, const std::string& name);
 
+// Whether the path `parts` match `pattern`, part by part; "*" matches any one part.
+inline bool PathMatches(const std::vector<std::string>& parts,
+                        std::initializer_list<std::string_view> pattern) {
+  if (pattern.size() != parts.size()) return false;
+  size_t i = 0;
+  for (std::string_view want : pattern) {
+    if (want != "*" && want != parts[i]) return false;
+    ++i;
+  }
+  return true;
+}
+
 // Whether `principal` may do `action` on `target` (identity::Authorize over its grants).
 bool Can(const Principal& principal, identity::Action action, const identity::Target& target);
 // Whether one of its grants allows `action` at the grant's own scope (for listings and
@@ -40,13 +52,7 @@ struct ApiHandler::Call {
 
   const std::string& method() const { return request.method; }
   bool Is(std::initializer_list<std::string_view> pattern) const {
-    if (pattern.size() != parts.size()) return false;
-    size_t i = 0;
-    for (std::string_view want : pattern) {
-      if (want != "*" && want != parts[i]) return false;
-      ++i;
-    }
-    return true;
+    return PathMatches(parts, pattern);
   }
   void Fail(const Status& status) { respond(ErrorResponse(status)); }
   void BadMethod(const std::string& allowed);
