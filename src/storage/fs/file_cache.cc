@@ -339,8 +339,7 @@ Result<std::shared_ptr<CachedFile>> FileCache::AcquireNew(const std::string& nam
 }
 
 Result<std::shared_ptr<CachedFile>> FileCache::AcquireCreated(const std::string& name,
-                                                              const Metadata& metadata,
-                                                              bool overwrite_if_created_elsewhere) {
+                                                              const Metadata& metadata) {
   ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file, AcquireNew(name, "", metadata));
   std::lock_guard file_lock(file->mu);
   Status dirty = MarkDirty(*file);
@@ -348,7 +347,6 @@ Result<std::shared_ptr<CachedFile>> FileCache::AcquireCreated(const std::string&
     Release(file);
     return dirty;
   }
-  file->overwrite_if_created_elsewhere = overwrite_if_created_elsewhere;
   ObjectInfo pending;
   pending.name = name;
   pending.metadata = metadata;
@@ -473,8 +471,13 @@ Status FileCache::Upload(CachedFile& file) {
   const Condition condition =
       file.etag.empty() ? Condition::IfNotExists() : Condition::IfMatch(file.etag);
   Result<std::string> etag = UploadWith(file, condition);
+  bool created_here = false;
+  {
+    std::lock_guard lock(mu_);
+    created_here = file.pending_create.has_value();
+  }
   if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition &&
-      file.etag.empty() && file.overwrite_if_created_elsewhere) {
+      created_here) {
     // Created here with O_TRUNC, and meanwhile elsewhere: had this mount seen that file at
     // create, O_TRUNC would have replaced it, so replacing it now is what was asked.
     spdlog::info("'{}' was created elsewhere after this mount created it: replacing it (O_TRUNC)",
@@ -495,7 +498,6 @@ Status FileCache::Upload(CachedFile& file) {
   if (file.staged != nullptr) file.staged->Clear();
   file.etag = *etag;
   file.dirty = false;
-  file.overwrite_if_created_elsewhere = false;
   {
     std::lock_guard lock(mu_);
     file.pending_create.reset();

@@ -72,15 +72,12 @@ struct CachedFile {
   // the FileCache's lock held, so either lock suffices to read it.
   std::shared_ptr<BackgroundDownload> download;
 
-  // Made by this mount's create and not uploaded yet: when the name is found taken at the
-  // first upload, replace what is there (O_TRUNC asked for that) instead of failing.
-  bool overwrite_if_created_elsewhere = false;
-
   // Guarded by the FileCache's lock.
   int open_count = 0;
   int64_t last_close_ms = 0;
   // Set while the object is this mount's create not uploaded yet (what lookups and listings
-  // here must still show): its name, mode metadata and creation time.
+  // here must still show): its name, mode metadata and creation time. If the name is found
+  // taken at the first upload, that upload replaces what is there (O_TRUNC asked for it).
   std::optional<ObjectInfo> pending_create;
 };
 
@@ -114,12 +111,11 @@ class FileCache {
   // Opens an empty copy of an object just created with `etag`.
   Result<std::shared_ptr<CachedFile>> AcquireNew(const std::string& name, const std::string& etag,
                                                  const Metadata& metadata);
-  // Opens an empty, dirty copy for a file this mount creates that is not in the store yet:
-  // its first upload (flush, fsync, close) makes the object, conditional on the name still
-  // being free, or replacing it when `overwrite_if_created_elsewhere` (O_TRUNC).
+  // Opens an empty, dirty copy for a file this mount creates with O_TRUNC that is not in
+  // the store yet: its first upload (flush, fsync, close) makes the object, replacing one
+  // another node made meanwhile, as O_TRUNC would have.
   Result<std::shared_ptr<CachedFile>> AcquireCreated(const std::string& name,
-                                                     const Metadata& metadata,
-                                                     bool overwrite_if_created_elsewhere);
+                                                     const Metadata& metadata);
   // Files this mount created that are not uploaded yet: the one named `name`, and those
   // directly under `prefix` ("a/b/" or "" for the root).
   std::optional<ObjectInfo> PendingCreate(const std::string& name);

@@ -105,7 +105,7 @@ Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name,
     // see its bytes. Without O_TRUNC an existing object's bytes matter, so it is looked for
     // below.
     ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file,
-                     cache_->AcquireCreated(path, metadata, /*overwrite_if_created_elsewhere=*/true));
+                     cache_->AcquireCreated(path, metadata));
     Found found{FileKind::kFile, {}, false};
     found.info.name = path;
     found.info.metadata = metadata;
