@@ -11,10 +11,17 @@ using nlohmann::json;
 
 namespace {
 
+// An instance type's shape is under "resources", as in the Helm values it came from.
+const json& Resources(const json& type) {
+  static const json kNone = json::object();
+  auto it = type.find("resources");
+  return it != type.end() && it->is_object() ? *it : kNone;
+}
+
 std::string Accelerator(const json& type) {
-  const json& accelerators = type.value("accelerators", json::array());
+  const json& accelerators = Resources(type).value("accelerators", json::array());
   if (!accelerators.empty()) return accelerators.front().get<std::string>();
-  return type.value("GPU", 0) > 0 ? "GPU" : "-";
+  return Resources(type).value("GPU", 0) > 0 ? "GPU" : "-";
 }
 
 std::string Price(const json& type) {
@@ -38,7 +45,7 @@ void PrintCapacity(const json& capacity, const std::string& region_filter) {
       }
       for (const json& type : types) {
         table.rows.push_back({Str(region, "region"), Str(resource, "name"), health,
-                              Str(type, "name"), Accelerator(type), Str(type, "GPU"),
+                              Str(type, "name"), Accelerator(type), Str(Resources(type), "GPU"),
                               Str(type, "market_type"), Str(type, "total_nodes"),
                               Str(type, "allocated_nodes"), Str(type, "free_nodes"), Price(type)});
       }
