@@ -27,6 +27,7 @@ up: build
 
 bench: build
 	@./scripts/deps.sh --bench
+	@./scripts/test-peers.sh
 	@./scripts/bench.sh $(BENCH)
 
 format:
