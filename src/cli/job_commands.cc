@@ -19,10 +19,11 @@ namespace {
 
 bool IsRemoteUri(const std::string& value) { return value.find("://") != std::string::npos; }
 
-// Packs and uploads working_dir; returns the package digest ("" when there is none).
-Result<std::string> UploadWorkingDir(ApiClient& client, const spec::JobConfig& config,
-                                     const std::string& job_file, bool quiet) {
-  if (config.working_dir.empty()) return std::string();
+// The local directory working_dir names (relative to the job file's directory), checked to
+// exist; empty when the job has none.
+Result<std::filesystem::path> WorkingDirOf(const spec::JobConfig& config,
+                                           const std::string& job_file) {
+  if (config.working_dir.empty()) return std::filesystem::path();
   if (IsRemoteUri(config.working_dir)) {
     return absl::InvalidArgumentError(fmt::format(
         "{}: working_dir: remote working directories ({}) are not supported yet; use a local "
@@ -38,6 +39,14 @@ Result<std::string> UploadWorkingDir(ApiClient& client, const spec::JobConfig& c
         "directory)",
         job_file, dir.string()));
   }
+  return dir;
+}
+
+// Packs and uploads working_dir; returns the package digest ("" when there is none).
+Result<std::string> UploadWorkingDir(ApiClient& client, const spec::JobConfig& config,
+                                     const std::string& job_file, bool quiet) {
+  ASSIGN_OR_RETURN(std::filesystem::path dir, WorkingDirOf(config, job_file));
+  if (dir.empty()) return std::string();
   base::PackOptions options;
   options.excludes = config.excludes;
   Progress packing(fmt::format("Packing {}", dir.string()));
@@ -146,17 +155,23 @@ Result<bool> PumpLogs(ApiClient& client, const std::string& job_id, int attempt,
 
 }  // namespace
 
-Result<std::string> SubmitJobFile(ApiClient& client, const std::string& file,
-                                  const std::string& name_override, bool quiet) {
+Result<spec::JobConfig> LoadJobFile(const std::string& file, const std::string& name_override) {
   ASSIGN_OR_RETURN(std::string text, base::ReadFile(file, 1 << 20));
   ASSIGN_OR_RETURN(spec::JobConfig config, spec::ParseJobConfigYaml(text, file));
   if (!name_override.empty()) config.name = name_override;
+  RETURN_IF_ERROR(WorkingDirOf(config, file).status());
   for (const std::string& field : spec::IgnoredJobFields(config)) {
     std::cerr << fmt::format(
         "notice: {} is kept with the job but not acted on yet (the LOCAL "
         "stack runs the entrypoint directly on the operator's machine)\n",
         field);
   }
+  return config;
+}
+
+Result<std::string> SubmitJobFile(ApiClient& client, const std::string& file,
+                                  const std::string& name_override, bool quiet) {
+  ASSIGN_OR_RETURN(spec::JobConfig config, LoadJobFile(file, name_override));
   ASSIGN_OR_RETURN(std::string package, UploadWorkingDir(client, config, file, quiet));
   json body = {{"config", spec::ToJson(config)}, {"package", package}};
   ASSIGN_OR_RETURN(json job, client.Post("/api/v1/jobs", body));
@@ -218,8 +233,15 @@ void AddJobCommands(CLI::App& app, Context& context) {
   submit->add_flag("--wait", wait,
                    "Follow the job's state and logs until it ends; exit with its outcome");
   AddOutputFlag(submit, context);
-  submit->callback(
-      WithClient(context, [&context](ApiClient& client, OutputFormat format) -> Status {
+  // The file is checked before the control plane is looked for, so a bad file is reported as
+  // such even where no control plane is configured.
+  submit->callback([&context] {
+    Result<spec::JobConfig> config = LoadJobFile(file, name);
+    if (!config.ok()) {
+      context.exit_code = ReportError(config.status());
+      return;
+    }
+    WithClient(context, [&context](ApiClient& client, OutputFormat format) -> Status {
         ASSIGN_OR_RETURN(std::string job_id,
                          SubmitJobFile(client, file, name, format != OutputFormat::kTable));
         if (format != OutputFormat::kTable) {
@@ -235,7 +257,37 @@ void AddJobCommands(CLI::App& app, Context& context) {
           std::cout << fmt::format("Follow it with: meridian job logs {} --follow\n", job_id);
         }
         return OkStatus();
-      }));
+      })();
+  });
+
+  CLI::App* validate = job->add_subcommand(
+      "validate",
+      "Check a job.yaml without submitting it; needs no control plane. Checks every field and\n"
+      "that working_dir exists; a compute_config given by name (my-gpus:2) is resolved only at\n"
+      "submit.\n\nExamples:\n"
+      "  meridian job validate -f examples/jobs/train.yaml\n"
+      "  meridian job validate -f job.yaml -o json   # the job as the server would store it");
+  validate->add_option("-f,--config-file,--file", file, "job.yaml")->required();
+  AddOutputFlag(validate, context);
+  validate->callback([&context] {
+    Result<OutputFormat> format = context.Format();
+    Result<spec::JobConfig> config =
+        format.ok() ? LoadJobFile(file, "") : Result<spec::JobConfig>(format.status());
+    if (!config.ok()) {
+      context.exit_code = ReportError(config.status());
+      return;
+    }
+    Print(*format, spec::ToJson(*config), [&](const json&) {
+      std::cout << fmt::format("{}: valid job '{}'\n", file,
+                               config->name.empty() ? "(no name)" : config->name);
+      if (!config->compute_config.named.empty()) {
+        std::cout << fmt::format(
+            "compute_config '{}' names a registered compute config: it is resolved when the job "
+            "is submitted\n",
+            config->compute_config.named);
+      }
+    });
+  });
 
   static std::string state;
   static int limit = 50;

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "fmt/format.h"
+#include "spec/legacy_compute_config.h"
 #include "spec/spec_json.h"
 #include "spec/specs.h"
 #include "spec/tree.h"
@@ -149,8 +150,9 @@ Result<int64_t> ParseDuration(const Checker& check, const Tree& value, std::stri
                                       Describe(value)));
 }
 
-Status FlagsFromTree(const Checker& check, const Tree& flags, ComputeConfig& config) {
-  constexpr std::string_view kPath = "compute_config.flags";
+Status FlagsFromTree(const Checker& check, const Tree& flags, std::string_view base,
+                     ComputeConfig& config) {
+  const std::string kPath = ChildPath(base, "flags");
   RETURN_IF_ERROR(check.ExpectObject(flags, kPath));
   RETURN_IF_ERROR(check.CheckKnownFields(
       flags, kPath, {"cloud_resource_strategy", "cloud_resource_starting_timeout"}));
@@ -170,8 +172,9 @@ Status FlagsFromTree(const Checker& check, const Tree& flags, ComputeConfig& con
   return OkStatus();
 }
 
-Status ConfigsFromTree(const Checker& check, const Tree& configs, ComputeConfig& config) {
-  constexpr std::string_view kPath = "compute_config.configs";
+Status ConfigsFromTree(const Checker& check, const Tree& configs, std::string_view base,
+                       ComputeConfig& config) {
+  const std::string kPath = ChildPath(base, "configs");
   if (!configs.is_array()) {
     return check.Fail(kPath, fmt::format("expected a list, got {}", Describe(configs)));
   }
@@ -191,8 +194,9 @@ Status ConfigsFromTree(const Checker& check, const Tree& configs, ComputeConfig&
 }
 
 // compute_config.regions: distinct region names, most preferred first.
-Result<std::vector<std::string>> PreferredRegions(const Checker& check, const Tree& value) {
-  const std::string path = "compute_config.regions";
+Result<std::vector<std::string>> PreferredRegions(const Checker& check, const Tree& value,
+                                                  std::string_view base) {
+  const std::string path = ChildPath(base, "regions");
   if (value.is_array() && value.size() > kMaxPreferredRegions) {
     return check.Fail(path, fmt::format("lists more than {} regions", kMaxPreferredRegions));
   }
@@ -208,24 +212,28 @@ Result<std::vector<std::string>> PreferredRegions(const Checker& check, const Tr
   return regions;
 }
 
-Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& value) {
-  constexpr std::string_view kPath = "compute_config";
+// A compute config at `kPath`: "compute_config" in a job, "" for a compute config file.
+Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& value,
+                                            const std::string& kPath) {
   ComputeConfig config;
   if (value.is_string()) {
     config.named = value.get<std::string>();
     if (config.named.empty()) return check.Fail(kPath, "must not be empty");
+    Result<ComputeConfigRef> ref = ParseComputeConfigRef(config.named);
+    if (!ref.ok()) return check.Fail(kPath, std::string(ref.status().message()));
     return config;
   }
   if (!value.is_object()) {
     return check.Fail(
         kPath, fmt::format("expected a compute config name or a mapping, got {}", Describe(value)));
   }
+  if (IsLegacyComputeConfig(value)) return LegacyComputeConfigError(check, value, kPath);
   RETURN_IF_ERROR(check.CheckKnownFields(
       value, kPath,
       {"cloud_resource", "head_node", "worker_nodes", "min_resources", "max_resources",
        "auto_select_worker_config", "configs", "flags", "cloud", "zones",
        "enable_cross_zone_scaling", "advanced_instance_config", "regions"}));
-  ASSIGN_OR_RETURN(config.target, TargetFromTree(check, value, std::string(kPath)));
+  ASSIGN_OR_RETURN(config.target, TargetFromTree(check, value, kPath));
   if (const Tree* configs = Field(value, "configs")) {
     for (const char* single : {"cloud_resource", "head_node", "worker_nodes"}) {
       if (Field(value, single) != nullptr) {
@@ -235,10 +243,10 @@ Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& va
                                            single));
       }
     }
-    RETURN_IF_ERROR(ConfigsFromTree(check, *configs, config));
+    RETURN_IF_ERROR(ConfigsFromTree(check, *configs, kPath, config));
   }
   if (const Tree* flags = Field(value, "flags"))
-    RETURN_IF_ERROR(FlagsFromTree(check, *flags, config));
+    RETURN_IF_ERROR(FlagsFromTree(check, *flags, kPath, config));
   if (const Tree* minimum = Field(value, "min_resources")) {
     ASSIGN_OR_RETURN(
         config.min_resources,
@@ -261,7 +269,7 @@ Result<ComputeConfig> ComputeConfigFromTree(const Checker& check, const Tree& va
                      check.Bool(*auto_select, ChildPath(kPath, "auto_select_worker_config")));
   }
   if (const Tree* regions = Field(value, "regions")) {
-    ASSIGN_OR_RETURN(config.regions, PreferredRegions(check, *regions));
+    ASSIGN_OR_RETURN(config.regions, PreferredRegions(check, *regions, kPath));
   }
   return config;
 }
@@ -325,7 +333,7 @@ Result<JobConfig> JobFromTree(const Tree& root, const Checker& check) {
   }
   ASSIGN_OR_RETURN(job.image_uri, OptionalString(check, root, "", "image_uri"));
   if (const Tree* compute = Field(root, "compute_config")) {
-    ASSIGN_OR_RETURN(job.compute_config, ComputeConfigFromTree(check, *compute));
+    ASSIGN_OR_RETURN(job.compute_config, ComputeConfigFromTree(check, *compute, "compute_config"));
   }
   RETURN_IF_ERROR(ReadPackaging(check, root, job));
   if (const Tree* env_vars = Field(root, "env_vars")) {
@@ -401,6 +409,50 @@ Result<JobConfig> ParseJobConfigYaml(std::string_view yaml, std::string_view sou
 
 Result<JobConfig> JobConfigFromJson(const nlohmann::json& json) {
   return JobFromTree(Tree(json), Checker(nullptr));
+}
+
+namespace {
+
+Result<ComputeConfig> RegisteredComputeConfigFromTree(const Checker& check, const Tree& root) {
+  if (root.is_string()) {
+    return check.Fail("", "a registered compute config must be a mapping (head_node, "
+                          "worker_nodes, ...), not the name of another one");
+  }
+  return ComputeConfigFromTree(check, root, "");
+}
+
+}  // namespace
+
+Result<ComputeConfig> ParseComputeConfigYaml(std::string_view yaml, std::string_view source_name) {
+  ASSIGN_OR_RETURN(YamlTree tree, ParseYamlTree(yaml, source_name, nullptr));
+  return RegisteredComputeConfigFromTree(Checker(&tree.positions), tree.root);
+}
+
+Result<ComputeConfig> ComputeConfigFromJson(const nlohmann::json& json) {
+  return RegisteredComputeConfigFromTree(Checker(nullptr), Tree(json));
+}
+
+nlohmann::json ToJson(const ComputeConfig& config) { return ComputeConfigToJson(config); }
+
+Result<ComputeConfigRef> ParseComputeConfigRef(std::string_view text) {
+  // Names as Anyscale allows them for compute configs; the version after the last ':'.
+  static const std::regex kRef("([A-Za-z0-9][A-Za-z0-9._-]{0,127})(:([0-9]{1,9}))?");
+  std::match_results<std::string_view::const_iterator> match;
+  if (!std::regex_match(text.begin(), text.end(), match, kRef)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "'{}' is not a compute config name: expected NAME or NAME:VERSION, NAME of letters, "
+        "digits, '.', '_' and '-' (at most 128), VERSION a positive integer",
+        text));
+  }
+  ComputeConfigRef ref{match[1].str(), 0};
+  if (match[3].matched) {
+    ref.version = std::stoi(match[3].str());
+    if (ref.version == 0) {
+      return absl::InvalidArgumentError(
+          fmt::format("'{}': versions start at 1 (leave the version out for the latest)", text));
+    }
+  }
+  return ref;
 }
 
 nlohmann::json ToJson(const JobConfig& config) {

@@ -161,6 +161,18 @@ struct JobConfig {
 // preference order).
 Result<JobConfig> ParseJobConfigYaml(std::string_view yaml, std::string_view source_name);
 
+// A compute config file, as `meridian compute-config create -f` reads it: what a job writes
+// under compute_config (a mapping), with errors at paths relative to the file's root.
+Result<ComputeConfig> ParseComputeConfigYaml(std::string_view yaml, std::string_view source_name);
+
+// "NAME" or "NAME:VERSION" (VERSION a positive integer) of a named compute config; `version` 0
+// means the latest. kInvalidArgument naming what is wrong otherwise.
+struct ComputeConfigRef {
+  std::string name;
+  int version = 0;
+};
+Result<ComputeConfigRef> ParseComputeConfigRef(std::string_view text);
+
 // Names of fields that were given but that meridian does not act on yet (e.g. "image_uri",
 // "requirements", "py_modules"), for the one-line notice.
 std::vector<std::string> IgnoredJobFields(const JobConfig& config);

@@ -433,6 +433,48 @@ compute_config:
   EXPECT_EQ(named->compute_config.named, "my-config:1");
 }
 
+TEST(JobConfig, LegacyComputeConfigShapeIsAnsweredWithTheConvertedYaml) {
+  std::string legacy = R"(entrypoint: python train.py
+compute_config:
+  cloud_resource: local-westus
+  head_node_type:
+    name: head
+    instance_type: 8CPU-32GB
+  worker_node_types:
+    - name: gpu
+      instance_type: 1xT4
+      min_workers: 1
+      max_workers: 4
+      use_spot: true
+      fallback_to_ondemand: true
+)";
+  std::string error = ErrorOf(ParseJobConfigYaml(legacy, "job.yaml").status());
+  EXPECT_THAT(error, HasSubstr("job.yaml:4:3: compute_config.head_node_type: is the legacy "
+                               "compute config shape; write head_node"));
+  EXPECT_THAT(error, HasSubstr("min_nodes, max_nodes"));
+  // What it prints is a compute_config that loads as the same cluster.
+  size_t converted = error.find("Converted:\n");
+  ASSERT_NE(converted, std::string::npos) << error;
+  Result<JobConfig> job = ParseJobConfigYaml(
+      "entrypoint: python train.py\n" + error.substr(converted + 11), "converted.yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->compute_config.target.cloud_resource, "local-westus");
+  EXPECT_EQ(job->compute_config.target.head_instance_type, "8CPU-32GB");
+  ASSERT_EQ(job->compute_config.target.worker_nodes.size(), 1u);
+  EXPECT_EQ(job->compute_config.target.worker_nodes[0],
+            (WorkerNodeGroup{"1xT4", "gpu", 1, 4, MarketType::kPreferSpot}));
+
+  // A field with no one-to-one mapping: the hint without a conversion.
+  std::string ambiguous = ErrorOf(
+      ParseJobConfigYaml("entrypoint: x\ncompute_config:\n  region: us-west-2\n  "
+                         "worker_node_types: [{instance_type: a, resources: {CPU: 2}}]\n",
+                         "job.yaml")
+          .status());
+  EXPECT_THAT(ambiguous, HasSubstr("compute_config.worker_node_types: is the legacy"));
+  EXPECT_THAT(ambiguous, HasSubstr("convert it by hand"));
+  EXPECT_EQ(ambiguous.find("Converted:"), std::string::npos);
+}
+
 TEST(JobConfig, WrongTypesAreDescribedWithPathAndLine) {
   std::string yaml = R"(entrypoint: x
 compute_config:

@@ -82,6 +82,57 @@ TEST(NoServer, ConfigPointingAtAClosedPortCannotReachTheControlPlane) {
       << listed.Describe();
 }
 
+// Regression: with no control plane configured, a bad file was reported only as the missing
+// control plane; the file is now checked first.
+TEST(NoServer, SubmitOfABadFileNamesTheFileNotTheMissingControlPlane) {
+  Platform platform;
+  std::string bad = platform.WriteFile("bad.yaml", "entrypoint: echo x\nmax_retries: lots\n");
+  CommandResult submitted = platform.Cli({"job", "submit", "-f", bad});
+  EXPECT_EQ(submitted.exit_code, 2) << submitted.Describe();
+  EXPECT_NE(submitted.err.find("bad.yaml:2:14: max_retries"), std::string::npos)
+      << submitted.Describe();
+  EXPECT_EQ(submitted.err.find("meridian up"), std::string::npos) << submitted.Describe();
+
+  std::string no_dir = platform.WriteFile("nodir.yaml", "entrypoint: echo x\nworking_dir: gone\n");
+  CommandResult missing_dir = platform.Cli({"job", "submit", "-f", no_dir});
+  EXPECT_EQ(missing_dir.exit_code, 2) << missing_dir.Describe();
+  EXPECT_NE(missing_dir.err.find("working_dir"), std::string::npos) << missing_dir.Describe();
+
+  // A good file still needs the control plane, and says so.
+  std::string good = platform.WriteFile("good.yaml", "entrypoint: echo x\n");
+  CommandResult unconfigured = platform.Cli({"job", "submit", "-f", good});
+  EXPECT_NE(unconfigured.exit_code, 0) << unconfigured.Describe();
+  EXPECT_NE(unconfigured.err.find("meridian up"), std::string::npos) << unconfigured.Describe();
+}
+
+TEST(NoServer, ValidateChecksAFileWithoutAControlPlane) {
+  Platform platform;
+  CommandResult example = platform.Cli(
+      {"job", "validate", "-f", SourceDir() + "/examples/jobs/train.yaml", "-o", "json"});
+  ASSERT_EQ(example.exit_code, 0) << example.Describe();
+  json stored = json::parse(example.out);
+  EXPECT_FALSE(stored.value("entrypoint", "").empty()) << example.out;
+
+  std::string named = platform.WriteFile(
+      "named.yaml", "name: n\nentrypoint: python train.py\ncompute_config: my-gpus:2\n");
+  CommandResult by_name = platform.Cli({"job", "validate", "-f", named});
+  EXPECT_EQ(by_name.exit_code, 0) << by_name.Describe();
+  EXPECT_NE(by_name.out.find("valid job 'n'"), std::string::npos) << by_name.Describe();
+  EXPECT_NE(by_name.out.find("'my-gpus:2'"), std::string::npos) << by_name.Describe();
+  EXPECT_NE(by_name.out.find("resolved when the job is submitted"), std::string::npos)
+      << by_name.Describe();
+
+  std::string legacy = platform.WriteFile(
+      "legacy.yaml",
+      "entrypoint: x\ncompute_config:\n  head_node_type: {name: head, instance_type: 2CPU-8GB}\n");
+  CommandResult old_shape = platform.Cli({"job", "validate", "-f", legacy});
+  EXPECT_EQ(old_shape.exit_code, 2) << old_shape.Describe();
+  EXPECT_NE(old_shape.err.find("legacy compute config shape"), std::string::npos)
+      << old_shape.Describe();
+  EXPECT_NE(old_shape.err.find("head_node:\n    instance_type: 2CPU-8GB"), std::string::npos)
+      << old_shape.Describe();
+}
+
 TEST(Help, TopLevelAndCommandsShowExamples) {
   Platform platform;
   CommandResult top = platform.Cli({"--help"}, {}, false);
@@ -108,6 +159,7 @@ TEST(Help, TopLevelAndCommandsShowExamples) {
                                                           {"job", "logs"},
                                                           {"job", "terminate"},
                                                           {"job", "wait"},
+                                                          {"job", "validate"},
                                                           {"server"},
                                                           {"operator"},
                                                           {"up"}};
