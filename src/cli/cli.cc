@@ -52,6 +52,7 @@ int Main(int argc, char** argv) {
   AddCloudCommands(app, context);
   AddCapacityCommands(app, context);
   AddJobCommands(app, context);
+  AddComputeConfigCommands(app, context);
   AddProcessCommands(app, context);
   AddStorageCommands(app, context);
   AddLoginCommands(app, context);

@@ -29,6 +29,7 @@ void AddOutputFlag(CLI::App* command, Context& context);
 
 void AddCloudCommands(CLI::App& app, Context& context);
 void AddJobCommands(CLI::App& app, Context& context);
+void AddComputeConfigCommands(CLI::App& app, Context& context);
 void AddCapacityCommands(CLI::App& app, Context& context);
 void AddProcessCommands(CLI::App& app, Context& context);  // server, operator, up
 void AddStorageCommands(CLI::App& app, Context& context);  // storage mount|ls|cat|cp|rm

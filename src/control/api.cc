@@ -261,6 +261,7 @@ void ApiHandler::Handle(net::HttpRequest request, net::Responder respond) {
   if (first == "jobs") return HandleJobs(call);
   if (first == "packages") return HandlePackages(call);
   if (first == "quotas") return HandleQuotas(call);
+  if (first == "compute-configs") return HandleComputeConfigs(call);
   if (call.Is({"capacity"})) {
     if (call.method() != "GET") return call.BadMethod("GET");
     if (!AllowedSomewhere(call, identity::Action::kReadCloud)) return;

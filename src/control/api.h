@@ -52,6 +52,7 @@ class ApiHandler {
   void ReadJobLog(Call& call);
   void HandlePackages(Call& call);
   void HandleOperators(Call& call);
+  void HandleComputeConfigs(Call& call);  // api_compute_configs.cc
   void NotFound(Call& call);
   std::string PackagePath(const std::string& digest) const;
 

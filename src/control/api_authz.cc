@@ -30,6 +30,8 @@ std::string AuditAction(const std::string& method, const std::vector<std::string
   if (is({"jobs"}) && post) return "job.submit";
   if (is({"jobs", "*", "terminate"})) return "job.terminate";
   if (is({"packages", "*"})) return "package.upload";
+  if (is({"compute-configs"}) && post) return "compute_config.create";
+  if (is({"compute-configs", "*", "archive"})) return "compute_config.archive";
   if (is({"quotas"}) && post) return "quota.create";
   if (is({"quotas", "*"}) && del) return "quota.delete";
   if (is({"operators", "*", "tokens"})) return "operator.token";

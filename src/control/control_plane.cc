@@ -53,6 +53,12 @@ Status ControlPlane::Load() {
     ASSIGN_OR_RETURN(Quota quota, QuotaFromJson(json::parse(record.body, nullptr, false)));
     quotas_[quota.id] = std::move(quota);
   }
+  ASSIGN_OR_RETURN(auto compute_configs, store_->List(internal::kComputeConfigKind));
+  for (const state::Record& record : compute_configs) {
+    ASSIGN_OR_RETURN(NamedComputeConfig config,
+                     FromStoredJson(json::parse(record.body, nullptr, false)));
+    compute_configs_[config.name] = std::move(config);
+  }
   ASSIGN_OR_RETURN(auto jobs, store_->List(kJobKind));
   std::vector<const Job*> waiting;
   for (const state::Record& record : jobs) {

@@ -25,6 +25,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "control/compute_configs.h"
 #include "control/model.h"
 #include "control/scheduler/scheduler.h"
 #include "state/state_store.h"
@@ -132,6 +133,17 @@ class ControlPlane {
   nlohmann::json ListQuotas();  // with what running work uses of each
   void DeleteQuota(const std::string& id, JsonDone done);
 
+  // ---- named compute configs (compute_configs.h) ----
+  using ComputeConfigDone = std::function<void(Result<NamedComputeConfig>)>;
+  // Adds version N+1 of `name` (version 1 of a new name); answers with the whole record, whose
+  // latest() is the version made. kFailedPrecondition for an archived name.
+  void CreateComputeConfig(std::string name, spec::ComputeConfig config, std::string creator,
+                           ComputeConfigDone done);
+  std::vector<NamedComputeConfig> ListComputeConfigs();  // by name
+  Result<NamedComputeConfig> GetComputeConfig(const std::string& name);
+  // No new job may name any version of it; submitted jobs keep their copies.
+  void ArchiveComputeConfig(const std::string& name, ComputeConfigDone done);
+
   // Marks silent resources UNHEALTHY and answers expired long-polls. Call every ~100 ms.
   void Tick();
 
@@ -156,6 +168,9 @@ class ControlPlane {
   void CommitLocked(state::WriteBatch batch, std::function<void(Status)> done);
   void StoreJobLocked(Job& job, state::WriteBatch& batch);
   void AddEventLocked(Job& job, std::string message);
+  // Replaces a job's named compute_config with a copy of the version it names; returns
+  // "NAME:VERSION" of what was taken.
+  Result<std::string> ResolveComputeConfigLocked(spec::ComputeConfig& config) const;
   void PlaceLocked(Job& job);
   void PlacePendingLocked(state::WriteBatch& batch);
   void ApplyDecisionLocked(Job& job, const scheduler::Decision& decision, bool take);
@@ -200,6 +215,7 @@ class ControlPlane {
   std::map<std::string, Job> jobs_;                 // by id
   std::deque<std::string> pending_;  // job ids waiting for capacity (PlanQueue orders them)
   std::map<std::string, Quota> quotas_;  // by id
+  std::map<std::string, NamedComputeConfig> compute_configs_;  // by name
   std::optional<scheduler::Snapshot> snapshot_;  // see SnapshotLocked
   int64_t reconsider_at_ms_ = 0;  // decide the queue again then (a starting timeout); 0: never
   std::map<std::string, std::set<std::string>> active_by_resource_;  // resource -> job ids

@@ -14,6 +14,7 @@ inline constexpr std::string_view kCloudKind = "cloud";
 inline constexpr std::string_view kResourceKind = "cloud_resource";
 inline constexpr std::string_view kJobKind = "job";
 inline constexpr std::string_view kQuotaKind = "quota";
+inline constexpr std::string_view kComputeConfigKind = "compute_config";
 
 // The state-store log stream of one attempt's output.
 inline std::string LogStream(const std::string& job_id, int attempt) {

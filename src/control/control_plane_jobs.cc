@@ -233,6 +233,15 @@ void ControlPlane::SubmitJob(spec::JobConfig config, std::string package, std::s
     return;
   }
   Job job;
+  if (!config.compute_config.named.empty()) {
+    Result<std::string> taken = ResolveComputeConfigLocked(config.compute_config);
+    if (!taken.ok()) {
+      lock.unlock();
+      done(taken.status());
+      return;
+    }
+    job.compute_config_ref = *std::move(taken);
+  }
   job.id = base::NewId("job");
   job.config = std::move(config);
   if (job.config.name.empty()) job.config.name = job.id;

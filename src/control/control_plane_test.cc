@@ -213,5 +213,50 @@ TEST_F(ControlPlaneFailoverTest, AttemptsOfAnOperatorThatNeverReturnsAfterAResta
   EXPECT_EQ(job["attempts"][1]["cloud_resource"], "westus");
 }
 
+TEST_F(ControlPlaneFailoverTest, NamedComputeConfigsSurviveARestartAndArchivingRefusesNewJobs) {
+  auto create = [&](const std::string& head) {
+    spec::ComputeConfig config;
+    config.target.head_instance_type = head;
+    std::promise<Result<NamedComputeConfig>> promise;
+    plane_->CreateComputeConfig("shape", config, "alice", [&](Result<NamedComputeConfig> made) {
+      promise.set_value(std::move(made));
+    });
+    return promise.get_future().get();
+  };
+  ASSERT_TRUE(create("cpu4").ok());
+  Result<NamedComputeConfig> second = create("gpu1");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->latest().version, 2);
+  EXPECT_EQ(second->latest().created_by, "alice");
+
+  plane_.reset();  // a restart loads them back from the store
+  ControlPlaneOptions options;
+  options.clock = &clock_;
+  plane_ = ControlPlane::Open(store_.get(), options).value();
+  Result<NamedComputeConfig> loaded = plane_->GetComputeConfig("shape");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->versions.size(), 2u);
+  EXPECT_EQ(loaded->versions[0].config.target.head_instance_type, "cpu4");
+
+  spec::JobConfig job;
+  job.entrypoint = "python train.py";
+  job.compute_config.named = "shape:1";
+  Result<json> submitted = Call([&](auto done) { plane_->SubmitJob(job, "", "", done); });
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  EXPECT_EQ((*submitted)["compute_config_ref"], "shape:1");
+  EXPECT_EQ((*submitted)["config"]["compute_config"]["head_node"]["instance_type"], "cpu4");
+
+  std::promise<Result<NamedComputeConfig>> archived;
+  plane_->ArchiveComputeConfig("shape", [&](Result<NamedComputeConfig> result) {
+    archived.set_value(std::move(result));
+  });
+  ASSERT_TRUE(archived.get_future().get().ok());
+  Result<json> refused = Call([&](auto done) { plane_->SubmitJob(job, "", "", done); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  job.compute_config.named = "other";
+  Result<json> unknown = Call([&](auto done) { plane_->SubmitJob(job, "", "", done); });
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << unknown.status();
+}
+
 }  // namespace
 }  // namespace meridian::control

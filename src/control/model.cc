@@ -143,6 +143,7 @@ json ToJson(const Job& job) {
           {"config", spec::ToJson(job.config)},
           {"package", job.package},
           {"owner", job.owner},
+          {"compute_config_ref", job.compute_config_ref},
           {"created_at", base::FormatTimeMs(job.created_unix_ms)},
           {"updated_at", base::FormatTimeMs(job.updated_unix_ms)},
           {"ended_at", base::FormatTimeMs(job.ended_unix_ms)},
@@ -268,6 +269,7 @@ Result<Job> JobFromJson(const json& in) {
     ASSIGN_OR_RETURN(job.config, spec::JobConfigFromJson(in.at("config")));
     job.package = in.value("package", std::string());
     job.owner = in.value("owner", std::string());
+    job.compute_config_ref = in.value("compute_config_ref", std::string());
     job.state = ParseJobState(in.at("state").get<std::string>()).value_or(JobState::kUnknown);
     job.message = in.value("message", std::string());
     job.created_unix_ms = in.value("created_unix_ms", int64_t{0});

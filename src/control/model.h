@@ -94,6 +94,8 @@ struct Job {
   spec::JobConfig config;
   std::string package;  // "sha256:<hex>" of the working_dir package, or ""
   std::string owner;    // subject of the submitter's access token ("" before identity)
+  // "NAME:VERSION" of the named compute config whose copy is config.compute_config, or "".
+  std::string compute_config_ref;
   JobState state = JobState::kStarting;
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;

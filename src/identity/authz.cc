@@ -15,7 +15,10 @@ bool RoleAllows(Role role, std::string_view subject, Action action, const Target
     case Role::kAdmin:
       return true;
     case Role::kDeveloper:
-      if (action == Action::kReadCloud || action == Action::kSubmitJob) return true;
+      if (action == Action::kReadCloud || action == Action::kSubmitJob ||
+          action == Action::kCreateComputeConfig) {
+        return true;
+      }
       return IsJobAction(action) && !target.owner.empty() && target.owner == subject;
     case Role::kViewer:
       return action == Action::kReadCloud || action == Action::kReadJob;
@@ -47,6 +50,10 @@ std::string_view ActionName(Action action) {
       return "manage identity";
     case Action::kReadAudit:
       return "read audit";
+    case Action::kCreateComputeConfig:
+      return "create compute config";
+    case Action::kArchiveComputeConfig:
+      return "archive compute config";
   }
   return "unknown";
 }

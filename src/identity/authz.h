@@ -3,7 +3,8 @@
 //   Admin      every action on targets within its scope (identity, audit and creating
 //              clouds sit outside any cloud, so they need an Admin grant at "/").
 //   Developer  within its scope: read clouds and resources, submit jobs (and upload their
-//              packages), read and terminate only its own jobs (owner == subject).
+//              packages), read and terminate only its own jobs (owner == subject), register
+//              compute configs (archiving them is for Admins).
 //   Viewer     within its scope: read clouds, resources and jobs (anyone's). Nothing else.
 //   Operator   only the operator routes (heartbeat, watch, reports) of cloud resources its
 //              scope covers; an operator's grant names its one resource.
@@ -31,6 +32,8 @@ enum class Action {
   kReadIdentity,     // list applications, credentials, role assignments
   kManageIdentity,   // change them
   kReadAudit,        // list and verify the audit log
+  kCreateComputeConfig,   // register a named compute config or a new version of one
+  kArchiveComputeConfig,  // stop new jobs from using a named compute config
 };
 std::string_view ActionName(Action action);
 

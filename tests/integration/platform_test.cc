@@ -1,8 +1,11 @@
 // The platform as an operator of it sees it: cloud resources, health, placement, durability
 // across a crash, and the API's answers to bad input.
 #include <algorithm>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -248,6 +251,94 @@ TEST_F(PlacementTest, GpuShapedJobGoesToTheResourceThatOffersIt) {
   EXPECT_EQ(job["attempts"][0]["nodes"][0].value("instance_type", ""), "1xT4") << job.dump(2);
   CommandResult logs = platform_.Cli({"job", "logs", id});
   EXPECT_NE(logs.out.find("on-with-t4"), std::string::npos) << logs.Describe();
+}
+
+// Regression: the table read GPU and accelerators one level above where the API puts them
+// (under each type's "resources"), so a T4 shape showed ACCELERATOR "-" and no GPUS/NODE.
+TEST_F(PlacementTest, CapacityTableShowsEachShapesAcceleratorAndGpusPerNode) {
+  CommandResult capacity = platform_.Cli({"capacity"});
+  ASSERT_EQ(capacity.exit_code, 0) << capacity.Describe();
+  std::map<std::string, std::vector<std::string>> rows;  // "resource/type" -> columns
+  std::istringstream lines(capacity.out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> columns{std::istream_iterator<std::string>(words), {}};
+    // REGION, CLOUD RESOURCE, HEALTH, INSTANCE TYPE, ACCELERATOR, GPUS/NODE, ...
+    if (columns.size() >= 6 && columns[2] == "HEALTHY") rows[columns[1] + "/" + columns[3]] = columns;
+  }
+  ASSERT_TRUE(rows.count("with-t4/1xT4")) << capacity.Describe();
+  EXPECT_EQ(rows["with-t4/1xT4"][4], "T4") << capacity.Describe();
+  EXPECT_EQ(rows["with-t4/1xT4"][5], "1") << capacity.Describe();
+  ASSERT_TRUE(rows.count("cpu-only/2CPU-8GB")) << capacity.Describe();
+  EXPECT_EQ(rows["cpu-only/2CPU-8GB"][4], "-") << capacity.Describe();
+  EXPECT_EQ(rows["cpu-only/2CPU-8GB"][5], "0") << capacity.Describe();
+}
+
+TEST_F(PlacementTest, NamedComputeConfigsAreVersionedAndCopiedAtSubmit) {
+  std::string cpu = platform_.WriteFile("cc/cpu.yaml", "head_node: {instance_type: 2CPU-8GB}\n");
+  std::string gpu = platform_.WriteFile("cc/gpu.yaml", "head_node: {instance_type: 1xT4}\n");
+  CommandResult v1 = platform_.Cli({"compute-config", "create", "-n", "shape", "-f", cpu});
+  ASSERT_EQ(v1.exit_code, 0) << v1.Describe();
+  EXPECT_NE(v1.out.find("compute_config: shape:1"), std::string::npos) << v1.Describe();
+  CommandResult v2 =
+      platform_.Cli({"compute-config", "create", "-n", "shape", "-f", gpu, "-o", "json"});
+  ASSERT_EQ(v2.exit_code, 0) << v2.Describe();
+  EXPECT_EQ(json::parse(v2.out).value("version", 0), 2) << v2.out;
+
+  // A pinned version and the latest are each resolved at submit, and the job records which.
+  std::string pinned = Submit("pinned", "entrypoint: echo pinned\ncompute_config: shape:1\n");
+  std::string latest = Submit("latest", "entrypoint: echo latest\ncompute_config: shape\n");
+  ASSERT_FALSE(pinned.empty());
+  ASSERT_FALSE(latest.empty());
+  json pinned_job = platform_.WaitJobFinal(pinned);
+  EXPECT_EQ(pinned_job.value("compute_config_ref", ""), "shape:1") << pinned_job.dump(2);
+  ASSERT_EQ(pinned_job["attempts"].size(), 1u) << pinned_job.dump(2);
+  EXPECT_EQ(pinned_job["attempts"][0]["nodes"][0].value("instance_type", ""), "2CPU-8GB");
+  json latest_job = platform_.WaitJobFinal(latest);
+  EXPECT_EQ(latest_job.value("compute_config_ref", ""), "shape:2") << latest_job.dump(2);
+  ASSERT_EQ(latest_job["attempts"].size(), 1u) << latest_job.dump(2);
+  EXPECT_EQ(latest_job["attempts"][0].value("cloud_resource", ""), "with-t4");
+
+  // A later version never changes a submitted job: it keeps its copy.
+  ASSERT_EQ(platform_.Cli({"compute-config", "create", "-n", "shape", "-f", cpu}).exit_code, 0);
+  json kept = platform_.Job(latest);
+  EXPECT_EQ(kept["config"]["compute_config"]["head_node"].value("instance_type", ""), "1xT4")
+      << kept.dump(2);
+
+  CommandResult described = platform_.Cli({"compute-config", "describe", "shape:2", "-o", "json"});
+  ASSERT_EQ(described.exit_code, 0) << described.Describe();
+  EXPECT_EQ(json::parse(described.out)["config"]["head_node"].value("instance_type", ""), "1xT4");
+  CommandResult missing_version = platform_.Cli({"compute-config", "describe", "shape:9"});
+  EXPECT_EQ(missing_version.exit_code, 3) << missing_version.Describe();
+  EXPECT_NE(missing_version.err.find("1 to 3"), std::string::npos) << missing_version.Describe();
+  std::string unknown = platform_.WriteFile("jobs/unknown.yaml",
+                                            "entrypoint: echo x\ncompute_config: nothing-here\n");
+  CommandResult no_such = platform_.Cli({"job", "submit", "-f", unknown});
+  EXPECT_EQ(no_such.exit_code, 3) << no_such.Describe();
+  EXPECT_NE(no_such.err.find("compute-config create -n nothing-here"), std::string::npos)
+      << no_such.Describe();
+
+  // Archived: gone from the list, refused to new jobs, still readable.
+  CommandResult archived = platform_.Cli({"compute-config", "archive", "shape"});
+  ASSERT_EQ(archived.exit_code, 0) << archived.Describe();
+  CommandResult listed = platform_.Cli({"compute-config", "list", "-o", "json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.Describe();
+  EXPECT_TRUE(json::parse(listed.out)["items"].empty()) << listed.out;
+  CommandResult all = platform_.Cli({"compute-config", "list", "--include-archived"});
+  EXPECT_NE(all.out.find("shape"), std::string::npos) << all.Describe();
+  std::string after = platform_.WriteFile("jobs/after.yaml",
+                                          "entrypoint: echo x\ncompute_config: shape:1\n");
+  CommandResult refused = platform_.Cli({"job", "submit", "-f", after});
+  EXPECT_EQ(refused.exit_code, 4) << refused.Describe();
+  EXPECT_NE(refused.err.find("archived"), std::string::npos) << refused.Describe();
+
+  // The file is checked before anything is sent, with its line.
+  std::string bad = platform_.WriteFile("cc/bad.yaml", "head_node: {instance_type: 2CPU-8GB}\n"
+                                                       "worker_nodes: 3\n");
+  CommandResult bad_file = platform_.Cli({"compute-config", "create", "-n", "bad", "-f", bad});
+  EXPECT_EQ(bad_file.exit_code, 2) << bad_file.Describe();
+  EXPECT_NE(bad_file.err.find("bad.yaml:2:15: worker_nodes: expected a list"), std::string::npos)
+      << bad_file.Describe();
 }
 
 TEST(Durability, EveryAcknowledgedJobSurvivesServerKill9) {
