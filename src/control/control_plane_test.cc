@@ -6,9 +6,13 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <future>
+#include <thread>
 
+#include "base/files.h"
+#include "state/fault_injecting_store.h"
 #include "state/state_store.h"
 
 namespace meridian::control {
@@ -257,6 +261,72 @@ TEST_F(ControlPlaneFailoverTest, NamedComputeConfigsSurviveARestartAndArchivingR
   Result<json> unknown = Call([&](auto done) { plane_->SubmitJob(job, "", "", done); });
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << unknown.status();
 }
+
+// A store that fails a write must never lead to an acknowledgement, and a restart must show
+// exactly what is durable: the control plane stops (exit 70) rather than serve memory that
+// disk does not hold, and reloads from disk. Each fault runs in a child process (a death
+// test), because stopping is the behaviour under test.
+class ControlPlaneStoreFailureTest
+    : public ::testing::TestWithParam<state::FaultInjectingStore::Fault> {};
+
+TEST_P(ControlPlaneStoreFailureTest, AFailedCommitIsNeverAcknowledgedAndARestartShowsWhatIsDurable) {
+  // The default ("fast") style forks here, where this process runs no thread of its own: the
+  // child shares the directory made below, and makes its store and control plane itself.
+  char pattern[] = "/tmp/control_plane_fault_test.XXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  const std::string db = dir + "/state.db";
+  const std::string acknowledged = dir + "/acknowledged";
+  EXPECT_EXIT(
+      {
+        auto store = std::make_unique<state::FaultInjectingStore>(
+            state::OpenSqliteStore(db).value());
+        auto plane = ControlPlane::Open(store.get(), ControlPlaneOptions{}).value();
+        std::promise<void> cloud_made;
+        plane->CreateCloud("c", [&](Result<json>) { cloud_made.set_value(); });
+        cloud_made.get_future().get();
+        store->Arm(GetParam());
+        spec::JobConfig config;
+        config.entrypoint = "python train.py";
+        plane->SubmitJob(config, "", "alice", [&](Result<json> answer) {
+          if (answer.ok()) (void)base::WriteFileAtomic(acknowledged, "yes");
+        });
+        std::this_thread::sleep_for(std::chrono::seconds(20));  // the exit comes first
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(70), "");
+  EXPECT_FALSE(base::PathExists(acknowledged)) << "a failed commit was acknowledged";
+
+  auto store = state::OpenSqliteStore(db).value();
+  auto plane = ControlPlane::Open(store.get(), ControlPlaneOptions{}).value();
+  json jobs = plane->ListJobs(JobFilter{});
+  // A write that failed before reaching the disk left nothing; one whose sync failed may have
+  // reached it, and then the restarted control plane shows it whole (it was never promised).
+  size_t expected = GetParam() == state::FaultInjectingStore::Fault::kSyncError ? 1 : 0;
+  EXPECT_EQ(jobs["items"].size(), expected) << jobs.dump(2);
+  EXPECT_TRUE(plane->GetCloud("c").ok()) << "the commit before the fault is durable";
+  plane.reset();
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, ControlPlaneStoreFailureTest,
+                         ::testing::Values(state::FaultInjectingStore::Fault::kWriteError,
+                                           state::FaultInjectingStore::Fault::kDiskFull,
+                                           state::FaultInjectingStore::Fault::kSyncError,
+                                           state::FaultInjectingStore::Fault::kCrash),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case state::FaultInjectingStore::Fault::kWriteError:
+                               return "WriteError";
+                             case state::FaultInjectingStore::Fault::kDiskFull:
+                               return "DiskFull";
+                             case state::FaultInjectingStore::Fault::kSyncError:
+                               return "SyncError";
+                             case state::FaultInjectingStore::Fault::kCrash:
+                               return "Crash";
+                           }
+                           return "Unknown";
+                         });
 
 }  // namespace
 }  // namespace meridian::control

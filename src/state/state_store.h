@@ -81,13 +81,11 @@ class StateStore {
   virtual Status Commit(WriteBatch batch) = 0;
 
   // Queues `batch` and returns at once; `done` runs exactly once when the batch is durable
-  // (or has failed), on the store's writer thread, and must not block or call back into the
+  // (or has failed), on a thread of the store's, never on the caller's: so a caller may call
+  // it while holding a lock that `done` takes. `done` must not block or call back into the
   // store synchronously. Batches apply in the order CommitAsync was called, so a caller that
-  // calls it under its own lock gets its writes stored in its own order. The default runs
-  // Commit inline; stores with a writer thread override it.
-  virtual void CommitAsync(WriteBatch batch, std::function<void(Status)> done) {
-    done(Commit(std::move(batch)));
-  }
+  // calls it under its own lock gets its writes stored in its own order.
+  virtual void CommitAsync(WriteBatch batch, std::function<void(Status)> done) = 0;
 
   virtual Result<std::optional<Record>> Get(std::string_view kind, std::string_view id) = 0;
   // Every record of `kind`, ordered by id.

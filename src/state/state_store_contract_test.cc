@@ -27,7 +27,9 @@
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "state/fault_injecting_store.h"
 #include "state/state_store.h"
+#include "state/state_test_util.h"
 
 namespace meridian::state {
 namespace {
@@ -52,22 +54,6 @@ std::string SqlitePath(const std::string& dir) { return dir + "/state.db"; }
 Result<std::unique_ptr<StateStore>> OpenSqliteInDir(const std::string& dir) {
   return OpenSqliteStore(SqlitePath(dir));
 }
-
-// A fresh directory under the test temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "state_test_XXXXXX";
-    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : std::string();
-  }
-  ~TempDir() {
-    if (!path_.empty()) base::RemoveAll(path_).IgnoreError();
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 class StateStoreContractTest : public ::testing::TestWithParam<StoreImplementation> {
  protected:
@@ -530,9 +516,35 @@ TEST_P(StateStoreContractTest, MalformedRequestsAreInvalidArguments) {
   EXPECT_TRUE(store_->Commit(WriteBatch()).ok()) << "an empty batch is a no-op";
 }
 
-INSTANTIATE_TEST_SUITE_P(Sqlite, StateStoreContractTest,
-                         ::testing::Values(StoreImplementation{"Sqlite", &OpenSqliteInDir}),
-                         [](const auto& info) { return info.param.name; });
+// The contract a caller relies on to call CommitAsync under its own lock: the answer never
+// comes on the caller's thread, so a `done` that takes the same lock cannot deadlock.
+TEST_P(StateStoreContractTest, CommitAsyncNeverAnswersOnTheCallersThread) {
+  std::mutex caller_lock;
+  std::promise<bool> answered_elsewhere;
+  {
+    std::lock_guard hold(caller_lock);
+    WriteBatch batch;
+    batch.Put("job", "a", "{}");
+    const std::thread::id caller = std::this_thread::get_id();
+    store_->CommitAsync(std::move(batch), [&, caller](Status status) {
+      EXPECT_TRUE(status.ok()) << status;
+      std::lock_guard taken(caller_lock);  // would deadlock (or fail) if run inline
+      answered_elsewhere.set_value(std::this_thread::get_id() != caller);
+    });
+  }
+  EXPECT_TRUE(answered_elsewhere.get_future().get());
+}
+
+Result<std::unique_ptr<StateStore>> OpenUnarmedFaultInjector(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::unique_ptr<StateStore> sqlite, OpenSqliteInDir(dir));
+  return std::unique_ptr<StateStore>(std::make_unique<FaultInjectingStore>(std::move(sqlite)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stores, StateStoreContractTest,
+    ::testing::Values(StoreImplementation{"Sqlite", &OpenSqliteInDir},
+                      StoreImplementation{"FaultInjectorUnarmed", &OpenUnarmedFaultInjector}),
+    [](const auto& info) { return info.param.name; });
 
 // ---- What only the SQLite implementation promises ----
 
