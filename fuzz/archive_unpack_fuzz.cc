@@ -17,7 +17,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "base/archive.h"
+#include "package/tar_reader.h"
 #include "base/files.h"
 #include "fuzz_check.h"
 
@@ -96,7 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     compressed = Gzip(input);
     input = compressed;
   }
-  meridian::base::UnpackArchiveData(input, dest, kMaxUnpackedBytes).IgnoreError();
+  meridian::package::UnpackArchiveData(input, dest, kMaxUnpackedBytes).IgnoreError();
   CheckNothingEscaped(root);
   CheckOnlyPlainEntries(dest);
   FUZZ_CHECK(meridian::base::RemoveAll(dest).ok(), "the destination can be removed");

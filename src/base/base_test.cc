@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "base/files.h"
+#include "base/hash.h"
 #include "base/ids.h"
 #include "gtest/gtest.h"
 
@@ -43,6 +44,17 @@ TEST(Files, AtomicWriteReplacesAndKeepsMode) {
   EXPECT_EQ(info.st_mode & 0777, 0600u);
   EXPECT_EQ(ReadFile(dir + "/missing").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReadFile(path, 1).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(Sha256, MatchesKnownVectors) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(Sha256, RawDigestIsThirtyTwoBytesAndHexEncodesToTheHexForm) {
+  EXPECT_EQ(Sha256("abc").size(), 32u);
+  EXPECT_EQ(HexEncode(Sha256("abc")), Sha256Hex("abc"));
+  EXPECT_EQ(HexEncode(std::string("\x00\xff\x10", 3)), "00ff10");
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "base/files.h"
 
+#include "base/fd.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,7 +16,6 @@
 #include "fmt/format.h"
 
 namespace meridian::base {
-namespace {
 
 Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
   std::string message = fmt::format("{} {}: {}", what, path, std::strerror(err));
@@ -23,8 +24,6 @@ Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
   if (err == ENOSPC) return absl::ResourceExhaustedError(message);
   return absl::InternalError(message);
 }
-
-}  // namespace
 
 Result<std::string> ReadFile(const std::string& path, int64_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

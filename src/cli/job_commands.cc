@@ -4,11 +4,12 @@
 #include <filesystem>
 #include <iostream>
 
-#include "base/archive.h"
 #include "base/files.h"
+#include "base/hash.h"
 #include "cli/commands.h"
 #include "fmt/format.h"
 #include "net/http_types.h"
+#include "package/tar_writer.h"
 #include "spec/spec_json.h"
 
 namespace meridian::cli {
@@ -47,12 +48,12 @@ Result<std::string> UploadWorkingDir(ApiClient& client, const spec::JobConfig& c
                                      const std::string& job_file, bool quiet) {
   ASSIGN_OR_RETURN(std::filesystem::path dir, WorkingDirOf(config, job_file));
   if (dir.empty()) return std::string();
-  base::PackOptions options;
+  package::PackOptions options;
   options.excludes = config.excludes;
   Progress packing(fmt::format("Packing {}", dir.string()));
   if (!quiet)
     options.progress = [&packing](int64_t done, int64_t total) { packing.Update(done, total); };
-  ASSIGN_OR_RETURN(std::string archive, base::PackDirectory(dir.string(), options));
+  ASSIGN_OR_RETURN(std::string archive, package::PackDirectory(dir.string(), options));
   std::string digest = "sha256:" + base::Sha256Hex(archive);
   ASSIGN_OR_RETURN(json stat, client.Get("/api/v1/packages/" + digest + "?stat=1"));
   if (stat.value("exists", false)) {

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_split.h"
-#include "base/archive.h"
+#include "base/hash.h"
 #include "base/files.h"
 #include "base/ids.h"
 #include "control/api_internal.h"

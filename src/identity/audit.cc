@@ -3,7 +3,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "base/archive.h"
+#include "base/hash.h"
 #include "fmt/format.h"
 
 namespace meridian::identity {

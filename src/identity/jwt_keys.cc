@@ -16,6 +16,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "base/hash.h"
 #include "fmt/format.h"
 #include "identity/jwt.h"
 
@@ -101,15 +102,6 @@ Result<std::string> PublicDer(EVP_PKEY* key) {
   return out;
 }
 
-Result<std::string> Sha256(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("SHA-256: " + OpenSslError());
-  }
-  return std::string(reinterpret_cast<char*>(digest), length);
-}
-
 // The algorithm a key is for: RSA of 2048..8192 bits -> RS256, EC on P-256 -> ES256.
 Result<JwtAlg> AlgOfKey(EVP_PKEY* key) {
   if (EVP_PKEY_is_a(key, "RSA")) {
@@ -169,7 +161,7 @@ class EvpPublicKey final : public PublicKey {
   static Result<std::shared_ptr<const PublicKey>> Create(SharedPkey key) {
     ASSIGN_OR_RETURN(JwtAlg alg, AlgOfKey(key.get()));
     ASSIGN_OR_RETURN(std::string der, PublicDer(key.get()));
-    ASSIGN_OR_RETURN(std::string digest, Sha256(der));
+    std::string digest = base::Sha256(der);
     auto out = std::make_shared<EvpPublicKey>(std::move(key), alg, Base64UrlEncode(digest));
     RETURN_IF_ERROR(out->BuildJwk());
     return std::shared_ptr<const PublicKey>(std::move(out));

@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "base/archive.h"
+#include "base/hash.h"
 #include "base/clock.h"
 #include "base/files.h"
 #include "base/ids.h"

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/files.h"
+#include "base/hash.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 
@@ -32,14 +33,10 @@ Result<std::string> CertificateThumbprintS256(const std::string& pem, const std:
   const int der_length = i2d_X509(certificate, &der);
   X509_free(certificate);
   if (der_length <= 0) return absl::InternalError(fmt::format("cannot encode {}", path));
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int digest_length = 0;
-  const int hashed =
-      EVP_Digest(der, der_length, digest.data(), &digest_length, EVP_sha256(), nullptr);
+  std::string digest =
+      base::Sha256(std::string_view(reinterpret_cast<const char*>(der), der_length));
   OPENSSL_free(der);
-  if (hashed != 1) return absl::InternalError("SHA-256 failed");
-  return Base64UrlEncode(
-      std::string_view(reinterpret_cast<const char*>(digest.data()), digest_length));
+  return Base64UrlEncode(digest);
 }
 
 // A random UUID (version 4): assertion ids must not repeat.

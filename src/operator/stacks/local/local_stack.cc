@@ -19,7 +19,7 @@
 #include <sstream>
 #include <thread>
 
-#include "base/archive.h"
+#include "package/tar_reader.h"
 #include "base/files.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -282,7 +282,7 @@ Status LocalStack::PrepareAttempt(const AttemptLaunch& launch, const std::string
   const std::string work = JoinPath(dir, local::kWorkDir);
   RETURN_IF_ERROR(base::MakeDirs(work));
   if (!launch.working_dir_archive.empty()) {
-    RETURN_IF_ERROR(base::UnpackArchive(launch.working_dir_archive, work));
+    RETURN_IF_ERROR(package::UnpackArchive(launch.working_dir_archive, work));
   }
   nlohmann::json document = {
       {"key", launch.key},

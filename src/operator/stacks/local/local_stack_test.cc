@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "base/archive.h"
+#include "package/tar_writer.h"
 #include "base/files.h"
 #include "gtest/gtest.h"
 #include "operator/stacks/local/attempt_dir.h"
@@ -223,7 +223,7 @@ TEST_F(LocalStackTest, WorkingDirectoryIsUnpackedFromTheArchive) {
   ASSERT_TRUE(base::MakeDirs(source + "/scripts").ok());
   std::ofstream(source + "/hello.txt") << "hello from the package\n";
   std::ofstream(source + "/scripts/run.sh") << "echo script ran in $(basename \"$PWD\")\n";
-  Result<std::string> packed = base::PackDirectory(source, base::PackOptions{});
+  Result<std::string> packed = package::PackDirectory(source, package::PackOptions{});
   ASSERT_TRUE(packed.ok()) << packed.status();
   std::string archive = temp_ + "/package.tar.gz";
   ASSERT_TRUE(base::WriteFileAtomic(archive, *packed).ok());
