@@ -369,6 +369,11 @@ class RequestCountingStore final : public ObjectStore {
     if (std::function<void()> hook = std::exchange(after_list, nullptr)) hook();
     return page;
   }
+  Result<std::string> SetMetadata(const std::string& name, const Metadata& metadata,
+                                  const Condition& condition) override {
+    ++requests;
+    return inner_->SetMetadata(name, metadata, condition);
+  }
   Status Delete(const std::string& name, const Condition& condition) override {
     ++requests;
     return inner_->Delete(name, condition);
