@@ -318,6 +318,27 @@ TEST_P(FusePosixTest, UnlinkAndReplacingRenameLeaveReadersTheOldBytes) {
   EXPECT_EQ(StoredNames(), (std::set<std::string>{"a"}));
 }
 
+TEST_P(FusePosixTest, AStreamingFileUnlinkedWhileOpenStaysUsableAndIsNeverUploaded) {
+  mount_.reset();
+  mount_ = Mount::Start(url_, dir_ + "/streaming", {"--block-cache"});
+  ASSERT_NE(mount_, nullptr);
+  int fd = ::open(Path("tmp").c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::unlink(Path("tmp").c_str()), 0);
+  const std::string data(1 << 20, 's');
+  ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  EXPECT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd, &st), 0) << std::strerror(errno);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(data.size()));
+  std::string read(data.size(), '\0');
+  ASSERT_EQ(::pread(fd, read.data(), read.size(), 0), static_cast<ssize_t>(data.size()))
+      << std::strerror(errno);
+  EXPECT_TRUE(read == data);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_TRUE(StoredNames().empty());
+}
+
 // ---- Part 4: directory times follow their entries -----------------------------------------
 
 TEST_P(FusePosixTest, ParentTimesMoveOnCreateRemoveAndRename) {
