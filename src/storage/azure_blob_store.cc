@@ -509,6 +509,23 @@ Result<ListPage> AzureBlobStore::List(const ListOptions& options) {
   return ParseListBlobsXml(response.body, config_.prefix);
 }
 
+Result<std::string> AzureBlobStore::SetMetadata(const std::string& name, const Metadata& metadata,
+                                                const Condition& condition) {
+  RETURN_IF_ERROR(ValidateObjectName(name));
+  RETURN_IF_ERROR(ValidateMetadata(metadata));
+  if (condition.if_none_match_any) {
+    return absl::InvalidArgumentError("SetMetadata takes if_match conditions only");
+  }
+  Request request{"Set Blob Metadata", "PUT", name, {{"comp", "metadata"}}, {}, ""};
+  AddMetadataHeaders(metadata, &request.headers);
+  AddConditionHeaders(condition, &request.headers);
+  ASSIGN_OR_RETURN(net::HttpResponse response, Execute(request));
+  if (response.status != 200) {
+    return ErrorFromResponse(response, request.what, name, config_.container, condition);
+  }
+  return RequireEtag(response, request.what);
+}
+
 Status AzureBlobStore::Delete(const std::string& name, const Condition& condition) {
   RETURN_IF_ERROR(ValidateObjectName(name));
   if (condition.if_none_match_any) {

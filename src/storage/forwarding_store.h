@@ -35,6 +35,10 @@ class ForwardingStore : public ObjectStore {
     return inner_->CommitBlocks(name, block_ids, metadata, condition);
   }
   Result<ListPage> List(const ListOptions& options) override { return inner_->List(options); }
+  Result<std::string> SetMetadata(const std::string& name, const Metadata& metadata,
+                                  const Condition& condition) override {
+    return inner_->SetMetadata(name, metadata, condition);
+  }
   Status Delete(const std::string& name, const Condition& condition) override {
     return inner_->Delete(name, condition);
   }

@@ -593,6 +593,34 @@ Result<std::string> LocalStore::CommitBlocks(const std::string& name,
   return etag;
 }
 
+Result<std::string> LocalStore::SetMetadata(const std::string& name, const Metadata& metadata,
+                                            const Condition& condition) {
+  RETURN_IF_ERROR(ValidateMetadata(metadata));
+  if (condition.if_none_match_any) {
+    return absl::InvalidArgumentError("SetMetadata takes if_match conditions only");
+  }
+  ASSIGN_OR_RETURN(std::string path, ObjectPath(name));
+  // The metadata lives in the object's file, so the bytes are copied into a new one. It is
+  // published only over the version they came from; a write that lands in between (possible
+  // only without a condition, since the caller's If-Match named that version) is retried.
+  constexpr int kMaxAttempts = 8;
+  for (int attempt = 1;; ++attempt) {
+    ASSIGN_OR_RETURN(ObjectFile file, ObjectFile::Open(path, name));
+    if (!condition.if_match.empty() && condition.if_match != file.header().etag) {
+      return ConditionFailedError(name, condition, file.header().etag);
+    }
+    std::string etag;
+    ASSIGN_OR_RETURN(TempFile temp, NewObjectFile(metadata, file.header().content_md5, &etag));
+    RETURN_IF_ERROR(temp.AppendFrom(file.fd(), file.data_offset(), file.size(), path));
+    Status published = Publish(name, temp, Condition::IfMatch(file.header().etag));
+    if (published.ok()) return etag;
+    if (!absl::IsFailedPrecondition(published) || !condition.if_match.empty() ||
+        attempt == kMaxAttempts) {
+      return published;
+    }
+  }
+}
+
 Status LocalStore::Delete(const std::string& name, const Condition& condition) {
   if (condition.if_none_match_any) {
     return absl::InvalidArgumentError("Delete takes if_match conditions only");

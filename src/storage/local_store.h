@@ -52,6 +52,8 @@ class LocalStore final : public ObjectStore {
                                    const std::vector<std::string>& block_ids,
                                    const Metadata& metadata, const Condition& condition) override;
   Result<ListPage> List(const ListOptions& options) override;
+  Result<std::string> SetMetadata(const std::string& name, const Metadata& metadata,
+                                  const Condition& condition) override;
   Status Delete(const std::string& name, const Condition& condition) override;
   Result<std::string> Copy(const std::string& source, const std::string& destination) override;
 

@@ -13,8 +13,8 @@
 // Metadata. User metadata keys are ASCII identifiers ([A-Za-z_][A-Za-z0-9_]*), compared
 // case-insensitively and returned lowercased; values are printable ASCII without leading or
 // trailing blanks (HTTP headers carry them), at most kMaxMetadataBytes in all (Azure's
-// limit). Anything else is kInvalidArgument before any byte is sent. Put/CommitBlocks replace the
-// whole metadata map; Copy carries it over.
+// limit). Anything else is kInvalidArgument before any byte is sent. Put/CommitBlocks and
+// SetMetadata replace the whole metadata map; Copy carries it over.
 //
 // ETags. Opaque strings (compare them whole, never parse them); every successful write,
 // including a rewrite with identical bytes, gives the object a new ETag.
@@ -139,6 +139,14 @@ class ObjectStore {
                                            const Condition& condition) = 0;
 
   virtual Result<ListPage> List(const ListOptions& options) = 0;
+
+  // Replaces the object's whole metadata map with `metadata` and keeps its bytes (Azure's Set
+  // Blob Metadata): no data is sent, and the object gets a new ETag and last-modified time.
+  // Keys not in `metadata` are gone afterwards, so a caller changing one key passes the
+  // others back. kNotFound when absent (whatever the condition); the condition may carry
+  // if_match only (if_none_match_any is kInvalidArgument). Returns the new ETag.
+  virtual Result<std::string> SetMetadata(const std::string& name, const Metadata& metadata,
+                                          const Condition& condition) = 0;
 
   // Removes the object. kNotFound when absent (whatever the condition); the condition may
   // carry if_match only (if_none_match_any is kInvalidArgument).

@@ -449,6 +449,36 @@ TEST_P(ObjectStoreContractTest, CopyCarriesDataAndMetadata) {
   EXPECT_EQ(Read("src/a.txt"), "payload");
 }
 
+TEST_P(ObjectStoreContractTest, SetMetadataReplacesTheMapAndKeepsTheBytes) {
+  const std::string data = RandomBytes(300'000, 7);
+  const std::string first = MustPut("f.bin", data, {{"hdi_isfolder", "false"}, {"Keep", "1"}});
+  Result<ObjectInfo> before = store_->Head("f.bin");
+  ASSERT_TRUE(before.ok()) << before.status();
+  Result<std::string> etag = store_->SetMetadata("f.bin", {{"keep", "1"}, {"meridian_mode", "600"}},
+                                                 Condition::IfMatch(first));
+  ASSERT_TRUE(etag.ok()) << etag.status();
+  EXPECT_NE(*etag, first);
+  Result<ObjectInfo> after = store_->Head("f.bin");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->etag, *etag);
+  EXPECT_EQ(after->size, before->size);
+  EXPECT_GE(after->last_modified_unix_ms, before->last_modified_unix_ms);
+  // The whole map is replaced: a key not passed back is gone.
+  EXPECT_EQ(after->metadata, (Metadata{{"keep", "1"}, {"meridian_mode", "600"}}));
+  EXPECT_TRUE(Read("f.bin") == data);
+  // Conditional on the version: the old ETag no longer matches.
+  EXPECT_EQ(store_->SetMetadata("f.bin", {}, Condition::IfMatch(first)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Head("f.bin")->etag, *etag);
+  EXPECT_TRUE(store_->SetMetadata("f.bin", {}, Condition::None()).ok());
+  EXPECT_TRUE(store_->Head("f.bin")->metadata.empty());
+  EXPECT_EQ(store_->SetMetadata("nope", {}, {}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->SetMetadata("f.bin", {}, Condition::IfNotExists()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->SetMetadata("f.bin", {{"bad key", "x"}}, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(ObjectStoreContractTest, NamesWithUnusualCharacters) {
   const std::vector<std::string> names = {"with space/x y.txt", "utf8/\xc3\xbc\xc3\xb1.bin",
                                           "sym/%2F+&=?#.txt", "dots/..x/.hidden"};
@@ -499,6 +529,28 @@ TEST_F(AzuriteRetryTest, ServiceUnavailableThenSuccess) {
   ASSERT_EQ(sleeps_ms_.size(), 2u);
   EXPECT_EQ(sleeps_ms_[0], 2'000);  // Retry-After honoured
   EXPECT_EQ(store_->Head("retried")->etag, *etag);
+}
+
+TEST_F(AzuriteRetryTest, SetMetadataIsOneMetadataRequestAndIsRetried) {
+  Result<std::string> first = store_->Put("m", "data", {}, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int before = injector_->request_count();
+  injector_->InjectResponse(503, {}, "", 1, "comp=metadata");
+  Result<std::string> etag =
+      store_->SetMetadata("m", {{"meridian_mode", "600"}}, Condition::IfMatch(*first));
+  ASSERT_TRUE(etag.ok()) << etag.status();
+  std::vector<net::HttpClientRequest> requests = injector_->requests();
+  ASSERT_EQ(injector_->request_count() - before, 2);
+  const net::HttpClientRequest& sent = requests.back();
+  EXPECT_EQ(sent.method, "PUT");
+  EXPECT_NE(sent.url.find("comp=metadata"), std::string::npos) << sent.url;
+  EXPECT_TRUE(sent.body.empty());
+  bool if_match = false;
+  for (const auto& [name, value] : sent.headers)
+    if_match = if_match || (name == "if-match" && value == *first);
+  EXPECT_TRUE(if_match) << "Set Blob Metadata must carry the caller's If-Match";
+  EXPECT_EQ(store_->Head("m")->metadata, (Metadata{{"meridian_mode", "600"}}));
+  EXPECT_EQ(*store_->GetRange("m", 0, -1, {}), "data");
 }
 
 TEST_F(AzuriteRetryTest, ADownloadCutOffMidBodyIsRetriedAndRedeliveredInPlace) {

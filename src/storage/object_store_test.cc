@@ -70,6 +70,9 @@ class RecordingStore final : public ObjectStore {
     return std::string("\"commit\"");
   }
   Result<ListPage> List(const ListOptions&) override { return absl::UnimplementedError(""); }
+  Result<std::string> SetMetadata(const std::string&, const Metadata&, const Condition&) override {
+    return absl::UnimplementedError("");
+  }
   Status Delete(const std::string&, const Condition&) override { return OkStatus(); }
   Result<std::string> Copy(const std::string&, const std::string&) override {
     return absl::UnimplementedError("");

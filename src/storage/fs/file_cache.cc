@@ -403,6 +403,27 @@ std::shared_ptr<CachedFile> FileCache::FindOpen(const std::string& name) {
   return it->second;
 }
 
+std::shared_ptr<CachedFile> FileCache::Find(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(name);
+  return it == files_.end() ? nullptr : it->second;
+}
+
+void FileCache::MetadataChanged(CachedFile& file, const std::string& old_etag,
+                                const std::string& etag, const Metadata& metadata) {
+  if (file.dirty || file.unlinked || file.etag != old_etag || file.fd < 0) return;
+  SettleDownload(file);
+  if (file.download != nullptr) return;  // still filling (or failed) from the old version
+  // Under the cache's lock, so that eviction cannot drop the files between the check and
+  // the new .meta.
+  std::lock_guard lock(mu_);
+  auto it = files_.find(file.name);
+  if (it == files_.end() || it->second.get() != &file) return;
+  file.etag = etag;
+  file.metadata = metadata;
+  WriteMeta(file);
+}
+
 Status FileCache::MarkDirty(CachedFile& file) {
   if (file.dirty) return OkStatus();
   RETURN_IF_ERROR(FinishDownload(file));
@@ -413,6 +434,7 @@ Status FileCache::MarkDirty(CachedFile& file) {
 }
 
 void FileCache::Written(CachedFile& file, int64_t offset, int64_t length) {
+  if (file.unlinked) return;  // never uploaded: nothing to stage
   if (file.staged == nullptr) {
     file.staged =
         StagedBlocks::Create(store_, options_.uploads, file.name, options_.upload.block_size_bytes);

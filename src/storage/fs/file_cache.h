@@ -125,6 +125,14 @@ class FileCache {
 
   // The copy of `name` if some handle has it open, else nullptr.
   std::shared_ptr<CachedFile> FindOpen(const std::string& name);
+  // The copy of `name`, open or not, else nullptr.
+  std::shared_ptr<CachedFile> Find(const std::string& name);
+  // Requires file.mu. The object's metadata was set to `metadata` in the store (no bytes
+  // sent), which gave the version `old_etag` the new `etag`: a clean, fully downloaded copy
+  // of that version takes the new ETag (and its .meta says so), so the next open does not
+  // download the same bytes again. Any other copy is left as it is.
+  void MetadataChanged(CachedFile& file, const std::string& old_etag, const std::string& etag,
+                       const Metadata& metadata);
 
   // Requires file.mu, before reading [offset, offset + length) of the copy: waits (with
   // `file_lock` released) until a download in progress has those bytes. Returns the
@@ -139,7 +147,8 @@ class FileCache {
   // in progress has finished: a write must not be overwritten by bytes still arriving.
   Status MarkDirty(CachedFile& file);
   // Requires file.mu, after bytes [offset, offset + length) of the copy were written: their
-  // blocks must be staged again, and those a sequential writer finished are staged now.
+  // blocks must be staged again, and those a sequential writer finished are staged now
+  // (none for an unlinked copy, which is never uploaded).
   void Written(CachedFile& file, int64_t offset, int64_t length);
   // Requires file.mu, after the copy was truncated or extended to `size`.
   void Resized(CachedFile& file, int64_t size);

@@ -208,8 +208,10 @@ Attr FsCore::RememberLocked(const std::string& path, const Found& found, bool ad
   if (add_lookup) ++inode->nlookup;
   if (path.empty()) return inode->attr;
   KnowChildLocked(path);
+  if (inode->changed_here) return inode->attr;  // open with this mount's unsaved changes
   inode->etag = found.info.etag;
   inode->attr = AttrFor(inode->id, found);
+  KeepDirectoryTimes(*inode);
   return inode->attr;
 }
 
@@ -219,7 +221,27 @@ void FsCore::ForgetPathLocked(const std::string& path) {
   if (it == inode_by_path_.end() || path.empty()) return;
   Inode& inode = *inodes_.at(it->second);
   inode_by_path_.erase(it);
+  if (inode.open_handles > 0) {
+    // Still open: the handles keep using it (unlink(2) semantics) until the last close.
+    inode.unlinked = true;
+    inode.attr.nlink = 0;
+    inode.attr.ctime_ms = NowMs();
+  }
   if (inode.nlookup == 0 && inode.open_handles == 0) inodes_.erase(inode.id);
+}
+
+void FsCore::TouchParentLocked(const std::string& child_path) {
+  auto it = inode_by_path_.find(SplitPath(child_path).first);
+  if (it == inode_by_path_.end()) return;  // not known to the kernel: nothing to keep
+  Inode& parent = *inodes_.at(it->second);
+  parent.entries_changed_ms = std::max(parent.entries_changed_ms, NowMs());
+  KeepDirectoryTimes(parent);
+}
+
+void FsCore::KeepDirectoryTimes(Inode& inode) {
+  if (inode.kind != FileKind::kDirectory) return;
+  inode.attr.mtime_ms = std::max(inode.attr.mtime_ms, inode.entries_changed_ms);
+  inode.attr.ctime_ms = std::max(inode.attr.ctime_ms, inode.entries_changed_ms);
 }
 
 void FsCore::CacheAttr(const std::string& path, const Found& found) {
@@ -426,10 +448,27 @@ void FsCore::Forget(InodeId inode, uint64_t count) {
 }
 
 Result<Attr> FsCore::GetAttr(InodeId inode) {
-  ASSIGN_OR_RETURN(std::string path, PathOf(inode));
-  if (path.empty()) {
+  std::string path;
+  std::optional<Handle> unlinked_handle;
+  {
     std::lock_guard lock(mu_);
-    return inodes_.at(kRootInode)->attr;
+    auto it = inodes_.find(inode);
+    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    if (it->second->id == kRootInode) return it->second->attr;
+    if (it->second->unlinked) {
+      // No path leads here any more (a new file may have its name): ask its open handles.
+      unlinked_handle = AnyHandleLocked(inode);
+      if (!unlinked_handle) return it->second->attr;
+    }
+    path = it->second->path;
+  }
+  if (unlinked_handle) {
+    const int64_t size = HandleSize(*unlinked_handle);
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(inode);
+    if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
+    it->second->attr.size = size;
+    return it->second->attr;
   }
   if (std::optional<int64_t> size = OpenSize(path)) {
     std::lock_guard lock(mu_);
@@ -443,8 +482,10 @@ Result<Attr> FsCore::GetAttr(InodeId inode) {
   auto it = inodes_.find(inode);
   if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
   if (it->second->kind != found.kind) return FsError(ENOENT, "replaced by another kind of entry");
+  if (it->second->changed_here || it->second->unlinked) return it->second->attr;
   it->second->attr = AttrFor(inode, found);
   it->second->etag = found.info.etag;
+  KeepDirectoryTimes(*it->second);
   return it->second->attr;
 }
 
@@ -458,12 +499,21 @@ Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
   std::string prefix = ChildPrefix(path);
   std::vector<DirEntry> result;
   result.reserve(entries->size());
+  int64_t newest_ms = 0;
   std::lock_guard lock(mu_);
   for (auto& [name, entry] : *entries) {
     std::string child = prefix + name;
     auto it = inode_by_path_.find(child);
     entry.inode = it != inode_by_path_.end() ? it->second : NumberForPath(child);
+    if (entry.object != nullptr) {
+      newest_ms = std::max(newest_ms, entry.object->last_modified_unix_ms);
+    }
     result.push_back(std::move(entry));
+  }
+  // Entries other nodes added since show in the directory's times from now on.
+  if (auto it = inodes_.find(inode); it != inodes_.end()) {
+    it->second->entries_changed_ms = std::max(it->second->entries_changed_ms, newest_ms);
+    KeepDirectoryTimes(*it->second);
   }
   return result;
 }
@@ -547,6 +597,7 @@ Result<Attr> FsCore::MakeDirectory(InodeId parent, const std::string& name, uint
   found.info.last_modified_unix_ms = made_ms;
   std::lock_guard lock(mu_);
   NoteChildAddedLocked(path);
+  TouchParentLocked(path);
   RememberChildrenLocked(path, {}, made_ms);  // new and empty: lookups in it need no request
   return RememberLocked(path, found, true);
 }
@@ -566,6 +617,7 @@ Status FsCore::RemoveDirectory(InodeId parent, const std::string& name) {
   std::lock_guard lock(mu_);
   ForgetPathLocked(path);
   NoteChildRemovedLocked(path);
+  TouchParentLocked(path);
   return OkStatus();
 }
 
@@ -575,6 +627,16 @@ Status FsCore::Unlink(InodeId parent, const std::string& name) {
   DropCachedAttr(path);
   ASSIGN_OR_RETURN(Found found, FindPath(path));
   if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+  // An open copy keeps serving its handles once the object is gone, so it must hold every
+  // byte before the object goes.
+  if (std::shared_ptr<CachedFile> open = cache_->FindOpen(path)) {
+    std::lock_guard file_lock(open->mu);
+    Status downloaded = cache_->FinishDownload(*open);
+    if (!downloaded.ok()) {
+      spdlog::warn("unlink: '{}' is open but its copy is incomplete: {}", path,
+                   downloaded.message());
+    }
+  }
   Status deleted = store_->Delete(path, Condition::None());
   // A file created here and not uploaded yet is not in the store: removing the copy is all.
   const bool only_here = found.kind == FileKind::kFile && found.info.etag.empty();
@@ -585,6 +647,7 @@ Status FsCore::Unlink(InodeId parent, const std::string& name) {
     std::lock_guard lock(mu_);
     ForgetPathLocked(path);
     NoteChildRemovedLocked(path);
+    TouchParentLocked(path);
     if (auto it = streams_.find(path); it != streams_.end()) {
       stream = std::move(it->second);
       streams_.erase(it);
@@ -616,6 +679,7 @@ Result<Attr> FsCore::Symlink(const std::string& target, InodeId parent, const st
   found.info.last_modified_unix_ms = NowMs();
   std::lock_guard lock(mu_);
   NoteChildAddedLocked(path);
+  TouchParentLocked(path);
   return RememberLocked(path, found, true);
 }
 
@@ -679,17 +743,30 @@ Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_paren
   NoteChildRemovedLocked(from);
   NoteChildRemovedLocked(to);  // what `to` was is gone (as a directory it was empty) ...
   NoteChildAddedLocked(to);    // ... and the moved entry took its name
+  TouchParentLocked(from);
+  TouchParentLocked(to);
   auto it = inode_by_path_.find(from);
   if (it != inode_by_path_.end()) {
     InodeId moved = it->second;
     inode_by_path_.erase(it);
-    inodes_.at(moved)->path = to;
+    Inode& node = *inodes_.at(moved);
+    node.path = to;
+    node.attr.ctime_ms = NowMs();  // as Linux filesystems do
     inode_by_path_[to] = moved;
   }
   return OkStatus();
 }
 
 Status FsCore::RenameFile(const std::string& from, const std::string& to) {
+  // A file open at `to` keeps serving its handles once it is replaced, so its copy must
+  // hold every byte before the blob is overwritten.
+  if (std::shared_ptr<CachedFile> replaced = cache_->FindOpen(to)) {
+    std::lock_guard replaced_lock(replaced->mu);
+    Status downloaded = cache_->FinishDownload(*replaced);
+    if (!downloaded.ok()) {
+      spdlog::warn("rename: '{}' is open but its copy is incomplete: {}", to, downloaded.message());
+    }
+  }
   // An open file with unsaved bytes goes up first, so the copy below carries them.
   std::shared_ptr<CachedFile> open = cache_->FindOpen(from);
   std::unique_lock<std::mutex> file_lock;

@@ -28,6 +28,24 @@
 //   - Flush/Fsync/Release upload a dirty file as one atomic commit, conditional on the ETag
 //     the copy came from; if someone else wrote the object meanwhile the upload fails (EIO)
 //     and nothing is overwritten.
+//   - What this mount changes (a write, truncate, chmod, utimens, an upload, a metadata
+//     update) is what it answers at once, the reply to the change included: an open file
+//     with changes not in the store yet shows them (its inode's attributes are this mount's),
+//     and each upload or metadata update records the version it made in the attribute
+//     cache, so no request is needed to show it. Times follow POSIX: writes and truncates
+//     move mtime and ctime, chmod moves ctime only (the old mtime is kept in
+//     meridian_mtime_ms, since the store moves the blob's time on any change), utimens sets
+//     mtime. A directory's mtime and ctime move when this mount adds, removes or renames an
+//     entry in it; they are kept in the mount (no request per create), and a listing raises
+//     them to its newest entry's time, so other nodes' changes show once it is listed.
+//   - chmod and utimens of a file are one SetMetadata (Set Blob Metadata) conditional on the
+//     ETag, carrying the object's other metadata along; the cached copy takes the new ETag,
+//     so it is not downloaded again. On a file open here with unsaved bytes they go with the
+//     pending upload instead.
+//   - A file unlinked (or replaced by a rename) while open stays usable through its open
+//     handles: its copy (or a streaming file's blocks in memory) is kept and read, written,
+//     fstat'ed and fsync'ed as before but never uploaded again, and goes at the last close.
+//     Fsync of such a file succeeds only while what was written can be read back.
 //   - Metadata (lookup, getattr) is cached for attr_cache_timeout_ms when use_attr_cache.
 //     So is the set of names in a directory this mount listed to the end (ReadDir) or made
 //     (MakeDirectory) at time T: until T + attr_cache_timeout_s a lookup of any other name
@@ -194,7 +212,9 @@ class FsCore {
                             const FdReply& reply);
   Result<int64_t> Write(uint64_t handle, int64_t offset, std::string_view data);
   // Upload when dirty; returns once the store has committed the data.
-  Status Flush(uint64_t handle);
+  Status Flush(uint64_t handle) { return FlushChanges(handle).status(); }
+  // Flush, saying whether it committed a new version (which gave the file new attributes).
+  Result<bool> FlushChanges(uint64_t handle);
   Status Fsync(uint64_t handle) { return Flush(handle); }
   // Flushes (a failure is logged and the unsaved bytes are dropped), then closes.
   Status Release(uint64_t handle);
@@ -275,9 +295,29 @@ class FsCore {
   std::optional<int64_t> OpenSize(const std::string& path);
   Status RenameFile(const std::string& from, const std::string& to);
   Status SetDirectoryAttr(const std::string& path, const SetAttrRequest& request);
+  // chmod/utimens of a file by metadata alone (see Consistency above).
+  Status SetFileMetadata(InodeId inode, const std::string& path, const SetAttrRequest& request);
+  // SetAttr of a file unlinked while open: applied to its open copy, never uploaded.
+  Result<Attr> SetUnlinkedAttr(InodeId inode, const SetAttrRequest& request, uint64_t handle);
+  // Any handle open on `inode`, for an inode no path leads to any more.
+  std::optional<Handle> AnyHandleLocked(InodeId inode);
+  // The size of an open file as the handle sees it.
+  int64_t HandleSize(const Handle& handle);
+  // This mount changed the open file `inode` in ways not in the store yet (a write, a
+  // truncate, a setattr kept for the pending upload): its attributes show the change at once
+  // until an upload makes it the store's. `data_changed`: the bytes changed (mtime moves).
+  void NoteOpenChange(InodeId inode, const SetAttrRequest& change, bool data_changed);
+  // This mount has just made `info` the object behind `inode` (an upload or a metadata
+  // update): the inode and the attribute cache show it from now on with no request. Not
+  // for an inode unlinked meanwhile.
+  void RememberOwnVersion(InodeId inode, const ObjectInfo& info);
+  // This mount added, removed or renamed an entry at `child_path`: the mtime and ctime of
+  // the directory holding it move to now (kept in the mount, see Consistency above).
+  void TouchParentLocked(const std::string& child_path);
+  // A directory inode's attributes keep the times this mount's changes gave it.
+  static void KeepDirectoryTimes(Inode& inode);
   Status ApplyFileAttr(CachedFile& file, const SetAttrRequest& request);
   Status ApplyStreamAttr(StreamFile& stream, const SetAttrRequest& request);
-  void UpdateInodeAfterCommit(const std::string& path, const std::string& etag, int64_t size);
   Status RenameDirectory(const std::string& from, const std::string& to);
   Status RequireWritable() const;
 

@@ -345,22 +345,26 @@ class RequestCountingStore final : public ObjectStore {
   Result<std::string> GetRange(const std::string& name, int64_t offset, int64_t length,
                                const Condition& condition) override {
     ++requests;
+    ++reads;
     return inner_->GetRange(name, offset, length, condition);
   }
   Result<std::string> Put(const std::string& name, std::string_view data, const Metadata& metadata,
                           const Condition& condition) override {
     ++requests;
+    ++data_writes;
     return inner_->Put(name, data, metadata, condition);
   }
   Status StageBlock(const std::string& name, const std::string& block_id,
                     std::string_view data) override {
     ++requests;
+    ++data_writes;
     return inner_->StageBlock(name, block_id, data);
   }
   Result<std::string> CommitBlocks(const std::string& name,
                                    const std::vector<std::string>& block_ids,
                                    const Metadata& metadata, const Condition& condition) override {
     ++requests;
+    ++data_writes;
     return inner_->CommitBlocks(name, block_ids, metadata, condition);
   }
   Result<ListPage> List(const ListOptions& options) override {
@@ -368,6 +372,12 @@ class RequestCountingStore final : public ObjectStore {
     Result<ListPage> page = inner_->List(options);
     if (std::function<void()> hook = std::exchange(after_list, nullptr)) hook();
     return page;
+  }
+  Result<std::string> SetMetadata(const std::string& name, const Metadata& metadata,
+                                  const Condition& condition) override {
+    ++requests;
+    ++metadata_updates;
+    return inner_->SetMetadata(name, metadata, condition);
   }
   Status Delete(const std::string& name, const Condition& condition) override {
     ++requests;
@@ -379,6 +389,9 @@ class RequestCountingStore final : public ObjectStore {
   }
 
   std::atomic<int> requests{0};
+  std::atomic<int> data_writes{0};       // Put, StageBlock, CommitBlocks
+  std::atomic<int> reads{0};             // GetRange
+  std::atomic<int> metadata_updates{0};  // SetMetadata
   std::function<void()> after_list;  // not thread-safe: set it while nothing else runs
 
  private:
@@ -596,6 +609,247 @@ TEST_F(MetadataRequestTest, LookupListedShowsTheSizeOfAFileOpenWithUnsavedBytes)
   EXPECT_EQ(attr->size, 7);
   EXPECT_EQ(attr->inode, file->attr.inode);
   ASSERT_TRUE(core->Release(file->handle).ok());
+}
+
+// ---- This mount's own changes -------------------------------------------------------------
+
+// The attribute cache on a fake clock that starts at the real time (the local store stamps
+// objects with the real clock), so times from the store and from the core compare.
+class OwnChangesTest : public MetadataRequestTest {
+ protected:
+  void SetUp() override {
+    MetadataRequestTest::SetUp();
+    clock_.AdvanceMs(base::SystemClock::Get()->NowUnixMs() - clock_.NowUnixMs());
+    core_ = CachingCore();
+  }
+};
+
+TEST_F(OwnChangesTest, SizeAndModeChangesShowAtOnceWithoutAStoreRequest) {
+  ASSERT_TRUE(WriteFile(*core_, "f", "hello\n").ok());
+  Result<Attr> attr = core_->Lookup(kRootInode, "f");
+  ASSERT_TRUE(attr.ok()) << attr.status();
+  EXPECT_EQ(attr->size, 6);
+
+  ASSERT_TRUE(WriteFile(*core_, "f", "").ok());  // open with O_TRUNC, close
+  EXPECT_EQ(RequestsFor([&] { EXPECT_EQ(core_->GetAttr(attr->inode)->size, 0); }), 0);
+
+  SetAttrRequest grow;
+  grow.size = 100;
+  Result<Attr> grown = core_->SetAttr(attr->inode, grow, 0);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  EXPECT_EQ(grown->size, 100);  // the reply to truncate(2) itself
+  EXPECT_EQ(RequestsFor([&] { EXPECT_EQ(core_->GetAttr(attr->inode)->size, 100); }), 0);
+
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  Result<Attr> changed = core_->SetAttr(attr->inode, chmod, 0);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(changed->mode & 07777, 0600u);
+  EXPECT_EQ(RequestsFor([&] {
+              Result<Attr> again = core_->GetAttr(attr->inode);
+              EXPECT_EQ(again->mode & 07777, 0600u);
+              EXPECT_EQ(again->size, 100);
+              EXPECT_EQ(core_->Lookup(kRootInode, "f")->mode & 07777, 0600u);
+            }),
+            0);
+}
+
+TEST_F(OwnChangesTest, ChmodShowsAtOnceAndDoesNotUploadTheData) {
+  const std::string data(1 << 20, 'd');
+  ASSERT_TRUE(WriteFile(*core_, "big", data).ok());
+  ASSERT_EQ(ReadFile(*core_, "big")->size(), data.size());
+  Result<Attr> before = core_->Lookup(kRootInode, "big");
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(store_->Put("other", "x", {{"custom", "kept"}}, {}).ok());
+  Result<Attr> other = core_->Lookup(kRootInode, "other");
+  clock_.AdvanceMs(5'000);
+
+  const int writes = counting_->data_writes, updates = counting_->metadata_updates;
+  SetAttrRequest chmod;
+  chmod.mode = 0640;
+  Result<Attr> changed = core_->SetAttr(before->inode, chmod, 0);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(counting_->data_writes - writes, 0) << "chmod uploaded the data";
+  EXPECT_EQ(counting_->metadata_updates - updates, 1);
+  EXPECT_EQ(changed->mode & 07777, 0640u);
+  EXPECT_EQ(changed->mtime_ms, before->mtime_ms);  // chmod moves ctime, not mtime
+  EXPECT_GT(changed->ctime_ms, before->ctime_ms);
+  EXPECT_EQ(changed->size, before->size);
+
+  // The cached copy took the new ETag: opening and reading again downloads nothing.
+  const int reads = counting_->reads;
+  Result<std::string> read = ReadFile(*core_, "big");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read == data);
+  EXPECT_EQ(counting_->reads - reads, 0) << "the copy was downloaded again after chmod";
+
+  // Set Blob Metadata replaces the whole map: the keys meridian does not own stay.
+  ASSERT_TRUE(core_->SetAttr(other->inode, chmod, 0).ok());
+  Result<ObjectInfo> stored = store_->Head("other");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->metadata.at("custom"), "kept");
+  EXPECT_EQ(stored->metadata.at("meridian_mode"), "640");
+  EXPECT_EQ(*store_->GetRange("other", 0, -1, {}), "x");
+}
+
+TEST_F(OwnChangesTest, UtimensSetsMtimeByMetadataAlone) {
+  ASSERT_TRUE(WriteFile(*core_, "f", "abc").ok());
+  Result<Attr> attr = core_->Lookup(kRootInode, "f");
+  const int writes = counting_->data_writes;
+  SetAttrRequest touch;
+  touch.mtime_ms = 1'000'000'000'000;
+  Result<Attr> touched = core_->SetAttr(attr->inode, touch, 0);
+  ASSERT_TRUE(touched.ok()) << touched.status();
+  EXPECT_EQ(touched->mtime_ms, 1'000'000'000'000);
+  EXPECT_EQ(counting_->data_writes - writes, 0);
+  EXPECT_EQ(core_->GetAttr(attr->inode)->mtime_ms, 1'000'000'000'000);
+  // A write moves it again.
+  ASSERT_TRUE(WriteFile(*core_, "f", "abcd").ok());
+  EXPECT_GT(core_->GetAttr(attr->inode)->mtime_ms, 1'000'000'000'000);
+}
+
+TEST_F(OwnChangesTest, ChmodOfAFileWithUnsavedBytesGoesWithItsUpload) {
+  Result<CreateResult> file = core_->CreateFile(kRootInode, "f", 0644, O_RDWR);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_TRUE(core_->Write(file->handle, 0, "unsaved").ok());
+  const int updates = counting_->metadata_updates;
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  Result<Attr> changed = core_->SetAttr(file->attr.inode, chmod, file->handle);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(changed->mode & 07777, 0600u);
+  EXPECT_EQ(changed->size, 7);
+  EXPECT_EQ(counting_->metadata_updates - updates, 0);
+  ASSERT_TRUE(core_->Release(file->handle).ok());
+  Result<ObjectInfo> stored = store_->Head("f");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->metadata.at("meridian_mode"), "600");
+  EXPECT_EQ(stored->size, 7);
+  EXPECT_EQ(core_->GetAttr(file->attr.inode)->mode & 07777, 0600u);
+}
+
+TEST_F(OwnChangesTest, WritesMoveMtimeAndCtimeWhileOpen) {
+  Result<CreateResult> file = core_->CreateFile(kRootInode, "f", 0644, O_RDWR);
+  ASSERT_TRUE(file.ok());
+  const Attr created = file->attr;
+  clock_.AdvanceMs(5'000);
+  ASSERT_TRUE(core_->Write(file->handle, 0, "12345").ok());
+  Result<Attr> written = core_->GetAttr(created.inode);
+  ASSERT_TRUE(written.ok());
+  EXPECT_EQ(written->size, 5);
+  EXPECT_GT(written->mtime_ms, created.mtime_ms);
+  EXPECT_GT(written->ctime_ms, created.ctime_ms);
+  // A lookup meanwhile (the store still has the empty object) does not undo it.
+  EXPECT_EQ(core_->Lookup(kRootInode, "f")->mtime_ms, written->mtime_ms);
+  core_->Forget(created.inode, 1);
+  ASSERT_TRUE(core_->Release(file->handle).ok());
+}
+
+TEST_F(OwnChangesTest, AFileUnlinkedWhileOpenStaysUsableAndLeavesNothingInTheStore) {
+  Result<CreateResult> file = core_->CreateFile(kRootInode, "tmp", 0600, O_RDWR | O_EXCL);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_TRUE(core_->Unlink(kRootInode, "tmp").ok());
+  EXPECT_EQ(ErrnoFor(core_->Lookup(kRootInode, "tmp").status()), ENOENT);
+  ASSERT_TRUE(core_->Write(file->handle, 0, "kept while open").ok());
+  EXPECT_TRUE(core_->Fsync(file->handle).ok());
+  EXPECT_EQ(*core_->Read(file->handle, 0, 100), "kept while open");
+  Result<Attr> attr = core_->GetAttr(file->attr.inode);
+  ASSERT_TRUE(attr.ok()) << attr.status();
+  EXPECT_EQ(attr->size, 15);
+  EXPECT_EQ(attr->nlink, 0u);
+  SetAttrRequest shrink;
+  shrink.size = 4;
+  EXPECT_EQ(core_->SetAttr(file->attr.inode, shrink, file->handle)->size, 4);
+
+  // A new file of the same name is another file.
+  ASSERT_TRUE(WriteFile(*core_, "tmp", "new").ok());
+  EXPECT_EQ(core_->GetAttr(file->attr.inode)->size, 4);
+  EXPECT_EQ(*core_->Read(file->handle, 0, 100), "kept");
+  ASSERT_TRUE(core_->Release(file->handle).ok());
+  EXPECT_EQ(*store_->GetRange("tmp", 0, -1, {}), "new");
+  Result<ListPage> listed = store_->List({});
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->objects.size(), 1u);
+}
+
+TEST_F(OwnChangesTest, AnOpenFileUnlinkedKeepsItsOldBytesForItsReader) {
+  const std::string data(2 << 20, 'o');
+  ASSERT_TRUE(WriteFile(*core_, "old", data).ok());
+  // Another mount opens it, so its copy is downloaded in the background.
+  std::unique_ptr<FsCore> other = NewCore("other", {}, store_.get());
+  Result<Attr> attr = other->Lookup(kRootInode, "old");
+  ASSERT_TRUE(attr.ok());
+  Result<OpenResult> opened = other->Open(attr->inode, O_RDONLY);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_TRUE(other->Unlink(kRootInode, "old").ok());
+  Result<std::string> read = other->Read(opened->handle, 0, data.size());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read == data);
+  EXPECT_EQ(other->GetAttr(attr->inode)->size, static_cast<int64_t>(data.size()));
+  ASSERT_TRUE(other->Release(opened->handle).ok());
+  EXPECT_EQ(store_->Head("old").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OwnChangesTest, AStreamingFileUnlinkedWhileOpenStaysUsableAndIsNeverCommitted) {
+  FsOptions options;
+  options.block_cache = true;
+  options.block_size_bytes = 64 << 10;
+  options.block_pool_bytes = 4 << 20;
+  std::unique_ptr<FsCore> core = NewCore("stream", options, counting_.get());
+  Result<CreateResult> file = core->CreateFile(kRootInode, "tmp", 0600, O_RDWR | O_EXCL);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_TRUE(*core->IsStreaming(file->handle));
+  ASSERT_TRUE(core->Unlink(kRootInode, "tmp").ok());
+  const std::string data(200 << 10, 's');  // several blocks, written in order
+  const int writes = counting_->data_writes;
+  ASSERT_TRUE(core->Write(file->handle, 0, data).ok());
+  EXPECT_TRUE(core->Fsync(file->handle).ok());
+  EXPECT_EQ(counting_->data_writes - writes, 0) << "blocks of a removed file were staged";
+  Result<std::string> read = core->Read(file->handle, 0, data.size());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read == data);
+  EXPECT_EQ(core->GetAttr(file->attr.inode)->size, static_cast<int64_t>(data.size()));
+  ASSERT_TRUE(core->Release(file->handle).ok());
+  EXPECT_EQ(counting_->data_writes - writes, 0);
+  EXPECT_EQ(store_->Head("tmp").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OwnChangesTest, DirectoryTimesMoveWithThisMountsChangesInIt) {
+  Result<Attr> dir = core_->MakeDirectory(kRootInode, "d", 0755);
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  Result<Attr> other_dir = core_->MakeDirectory(kRootInode, "e", 0755);
+  int64_t last = core_->GetAttr(dir->inode)->mtime_ms;
+  auto moved = [&](InodeId inode) {
+    Result<Attr> now = core_->GetAttr(inode);
+    EXPECT_TRUE(now.ok()) << now.status();
+    bool later = now.ok() && now->mtime_ms > last && now->ctime_ms > last;
+    if (now.ok()) last = now->mtime_ms;
+    return later;
+  };
+  clock_.AdvanceMs(2'000);
+  Result<CreateResult> file = core_->CreateFile(dir->inode, "x", 0644, O_WRONLY);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(core_->Release(file->handle).ok());
+  EXPECT_TRUE(moved(dir->inode)) << "create";
+  clock_.AdvanceMs(2'000);
+  ASSERT_TRUE(core_->MakeDirectory(dir->inode, "sub", 0755).ok());
+  EXPECT_TRUE(moved(dir->inode)) << "mkdir";
+  clock_.AdvanceMs(2'000);
+  ASSERT_TRUE(core_->RemoveDirectory(dir->inode, "sub").ok());
+  EXPECT_TRUE(moved(dir->inode)) << "rmdir";
+  clock_.AdvanceMs(2'000);
+  const int64_t before_rename = last;
+  ASSERT_TRUE(core_->Rename(dir->inode, "x", other_dir->inode, "y", 0).ok());
+  EXPECT_TRUE(moved(dir->inode)) << "rename out";
+  EXPECT_GT(core_->GetAttr(other_dir->inode)->mtime_ms, before_rename) << "rename in";
+  last = core_->GetAttr(other_dir->inode)->mtime_ms;
+  clock_.AdvanceMs(2'000);
+  ASSERT_TRUE(core_->Unlink(other_dir->inode, "y").ok());
+  EXPECT_TRUE(moved(other_dir->inode)) << "unlink";
+  clock_.AdvanceMs(2'000);
+  const int64_t root_before = core_->GetAttr(kRootInode)->mtime_ms;
+  ASSERT_TRUE(core_->Symlink("d", kRootInode, "link").ok());
+  EXPECT_GT(core_->GetAttr(kRootInode)->mtime_ms, root_before) << "symlink in the root";
 }
 
 }  // namespace

@@ -77,6 +77,49 @@ std::shared_ptr<StreamFile> FsCore::StreamFor(const ObjectInfo& remote) {
   return slot;
 }
 
+std::optional<FsCore::Handle> FsCore::AnyHandleLocked(InodeId inode) {
+  for (const auto& [id, handle] : handles_) {
+    if (handle->inode == inode) return *handle;
+  }
+  return std::nullopt;
+}
+
+int64_t FsCore::HandleSize(const Handle& handle) {
+  if (handle.stream != nullptr) return handle.stream->size();
+  std::lock_guard file_lock(handle.file->mu);
+  return handle.file->size;
+}
+
+void FsCore::NoteOpenChange(InodeId inode, const SetAttrRequest& change, bool data_changed) {
+  const int64_t now_ms = NowMs();
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(inode);
+  if (it == inodes_.end()) return;
+  Inode& node = *it->second;
+  node.changed_here = true;
+  if (change.size) node.attr.size = *change.size;
+  if (change.mode) node.attr.mode = (node.attr.mode & S_IFMT) | (*change.mode & 07777);
+  if (data_changed) node.attr.mtime_ms = now_ms;
+  if (change.mtime_ms) node.attr.mtime_ms = *change.mtime_ms;
+  node.attr.ctime_ms = now_ms;
+}
+
+void FsCore::RememberOwnVersion(InodeId inode, const ObjectInfo& info) {
+  Found found{FileKind::kFile, info, false};
+  const int64_t now_ms = NowMs();
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(inode);
+  if (it != inodes_.end() && it->second->unlinked) return;
+  if (options_.use_attr_cache) {
+    attr_cache_[info.name] = {now_ms + options_.attr_cache_timeout_s * 1000,
+                              std::make_shared<Found>(found)};
+  }
+  if (it == inodes_.end() || it->second->kind != FileKind::kFile) return;
+  it->second->etag = info.etag;
+  it->second->attr = AttrFor(inode, found);
+  it->second->changed_here = false;
+}
+
 std::optional<int64_t> FsCore::OpenSize(const std::string& path) {
   if (std::shared_ptr<CachedFile> open = cache_->FindOpen(path)) {
     std::lock_guard file_lock(open->mu);
@@ -115,6 +158,7 @@ Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name,
       std::lock_guard lock(mu_);
       attr = RememberLocked(path, found, true);
       NoteChildAddedLocked(path);
+      TouchParentLocked(path);
     }
     return CreateResult{attr, AddHandle(attr.inode, std::move(file), nullptr, flags)};
   }
@@ -154,6 +198,7 @@ Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name,
   {
     std::lock_guard lock(mu_);
     attr = RememberLocked(path, found, true);
+    TouchParentLocked(path);
   }
   return CreateResult{attr, AddHandle(attr.inode, std::move(file), std::move(stream), flags)};
 }
@@ -222,6 +267,7 @@ Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
       if (file != nullptr) cache_->Release(file);
       return status;
     }
+    NoteOpenChange(inode, truncate, true);
     changed = true;
   }
   return OpenResult{AddHandle(inode, std::move(file), std::move(stream), flags), changed};
@@ -272,7 +318,11 @@ Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view 
   if (open.stream != nullptr) {
     // The blob's own time is the modification time again.
     open.stream->EditMetadata([](Metadata& metadata) { metadata.erase(kMtimeKey); });
-    return open.stream->Write(offset, data, append);
+    ASSIGN_OR_RETURN(int64_t written, open.stream->Write(offset, data, append));
+    SetAttrRequest change;
+    change.size = open.stream->size();
+    NoteOpenChange(open.inode, change, true);
+    return written;
   }
   CachedFile& file = *open.file;
   std::lock_guard file_lock(file.mu);
@@ -288,42 +338,49 @@ Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view 
   }
   file.size = std::max(file.size, offset + done);
   cache_->Written(file, offset, done);
+  SetAttrRequest change;
+  change.size = file.size;
+  NoteOpenChange(open.inode, change, true);
   return done;
 }
 
-void FsCore::UpdateInodeAfterCommit(const std::string& path, const std::string& etag,
-                                    int64_t size) {
-  std::lock_guard lock(mu_);
-  if (auto it = inode_by_path_.find(path); it != inode_by_path_.end()) {
-    Inode& inode = *inodes_.at(it->second);
-    inode.etag = etag;
-    inode.attr.size = size;
-  }
-}
-
-Status FsCore::Flush(uint64_t handle) {
+Result<bool> FsCore::FlushChanges(uint64_t handle) {
   ASSIGN_OR_RETURN(Handle open, HandleFor(handle));
+  ObjectInfo committed;
   if (open.stream != nullptr) {
+    const bool dirty = open.stream->dirty();
     RETURN_IF_ERROR(open.stream->Commit());
+    if (!dirty) return false;
     // The inode is keyed by path; a stream renamed meanwhile is found by its new name.
-    std::string path;
     {
       std::lock_guard lock(mu_);
-      if (auto it = inodes_.find(open.inode); it != inodes_.end()) path = it->second->path;
+      if (auto it = inodes_.find(open.inode); it != inodes_.end())
+        committed.name = it->second->path;
     }
-    if (!path.empty()) UpdateInodeAfterCommit(path, open.stream->etag(), open.stream->size());
-    return OkStatus();
+    committed.etag = open.stream->etag();
+    committed.size = open.stream->size();
+    committed.metadata = open.stream->metadata();
+  } else {
+    std::lock_guard file_lock(open.file->mu);
+    const bool dirty = open.file->dirty;
+    RETURN_IF_ERROR(cache_->Upload(*open.file));
+    if (!dirty) return false;
+    committed.name = open.file->name;
+    committed.etag = open.file->etag;
+    committed.size = open.file->size;
+    committed.metadata = open.file->metadata;
   }
-  std::lock_guard file_lock(open.file->mu);
-  RETURN_IF_ERROR(cache_->Upload(*open.file));
-  UpdateInodeAfterCommit(open.file->name, open.file->etag, open.file->size);
-  return OkStatus();
+  committed.last_modified_unix_ms = NowMs();  // about the store's time of the commit
+  // RememberOwnVersion skips an unlinked inode (nothing was uploaded for it).
+  if (!committed.name.empty()) RememberOwnVersion(open.inode, committed);
+  return true;
 }
 
 Status FsCore::Release(uint64_t handle) {
   Status flushed = Flush(handle);
   std::unique_ptr<Handle> released;
   std::shared_ptr<StreamFile> closed_stream;
+  bool unlinked = false;  // then nothing was to be uploaded
   {
     std::lock_guard lock(mu_);
     auto it = handles_.find(handle);
@@ -331,7 +388,10 @@ Status FsCore::Release(uint64_t handle) {
     released = std::move(it->second);
     handles_.erase(it);
     if (auto node = inodes_.find(released->inode); node != inodes_.end()) {
+      unlinked = node->second->unlinked;
       --node->second->open_handles;
+      // Closed: what the store has is what there is (unsaved bytes were dropped above).
+      if (node->second->open_handles == 0) node->second->changed_here = false;
       if (node->second->open_handles == 0 && node->second->nlookup == 0) {
         if (auto by_path = inode_by_path_.find(node->second->path);
             by_path != inode_by_path_.end() && by_path->second == released->inode) {
@@ -346,7 +406,7 @@ Status FsCore::Release(uint64_t handle) {
     }
   }
   if (released->file != nullptr) cache_->Release(released->file);
-  if (closed_stream != nullptr && closed_stream->dirty()) {
+  if (closed_stream != nullptr && closed_stream->dirty() && !unlinked) {
     spdlog::error("dropping unsaved changes to a file in streaming mode after a failed upload");
   }
   return flushed;
@@ -406,22 +466,124 @@ Status FsCore::ApplyStreamAttr(StreamFile& stream, const SetAttrRequest& request
   return OkStatus();
 }
 
+namespace {
+
+// The metadata keys a chmod or utimens sets. `keep_mtime_ms`: the modification time the
+// entry shows now, kept in meridian_mtime_ms by a chmod, since the store moves the blob's
+// own time on any change and chmod must not move mtime.
+void ApplyAttrToMetadata(const SetAttrRequest& request, std::optional<int64_t> keep_mtime_ms,
+                         Metadata& metadata) {
+  if (request.mode) metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
+  if (request.mtime_ms) {
+    metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
+  } else if (keep_mtime_ms && !metadata.contains(kMtimeKey)) {
+    metadata[kMtimeKey] = std::to_string(*keep_mtime_ms);
+  }
+}
+
+}  // namespace
+
 Status FsCore::SetDirectoryAttr(const std::string& path, const SetAttrRequest& request) {
   if (request.size) return FsError(EISDIR, "is a directory");
   if (path.empty()) return OkStatus();  // the root has no marker to keep attributes in
   Result<ObjectInfo> marker = store_->Head(path);
-  Metadata metadata{{kFolderKey, "true"}};
-  Condition condition = Condition::IfNotExists();
-  if (marker.ok()) {
-    metadata = marker->metadata;
-    condition = Condition::IfMatch(marker->etag);
-  } else if (marker.status().code() != absl::StatusCode::kNotFound) {
-    return marker.status();
-  }
-  if (request.mode) metadata[kModeKey] = fmt::format("{:o}", *request.mode & 07777);
-  if (request.mtime_ms) metadata[kMtimeKey] = std::to_string(*request.mtime_ms);
   DropCachedAttr(path);
-  return store_->Put(path, "", metadata, condition).status();
+  if (marker.ok()) {
+    Metadata metadata = marker->metadata;
+    const int64_t mtime_ms = AttrFor(0, Found{FileKind::kDirectory, *marker, false}).mtime_ms;
+    ApplyAttrToMetadata(request, mtime_ms, metadata);
+    return store_->SetMetadata(path, metadata, Condition::IfMatch(marker->etag)).status();
+  }
+  if (marker.status().code() != absl::StatusCode::kNotFound) return marker.status();
+  // A directory that is only a prefix gets a marker to keep its attributes in.
+  Metadata metadata{{kFolderKey, "true"}};
+  ApplyAttrToMetadata(request, std::nullopt, metadata);
+  return store_->Put(path, "", metadata, Condition::IfNotExists()).status();
+}
+
+Status FsCore::SetFileMetadata(InodeId inode, const std::string& path,
+                               const SetAttrRequest& request) {
+  // The copy's lock is held throughout, so no write can make it dirty between the check and
+  // the new ETag (its upload, conditional on the old ETag, would then fail).
+  std::shared_ptr<CachedFile> copy = cache_->Find(path);
+  std::unique_lock<std::mutex> copy_lock;
+  if (copy != nullptr) {
+    copy_lock = std::unique_lock(copy->mu);
+    if (copy->dirty) {  // goes with the pending upload
+      RETURN_IF_ERROR(ApplyFileAttr(*copy, request));
+      NoteOpenChange(inode, request, false);
+      return OkStatus();
+    }
+    // A download still filling the copy reads the version about to be replaced.
+    Status downloaded = cache_->FinishDownload(*copy);
+    if (!downloaded.ok()) spdlog::debug("chmod: the copy of '{}': {}", path, downloaded.message());
+  }
+  if (std::shared_ptr<StreamFile> stream = FindStream(path)) {
+    int64_t mtime_ms = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = inodes_.find(inode); it != inodes_.end()) mtime_ms = it->second->attr.mtime_ms;
+    }
+    ASSIGN_OR_RETURN(std::string etag, stream->ChangeMetadata([&](Metadata& metadata) {
+      ApplyAttrToMetadata(request, mtime_ms, metadata);
+    }));
+    if (etag.empty()) {  // dirty: goes with the pending commit
+      NoteOpenChange(inode, request, false);
+      return OkStatus();
+    }
+    RememberOwnVersion(
+        inode, ObjectInfo{path, stream->size(), etag, NowMs(), std::nullopt, stream->metadata()});
+    return OkStatus();
+  }
+  // The version this mount knows is tried first (usually from the attribute cache, so the
+  // change is one request); changed elsewhere meanwhile, the change is applied to the
+  // current version instead.
+  constexpr int kMaxAttempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    ASSIGN_OR_RETURN(Found found, FindPath(path));
+    if (found.kind != FileKind::kFile || found.info.etag.empty()) {
+      return FsError(ENOENT, fmt::format("'{}' is no longer a file in the store", path));
+    }
+    Metadata metadata = found.info.metadata;
+    ApplyAttrToMetadata(request, AttrFor(inode, found).mtime_ms, metadata);
+    Result<std::string> etag =
+        store_->SetMetadata(path, metadata, Condition::IfMatch(found.info.etag));
+    if (etag.ok()) {
+      if (copy != nullptr) cache_->MetadataChanged(*copy, found.info.etag, *etag, metadata);
+      ObjectInfo info = found.info;
+      info.etag = *etag;
+      info.metadata = std::move(metadata);
+      info.last_modified_unix_ms = NowMs();
+      RememberOwnVersion(inode, info);
+      return OkStatus();
+    }
+    if (!absl::IsFailedPrecondition(etag.status()) || attempt == kMaxAttempts) {
+      return etag.status();
+    }
+    DropCachedAttr(path);
+  }
+}
+
+Result<Attr> FsCore::SetUnlinkedAttr(InodeId inode, const SetAttrRequest& request,
+                                     uint64_t handle) {
+  std::optional<Handle> open;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = handles_.find(handle); handle != 0 && it != handles_.end()) {
+      open = *it->second;
+    } else {
+      open = AnyHandleLocked(inode);
+    }
+  }
+  if (!open) return FsError(ENOENT, "the file was removed");
+  if (open->stream != nullptr) {
+    RETURN_IF_ERROR(ApplyStreamAttr(*open->stream, request));
+  } else {
+    std::lock_guard file_lock(open->file->mu);
+    RETURN_IF_ERROR(ApplyFileAttr(*open->file, request));
+  }
+  NoteOpenChange(inode, request, request.size.has_value());
+  return GetAttr(inode);
 }
 
 Result<Attr> FsCore::SetAttr(InodeId inode, const SetAttrRequest& request, uint64_t handle) {
@@ -429,19 +591,28 @@ Result<Attr> FsCore::SetAttr(InodeId inode, const SetAttrRequest& request, uint6
   RETURN_IF_ERROR(RequireWritable());
   FileKind kind;
   std::string path;
+  bool unlinked = false;
   {
     std::lock_guard lock(mu_);
     auto it = inodes_.find(inode);
     if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
     kind = it->second->kind;
     path = it->second->path;
+    unlinked = it->second->unlinked;
   }
+  if (unlinked) return SetUnlinkedAttr(inode, request, handle);
   if (kind == FileKind::kDirectory) {
     RETURN_IF_ERROR(SetDirectoryAttr(path, request));
     return GetAttr(inode);
   }
   if (kind == FileKind::kSymlink) return GetAttr(inode);  // links have no own attributes
-  // truncate(2), chmod(2), utimes(2) on a path: change the file and upload it at once.
+  if (!request.size) {
+    // chmod(2), utimes(2): a metadata update, whether or not the file is open.
+    RETURN_IF_ERROR(SetFileMetadata(inode, path, request));
+    return GetAttr(inode);
+  }
+  // truncate(2) on a path: change the file and upload it at once; ftruncate(2): change the
+  // open file, uploaded at its flush or close.
   const bool by_path = handle == 0;
   if (by_path) {
     ASSIGN_OR_RETURN(OpenResult opened, Open(inode, O_RDWR));
@@ -455,6 +626,7 @@ Result<Attr> FsCore::SetAttr(InodeId inode, const SetAttrRequest& request, uint6
     std::lock_guard file_lock(open->file->mu);
     applied = ApplyFileAttr(*open->file, request);
   }
+  if (applied.ok()) NoteOpenChange(inode, request, true);
   Status released = by_path ? Release(handle) : OkStatus();
   RETURN_IF_ERROR(applied);
   RETURN_IF_ERROR(released);

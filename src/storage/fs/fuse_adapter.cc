@@ -255,9 +255,17 @@ void OnWrite(fuse_req_t request, fuse_ino_t, const char* data, size_t size, off_
   });
 }
 
-void OnFlush(fuse_req_t request, fuse_ino_t, fuse_file_info* file) {
-  Guard(request,
-        [&] { fuse_reply_err(request, ErrnoFor(MountOf(request).core().Flush(file->fh))); });
+void OnFlush(fuse_req_t request, fuse_ino_t inode, fuse_file_info* file) {
+  Guard(request, [&] {
+    FuseMount& mount = MountOf(request);
+    Result<bool> committed = mount.core().FlushChanges(file->fh);
+    // A commit gives the file the store's new version (its times): the kernel's cached
+    // attributes go (attributes only, not pages), so the next stat shows it at once.
+    if (committed.ok() && *committed) {
+      fuse_lowlevel_notify_inval_inode(mount.session(), inode, -1, 0);
+    }
+    fuse_reply_err(request, ErrnoFor(committed.status()));
+  });
 }
 
 void OnFsync(fuse_req_t request, fuse_ino_t, int, fuse_file_info* file) {

@@ -132,6 +132,11 @@ Result<std::shared_ptr<const std::string>> StreamFile::BlockBytesLocked(
     }
   }
   if (modified_.contains(index)) {
+    if (unlinked_) {
+      return absl::DataLossError(fmt::format(
+          "block {} of the removed file '{}' was staged before the removal and cannot be read",
+          index, name_));
+    }
     // Written, staged and dropped from memory: staged blocks cannot be read, so make them
     // the object's version now (what an fsync would do), then read it from there.
     RETURN_IF_ERROR(CommitLocked(lock));
@@ -170,6 +175,7 @@ Result<std::string*> StreamFile::WritableBlockLocked(std::unique_lock<std::mutex
 void StreamFile::SealLocked(int64_t index) {
   Block& block = blocks_[index];
   if (block.dirty == nullptr) return;
+  if (unlinked_) return;  // staged blocks cannot be read back, and are never committed now
   std::shared_ptr<const std::string> bytes = std::move(block.dirty);
   block.dirty = nullptr;
   block.resident = bytes;
@@ -342,7 +348,20 @@ Status StreamFile::Commit() {
 }
 
 Status StreamFile::CommitLocked(std::unique_lock<std::mutex>& /*lock*/) {
-  if (!dirty_ || unlinked_) return OkStatus();
+  if (!dirty_) return OkStatus();
+  if (unlinked_) {
+    // Nothing goes to the store any more: the written bytes live only in memory, so an
+    // fsync may report success only while all of them can still be read back.
+    for (int64_t index : modified_) {
+      auto it = blocks_.find(index);
+      if (it == blocks_.end() || (it->second.dirty == nullptr && it->second.resident.expired())) {
+        return absl::DataLossError(
+            fmt::format("block {} of the removed file '{}' is no longer held and cannot be kept",
+                        index, name_));
+      }
+    }
+    return OkStatus();
+  }
   const Condition condition =
       base_etag_.empty() ? Condition::IfNotExists() : Condition::IfMatch(base_etag_);
   auto read = [&](int64_t index, int64_t offset,
@@ -400,6 +419,23 @@ Status StreamFile::CommitLocked(std::unique_lock<std::mutex>& /*lock*/) {
   return OkStatus();
 }
 
+Result<std::string> StreamFile::ChangeMetadata(const std::function<void(Metadata&)>& edit) {
+  std::lock_guard lock(mu_);
+  if (dirty_ || unlinked_ || base_etag_.empty()) {
+    edit(metadata_);
+    dirty_ = dirty_ || !unlinked_;
+    return std::string();
+  }
+  Metadata changed = metadata_;
+  edit(changed);
+  ASSIGN_OR_RETURN(std::string etag,
+                   services_.store->SetMetadata(name_, changed, Condition::IfMatch(base_etag_)));
+  // Same bytes, new version: blocks read from the old one are still the file's.
+  base_etag_ = etag;
+  metadata_ = std::move(changed);
+  return etag;
+}
+
 void StreamFile::Renamed(const std::string& to, const std::string& etag) {
   std::lock_guard lock(mu_);
   name_ = to;
@@ -420,6 +456,11 @@ int64_t StreamFile::size() {
 std::string StreamFile::etag() {
   std::lock_guard lock(mu_);
   return base_etag_;
+}
+
+Metadata StreamFile::metadata() {
+  std::lock_guard lock(mu_);
+  return metadata_;
 }
 
 bool StreamFile::dirty() {

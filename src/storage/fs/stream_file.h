@@ -97,16 +97,23 @@ class StreamFile : public std::enable_shared_from_this<StreamFile> {
   Status Truncate(int64_t size);
   // Changes the metadata written with the next commit.
   void EditMetadata(const std::function<void(Metadata&)>& edit);
+  // Changes the object's metadata (chmod, utimens): kept with the pending commit when the
+  // file is dirty (returns ""); else set in the store now with one SetMetadata conditional
+  // on the base ETag, no data sent, and the new ETag (returned) becomes the base.
+  Result<std::string> ChangeMetadata(const std::function<void(Metadata&)>& edit);
   // Makes the written data the object's new version (one commit); no-op when clean.
   Status Commit();
 
   // The object was renamed (after a Commit) and now has `etag`.
   void Renamed(const std::string& to, const std::string& etag);
-  // The object was removed: nothing is uploaded any more.
+  // The object was removed while open: nothing is staged or committed any more. Written
+  // blocks stay in memory (a full pool fails the write instead of staging them), and
+  // Commit succeeds only while everything written can still be read back.
   void MarkUnlinked();
 
   int64_t size();
   std::string etag();
+  Metadata metadata();
   bool dirty();
   int64_t staged_blocks() { return staged_->staged_count(); }
 
