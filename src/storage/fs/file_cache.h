@@ -125,6 +125,9 @@ class FileCache {
 
   // The copy of `name` if some handle has it open, else nullptr.
   std::shared_ptr<CachedFile> FindOpen(const std::string& name);
+  // Every copy (open or not) of an object whose name starts with `prefix`, in name order:
+  // what a directory rename must carry along.
+  std::vector<std::shared_ptr<CachedFile>> CopiesUnder(const std::string& prefix);
 
   // Requires file.mu, before reading [offset, offset + length) of the copy: waits (with
   // `file_lock` released) until a download in progress has those bytes. Returns the

@@ -163,7 +163,10 @@ TEST_F(FsCoreTest, RenameFileReplacesTargetAndKeepsData) {
   EXPECT_EQ(ErrnoFor(core_->Rename(kRootInode, "c", kRootInode, "b", RENAME_EXCHANGE)), ENOTSUP);
 }
 
-TEST_F(FsCoreTest, RenameOfNonEmptyDirectoryFailsEarlyWithExdev) {
+TEST_F(FsCoreTest, RenameOfNonEmptyDirectoryTurnedOffFailsEarlyWithExdev) {
+  FsOptions options;
+  options.max_dir_rename_objects = 0;
+  core_ = NewCore("no-dir-rename", options);
   Result<Attr> dir = core_->MakeDirectory(kRootInode, "d", 0755);
   ASSERT_TRUE(dir.ok());
   ASSERT_TRUE(store_->Put("d/file", "x", {}, {}).ok());
