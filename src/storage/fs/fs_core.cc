@@ -155,8 +155,10 @@ Result<std::string> FsCore::ChildPath(InodeId parent, const std::string& name) {
   if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", parent));
   if (it->second->kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
   std::string path = it->second->path.empty() ? name : it->second->path + "/" + name;
-  if (path.size() > kMaxNameBytes) {
-    return FsError(ENAMETOOLONG, "a path is longer than the store's 1024-byte name limit");
+  if (Utf16Length(path) > kMaxNameCharacters) {
+    return FsError(ENAMETOOLONG,
+                   "a path is longer than Azure's blob-name limit of 1024 characters "
+                   "(UTF-16 code units)");
   }
   return path;
 }
