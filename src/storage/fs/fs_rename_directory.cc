@@ -130,8 +130,13 @@ void FsCore::KeepParentDirectory(const std::string& removed) {
   if (slash == std::string::npos) return;  // the root needs no marker
   const std::string parent = removed.substr(0, slash);
   {
-    // What this mount knows answers without a request: a marker seen, or children left.
+    // What this mount knows answers without a request: a marker seen (the directory's inode
+    // has the marker's ETag, or its cached attributes say so), or children left.
     std::lock_guard lock(mu_);
+    if (auto inode = inode_by_path_.find(parent);
+        inode != inode_by_path_.end() && !inodes_.at(inode->second)->etag.empty()) {
+      return;
+    }
     const int64_t now_ms = NowMs();
     if (auto cached = attr_cache_.find(parent); cached != attr_cache_.end() &&
                                                 cached->second.first > now_ms &&
