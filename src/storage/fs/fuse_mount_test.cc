@@ -329,6 +329,28 @@ TEST_P(FuseMountTest, DirectoryOverTheRenameLimitIsExdevAndMvStillMovesIt) {
   }
 }
 
+// A file open for writing under the directory keeps its handle through the move and is
+// saved under its new name; the mount's listings of both names show the move at once.
+TEST_P(FuseMountTest, OpenFileAndListingsFollowARenamedDirectory) {
+  PutTree(*store_, "work");
+  ASSERT_EQ(ListLong(mount_->Path("work")).size(), 3u);  // listed: its names are known
+  int fd = ::open(mount_->Path("work/a").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "-1", 2), 2);
+  ASSERT_EQ(::rename(mount_->Path("work").c_str(), mount_->Path("done").c_str()), 0);
+  ASSERT_EQ(::write(fd, "-2", 2), 2);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_FALSE(Exists(mount_->Path("work")));
+  std::map<std::string, struct stat> listed = ListLong(mount_->Path("done"));
+  EXPECT_EQ(listed.size(), 3u);
+  EXPECT_EQ(listed["a"].st_size, 9);
+  EXPECT_EQ(ReadText(mount_->Path("done/sub/b")), "beta");
+  std::unique_ptr<Mount> other = Mount::Start(url_, dir_ + "/other");
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(ReadText(other->Path("done/a")), "alpha-1-2");
+  EXPECT_FALSE(Exists(other->Path("work/a")));
+}
+
 // The mount serving the rename stops (every store call fails) after each number of copies
 // and deletes in turn. Another mount, started before, then finds every file under the old
 // name or the new one; a mount started afterwards finishes the rename.
