@@ -201,6 +201,26 @@ TEST_F(DirectoryRenameTest, FileOpenForWritingFollowsItsDirectory) {
   EXPECT_FALSE(Stored("dir/a"));
 }
 
+TEST_F(DirectoryRenameTest, FileOpenInStreamingModeFollowsItsDirectory) {
+  MakeTree("dir");
+  FsOptions options;
+  options.block_cache = true;
+  options.block_size_bytes = 64 << 10;
+  options.block_pool_bytes = 8 * options.block_size_bytes;
+  std::unique_ptr<FsCore> core = NewCore(store_.get(), options);
+  Result<InodeId> a = Resolve(*core, "dir/a");
+  ASSERT_TRUE(a.ok());
+  Result<OpenResult> opened = core->Open(*a, O_RDWR);
+  ASSERT_TRUE(opened.ok());
+  ASSERT_TRUE(*core->IsStreaming(opened->handle));
+  ASSERT_TRUE(core->Write(opened->handle, 5, "-one").ok());
+  ASSERT_TRUE(RenamePath(*core, "dir", "moved").ok());
+  ASSERT_TRUE(core->Write(opened->handle, 9, "-two").ok());
+  ASSERT_TRUE(core->Release(opened->handle).ok());
+  EXPECT_EQ(*store_->GetRange("moved/a", 0, -1, {}), "alpha-one-two");
+  EXPECT_FALSE(Stored("dir/a"));
+}
+
 TEST_F(DirectoryRenameTest, MovingADirectoryIntoItselfIsRefused) {
   MakeTree("dir");
   std::unique_ptr<FsCore> core = NewCore(store_.get());
