@@ -13,7 +13,7 @@ packages=(
 
 # `deps.sh --bench` adds the peers the benchmarks measure against.
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(postgresql postgresql-client rclone)
+  packages+=(postgresql postgresql-client rclone curl)
 fi
 
 missing=()

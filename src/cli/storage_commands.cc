@@ -81,6 +81,7 @@ struct MountFlags {
   int prefetch_blocks = 8;
   bool read_only = false;
   std::string cache_dir;
+  int64_t max_dir_rename_objects = 10'000;
 };
 
 Result<double> ParseSeconds(const std::string& option, const std::string& value) {
@@ -139,10 +140,12 @@ Status RunMount(const MountFlags& flags, const std::vector<std::string>& extras,
         "--cancel-list-on-mount-seconds: meridian does not list at mount; nothing to cancel");
   }
   if (flags.block_size_mb <= 0 || flags.block_size_mb > 4000 || flags.block_pool_mb <= 0 ||
-      flags.free_disk_floor_mb < 0 || flags.prefetch_blocks < 0 || flags.prefetch_blocks > 256) {
+      flags.free_disk_floor_mb < 0 || flags.prefetch_blocks < 0 || flags.prefetch_blocks > 256 ||
+      flags.max_dir_rename_objects < 0) {
     return absl::InvalidArgumentError(
         "--block-cache-block-size must be 1..4000 MB, --block-cache-pool-size positive, "
-        "--block-cache-prefetch 0..256 and --cache-free-disk-floor-mb not negative");
+        "--block-cache-prefetch 0..256, --cache-free-disk-floor-mb and "
+        "--max-dir-rename-objects not negative");
   }
   // Block buffers are large and freed on other threads than the ones that allocate them;
   // served by mmap they go back to the system when freed, so the process's resident memory
@@ -169,6 +172,7 @@ Status RunMount(const MountFlags& flags, const std::vector<std::string>& extras,
   options.use_attr_cache = flags.use_attr_cache;
   options.attr_cache_timeout_s = static_cast<int64_t>(mount.attr_timeout_s);
   options.read_only = mount.read_only;
+  options.max_dir_rename_objects = flags.max_dir_rename_objects;
   options.uid = ::getuid();
   options.gid = ::getgid();
   ASSIGN_OR_RETURN(std::unique_ptr<storage::fs::FsCore> core,
@@ -425,6 +429,11 @@ void AddStorageCommands(CLI::App& app, Context& context) {
                    "Blocks read ahead of a sequential reader in streaming mode")
       ->capture_default_str();
   mount->add_flag("--read-only", flags.read_only, "Refuse every change (EROFS)");
+  mount
+      ->add_option("--max-dir-rename-objects", flags.max_dir_rename_objects,
+                   "Rename a non-empty directory in the store when it holds at most this many "
+                   "objects (server-side copies); larger ones are EXDEV, 0 for always EXDEV")
+      ->capture_default_str();
   mount->add_option("--cache-dir", flags.cache_dir,
                     "Local cache directory (default <home>/storage-cache/<hash of the URL>)");
   // Unknown BlobFuse2 options stay here (named in a warning) instead of falling through to

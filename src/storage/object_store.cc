@@ -75,11 +75,37 @@ Result<int64_t> ObjectStore::ReadRange(const std::string& name, int64_t offset, 
   return static_cast<int64_t>(bytes.size());
 }
 
+int64_t Utf16Length(std::string_view text) {
+  int64_t units = 0;
+  for (size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    size_t length = lead < 0x80           ? 1
+                    : (lead >> 5) == 0x6  ? 2
+                    : (lead >> 4) == 0xE  ? 3
+                    : (lead >> 3) == 0x1E ? 4
+                                          : 0;
+    for (size_t k = 1; k < length; ++k) {
+      if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) {
+        length = 0;  // a truncated sequence
+        break;
+      }
+    }
+    if (length == 0) {
+      ++units;  // not UTF-8: one unit per byte
+      ++i;
+      continue;
+    }
+    units += length == 4 ? 2 : 1;  // four bytes encode a code point beyond U+FFFF
+    i += length;
+  }
+  return units;
+}
+
 Status ValidateObjectName(std::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("object name is empty");
-  if (name.size() > kMaxNameBytes) {
-    return absl::InvalidArgumentError(
-        fmt::format("object name is {} bytes; the limit is {}", name.size(), kMaxNameBytes));
+  if (const int64_t characters = Utf16Length(name); characters > kMaxNameCharacters) {
+    return absl::InvalidArgumentError(fmt::format("object name is {} characters; the limit is {}",
+                                                  characters, kMaxNameCharacters));
   }
   if (name.front() == '/') {
     return absl::InvalidArgumentError(fmt::format("object name '{}' starts with '/'", name));

@@ -4,7 +4,9 @@
 // Contract, kept by every implementation and checked by one contract test suite
 // (object_store_contract_test.cc):
 //
-// Names. An object name is 1..1024 bytes of UTF-8, never starting with '/' and without
+// Names. An object name is UTF-8 of 1..1024 characters counted as Azure counts them (UTF-16
+// code units: a character outside the Basic Multilingual Plane counts two), never starting
+// with '/' and without
 // "." or ".." segments (the store may be rooted under a prefix; names are relative to it).
 // '/' has no special meaning to the store except as a List delimiter: "a" and "a/b" may
 // both exist (BlobFuse2 keeps a directory marker "a" with metadata hdi_isfolder=true beside
@@ -61,7 +63,7 @@
 
 namespace meridian::storage {
 
-inline constexpr int kMaxNameBytes = 1024;
+inline constexpr int kMaxNameCharacters = 1024;  // UTF-16 code units, as Azure counts
 inline constexpr int kMaxBlocksPerObject = 50'000;
 inline constexpr int kMaxBlockIdBytes = 64;  // decoded
 inline constexpr int kMaxListResults = 5'000;
@@ -159,6 +161,9 @@ class ObjectStore {
 
 // --- Checks shared by the implementations ---------------------------------------------
 
+// The length of UTF-8 `text` in UTF-16 code units (how Azure counts a blob name's
+// characters); a byte that is not valid UTF-8 counts one.
+int64_t Utf16Length(std::string_view text);
 // kInvalidArgument naming the problem when `name` breaks the naming rules above.
 Status ValidateObjectName(std::string_view name);
 // kInvalidArgument when a key or value breaks the metadata rules above.

@@ -26,13 +26,30 @@ TEST(Base64Test, RoundTripsAndRejectsGarbage) {
   EXPECT_EQ(ContentMd5("hello world"), "XrY7u+Ae7tCTyyK7j1rNww==");
 }
 
+// Azure counts a blob name's 1,024 characters in UTF-16 code units, not in bytes.
+TEST(ValidationTest, NameLengthIsCountedInUtf16CodeUnitsAsAzureCountsIt) {
+  const std::string e_acute = "\xC3\xA9";        // U+00E9: 2 bytes, 1 unit
+  const std::string emoji = "\xF0\x9F\x98\x80";  // U+1F600: 4 bytes, 2 units
+  EXPECT_EQ(Utf16Length("abc"), 3);
+  EXPECT_EQ(Utf16Length(e_acute + "x" + emoji), 4);
+  EXPECT_EQ(Utf16Length("\xE2\x82\xAC"), 1);  // U+20AC: 3 bytes
+  EXPECT_EQ(Utf16Length("\xC3"), 1);          // truncated: one unit per byte
+  std::string accents;
+  for (int i = 0; i < kMaxNameCharacters; ++i) accents += e_acute;  // 2,048 bytes
+  EXPECT_TRUE(ValidateObjectName(accents).ok());
+  EXPECT_FALSE(ValidateObjectName(accents + "x").ok());
+  std::string emojis;
+  for (int i = 0; i < kMaxNameCharacters / 2 + 1; ++i) emojis += emoji;  // 513 code points
+  EXPECT_FALSE(ValidateObjectName(emojis).ok());
+}
+
 TEST(ValidationTest, NamesMetadataAndBlockIds) {
   EXPECT_TRUE(ValidateObjectName("a/b c/d.txt").ok());
   EXPECT_FALSE(ValidateObjectName("").ok());
   EXPECT_FALSE(ValidateObjectName("/abs").ok());
   EXPECT_FALSE(ValidateObjectName("a/./b").ok());
   EXPECT_FALSE(ValidateObjectName("..").ok());
-  EXPECT_FALSE(ValidateObjectName(std::string(kMaxNameBytes + 1, 'x')).ok());
+  EXPECT_FALSE(ValidateObjectName(std::string(kMaxNameCharacters + 1, 'x')).ok());
   EXPECT_TRUE(ValidateMetadata({{"hdi_isfolder", "true"}, {"_x9", ""}}).ok());
   EXPECT_FALSE(ValidateMetadata({{"9lives", "x"}}).ok());
   EXPECT_FALSE(ValidateMetadata({{"k", "line\nbreak"}}).ok());

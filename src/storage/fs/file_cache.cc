@@ -528,6 +528,16 @@ Status FileCache::Upload(CachedFile& file) {
   return OkStatus();
 }
 
+std::vector<std::shared_ptr<CachedFile>> FileCache::CopiesUnder(const std::string& prefix) {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<CachedFile>> copies;
+  for (auto it = files_.lower_bound(prefix); it != files_.end() && it->first.starts_with(prefix);
+       ++it) {
+    copies.push_back(it->second);
+  }
+  return copies;
+}
+
 void FileCache::Rename(const std::string& from, const std::string& to, const std::string& to_etag) {
   std::lock_guard lock(mu_);
   if (auto old = files_.find(to); old != files_.end()) {

@@ -133,6 +133,9 @@ class FileCache {
   // download the same bytes again. Any other copy is left as it is.
   void MetadataChanged(CachedFile& file, const std::string& old_etag, const std::string& etag,
                        const Metadata& metadata);
+  // Every copy (open or not) of an object whose name starts with `prefix`, in name order:
+  // what a directory rename must carry along.
+  std::vector<std::shared_ptr<CachedFile>> CopiesUnder(const std::string& prefix);
 
   // Requires file.mu, before reading [offset, offset + length) of the copy: waits (with
   // `file_lock` released) until a download in progress has those bytes. Returns the

@@ -11,6 +11,7 @@
 
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
+#include "storage/fs/directory_rename.h"
 #include "storage/fs/fs_core_internal.h"
 #include "storage/fs/fs_errors.h"
 
@@ -107,6 +108,17 @@ Result<std::unique_ptr<FsCore>> FsCore::Create(ObjectStore* store, FsOptions opt
   cache_options.clock = options.clock;
   ASSIGN_OR_RETURN(std::unique_ptr<FileCache> cache,
                    FileCache::Open(store, std::move(cache_options)));
+  // A directory rename interrupted here or on another node is finished before anything is
+  // served; if that fails the mount still comes up (every object is under one of its names)
+  // and the next start tries again.
+  if (!options.read_only) {
+    Result<int> finished = CompleteUnfinishedRenames(
+        *store, {options.max_dir_rename_objects, options.dir_rename_copies_in_flight});
+    if (!finished.ok()) {
+      spdlog::error("an interrupted directory rename could not be finished: {}",
+                    finished.status().message());
+    }
+  }
   return std::unique_ptr<FsCore>(new FsCore(store, std::move(options), std::move(pool),
                                             std::move(uploads), std::move(downloads),
                                             std::move(cache)));
@@ -143,8 +155,10 @@ Result<std::string> FsCore::ChildPath(InodeId parent, const std::string& name) {
   if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", parent));
   if (it->second->kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
   std::string path = it->second->path.empty() ? name : it->second->path + "/" + name;
-  if (path.size() > kMaxNameBytes) {
-    return FsError(ENAMETOOLONG, "a path is longer than the store's 1024-byte name limit");
+  if (Utf16Length(path) > kMaxNameCharacters) {
+    return FsError(ENAMETOOLONG,
+                   "a path is longer than Azure's blob-name limit of 1024 characters "
+                   "(UTF-16 code units)");
   }
   return path;
 }
@@ -259,6 +273,7 @@ void FsCore::DropCachedAttr(const std::string& path) {
 
 Result<FsCore::Found> FsCore::FindPath(const std::string& path) {
   if (path.empty()) return Found{FileKind::kDirectory, {}, true};
+  if (IsRenameJournalPath(path)) return FsError(ENOENT, "the rename journal is not shown");
   // Created here and not uploaded yet: only this mount knows it exists.
   if (std::optional<ObjectInfo> pending = cache_->PendingCreate(path)) {
     return Found{FileKind::kFile, *std::move(pending), false};
@@ -529,7 +544,7 @@ Result<std::map<std::string, DirEntry>> FsCore::ListChildren(const std::string& 
     ASSIGN_OR_RETURN(ListPage page, store_->List(list));
     for (ObjectInfo& object : page.objects) {
       std::string name = object.name.substr(prefix.size());
-      if (name.empty()) continue;
+      if (name.empty() || (prefix.empty() && IsRenameJournalPath(name))) continue;
       FileKind kind = KindOf(object.metadata);
       auto listed = std::make_shared<const ObjectInfo>(std::move(object));
       CacheAttr(listed->name, Found{kind, *listed, false});
@@ -538,6 +553,7 @@ Result<std::map<std::string, DirEntry>> FsCore::ListChildren(const std::string& 
     for (const std::string& common : page.common_prefixes) {
       std::string name = common.substr(prefix.size(), common.size() - prefix.size() - 1);
       if (name.empty() || entries.contains(name)) continue;  // a marker object came first
+      if (prefix.empty() && IsRenameJournalPath(name)) continue;
       entries[name] = DirEntry{name, FileKind::kDirectory, 0, nullptr};
       Found implicit{FileKind::kDirectory, {}, true};
       implicit.info.name = prefix + name;
@@ -614,10 +630,13 @@ Status FsCore::RemoveDirectory(InodeId parent, const std::string& name) {
     Status deleted = store_->Delete(path, Condition::None());
     if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) return deleted;
   }
-  std::lock_guard lock(mu_);
-  ForgetPathLocked(path);
-  NoteChildRemovedLocked(path);
-  TouchParentLocked(path);
+  {
+    std::lock_guard lock(mu_);
+    ForgetPathLocked(path);
+    NoteChildRemovedLocked(path);
+    TouchParentLocked(path);
+  }
+  KeepParentDirectory(path);
   return OkStatus();
 }
 
@@ -654,6 +673,7 @@ Status FsCore::Unlink(InodeId parent, const std::string& name) {
     }
   }
   if (stream != nullptr) stream->MarkUnlinked();
+  KeepParentDirectory(path);
   return OkStatus();
 }
 
@@ -737,23 +757,27 @@ Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_paren
   } else {
     RETURN_IF_ERROR(RenameFile(from, to));
   }
-  std::lock_guard lock(mu_);
-  ForgetPathLocked(to);
-  attr_cache_.erase(from);
-  NoteChildRemovedLocked(from);
-  NoteChildRemovedLocked(to);  // what `to` was is gone (as a directory it was empty) ...
-  NoteChildAddedLocked(to);    // ... and the moved entry took its name
-  TouchParentLocked(from);
-  TouchParentLocked(to);
-  auto it = inode_by_path_.find(from);
-  if (it != inode_by_path_.end()) {
-    InodeId moved = it->second;
-    inode_by_path_.erase(it);
-    Inode& node = *inodes_.at(moved);
-    node.path = to;
-    node.attr.ctime_ms = NowMs();  // as Linux filesystems do
-    inode_by_path_[to] = moved;
+  {
+    std::lock_guard lock(mu_);
+    ForgetPathLocked(to);
+    attr_cache_.erase(from);
+    NoteChildRemovedLocked(from);
+    NoteChildRemovedLocked(to);  // what `to` was is gone (as a directory it was empty) ...
+    NoteChildAddedLocked(to);    // ... and the moved entry took its name
+    TouchParentLocked(from);
+    TouchParentLocked(to);
+    auto it = inode_by_path_.find(from);
+    if (it != inode_by_path_.end()) {
+      InodeId moved = it->second;
+      inode_by_path_.erase(it);
+      Inode& node = *inodes_.at(moved);
+      node.path = to;
+      node.attr.ctime_ms = NowMs();  // as Linux filesystems do
+      inode_by_path_[to] = moved;
+    }
+    if (source.kind == FileKind::kDirectory) RepathDescendantsLocked(from, to);
   }
+  KeepParentDirectory(from);
   return OkStatus();
 }
 
@@ -805,13 +829,7 @@ Status FsCore::RenameFile(const std::string& from, const std::string& to) {
 
 Status FsCore::RenameDirectory(const std::string& from, const std::string& to) {
   ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(from));
-  if (!empty) {
-    // Object storage has no atomic rename of a prefix; copying every object one by one would
-    // expose a half-moved tree on failure. EXDEV makes mv(1) copy and delete by itself.
-    return FsError(EXDEV, fmt::format("renaming the non-empty directory '{}' is not supported "
-                                      "(object storage cannot move a prefix atomically)",
-                                      from));
-  }
+  if (!empty) return MoveNonEmptyDirectory(from, to);
   Result<ObjectInfo> marker = store_->Head(from);
   Metadata metadata{{kFolderKey, "true"}};
   if (marker.ok()) metadata = marker->metadata;

@@ -52,13 +52,18 @@
 //     there is ENOENT with no request, as the negative side of the same cache. This mount's
 //     own creates, removes and renames keep that set true; another node's new name shows
 //     once it expires (or after the next listing of the directory).
-// What cannot be kept fails early: rename of a non-empty directory is EXDEV (so `mv` falls
-// back to copy and delete), RENAME_EXCHANGE is ENOTSUP and hard links are EPERM (link(2)'s
-// "no hard links here").
+// Directories: a non-empty directory of up to max_dir_rename_objects objects is renamed in
+// the store with server-side copies, then deletes, under a journal that the next mount of
+// the container finishes after a crash (directory_rename.h); a larger one is EXDEV (so `mv`
+// falls back to copy and delete). A directory that is only a prefix gets its marker when
+// this mount removes its last child, so it stays until it is removed itself.
+// What cannot be kept fails early: RENAME_EXCHANGE is ENOTSUP and hard links are EPERM
+// (link(2)'s "no hard links here").
 //
 // Errors: every method returns a Status; ErrnoFor (fs_errors.h) gives its errno.
 // Thread safety: all methods may be called from many threads at once. Lock order:
-// CachedFile::mu, then the FileCache's lock, then mu_; a StreamFile's lock is never taken
+// directory_rename_mu_, then CachedFile::mu (several: in name order), then the FileCache's
+// lock, then mu_; a StreamFile's lock is never taken
 // with mu_ held; the store is never called with mu_ held.
 #pragma once
 
@@ -162,6 +167,10 @@ struct FsOptions {
   int max_uploads_in_flight = 8;                     // blocks being staged at once
   int64_t free_disk_floor_bytes = int64_t{1} << 30;  // --cache-free-disk-floor-mb
   int64_t wait_for_memory_ms = 30'000;  // a full pool fails the call (ENOSPC) after this
+  // Renaming a non-empty directory (directory_rename.h): at most this many objects
+  // (--max-dir-rename-objects; more is EXDEV), copied this many at once.
+  int64_t max_dir_rename_objects = 10'000;
+  int dir_rename_copies_in_flight = 16;
   // Only single_put_max_bytes is used from here (block size and parallelism are above).
   UploadOptions upload;
   const base::Clock* clock = nullptr;  // not owned; nullptr: system clock
@@ -319,6 +328,12 @@ class FsCore {
   Status ApplyFileAttr(CachedFile& file, const SetAttrRequest& request);
   Status ApplyStreamAttr(StreamFile& stream, const SetAttrRequest& request);
   Status RenameDirectory(const std::string& from, const std::string& to);
+  // fs_rename_directory.cc: the non-empty case, its bookkeeping, and markers kept.
+  Status MoveNonEmptyDirectory(const std::string& from, const std::string& to);
+  void RepathDescendantsLocked(const std::string& from, const std::string& to);
+  // `removed` has just been removed or renamed away by this mount: when its parent is a
+  // directory that is only a prefix and is now empty in the store, writes its marker.
+  void KeepParentDirectory(const std::string& removed);
   Status RequireWritable() const;
 
   // Constant after construction. The pool outlives the executors (their tasks hold its
@@ -331,6 +346,9 @@ class FsCore {
   const std::unique_ptr<FileCache> cache_;
   const StreamServices stream_services_;
 
+  // Held through a non-empty directory rename, so two of them never lock one open file's
+  // mu in different orders.
+  std::mutex directory_rename_mu_;
   std::mutex mu_;
   // Guarded by mu_.
   std::unordered_map<InodeId, std::unique_ptr<Inode>> inodes_;

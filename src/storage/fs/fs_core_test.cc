@@ -15,6 +15,7 @@
 
 #include "base/files.h"
 #include "fmt/format.h"
+#include "storage/forwarding_store.h"
 #include "storage/fs/fs_errors.h"
 #include "storage/local_store.h"
 
@@ -163,7 +164,10 @@ TEST_F(FsCoreTest, RenameFileReplacesTargetAndKeepsData) {
   EXPECT_EQ(ErrnoFor(core_->Rename(kRootInode, "c", kRootInode, "b", RENAME_EXCHANGE)), ENOTSUP);
 }
 
-TEST_F(FsCoreTest, RenameOfNonEmptyDirectoryFailsEarlyWithExdev) {
+TEST_F(FsCoreTest, RenameOfNonEmptyDirectoryTurnedOffFailsEarlyWithExdev) {
+  FsOptions options;
+  options.max_dir_rename_objects = 0;
+  core_ = NewCore("no-dir-rename", options);
   Result<Attr> dir = core_->MakeDirectory(kRootInode, "d", 0755);
   ASSERT_TRUE(dir.ok());
   ASSERT_TRUE(store_->Put("d/file", "x", {}, {}).ok());
@@ -175,6 +179,62 @@ TEST_F(FsCoreTest, RenameOfNonEmptyDirectoryFailsEarlyWithExdev) {
   ASSERT_TRUE(moved.ok());
   EXPECT_TRUE(S_ISDIR(moved->mode));
   EXPECT_EQ(moved->mode & 07777, 0700u);
+}
+
+// Stores every name with U+00E9 written as 'e', so that paths of more than 1,024 bytes of
+// accented letters fit the local backend's file-name limits (the filesystem's own checks
+// see the real names).
+class TransliteratingStore final : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  static std::string Map(std::string name) {
+    for (size_t at; (at = name.find("\xC3\xA9")) != std::string::npos;) name.replace(at, 2, "e");
+    return name;
+  }
+  Result<ObjectInfo> Head(const std::string& name) override { return inner()->Head(Map(name)); }
+  Result<std::string> GetRange(const std::string& name, int64_t offset, int64_t length,
+                               const Condition& condition) override {
+    return inner()->GetRange(Map(name), offset, length, condition);
+  }
+  Result<std::string> Put(const std::string& name, std::string_view data, const Metadata& metadata,
+                          const Condition& condition) override {
+    return inner()->Put(Map(name), data, metadata, condition);
+  }
+  Result<ListPage> List(const ListOptions& options) override {
+    ListOptions mapped = options;
+    mapped.prefix = Map(options.prefix);
+    return inner()->List(mapped);
+  }
+  Status Delete(const std::string& name, const Condition& condition) override {
+    return inner()->Delete(Map(name), condition);
+  }
+};
+
+// Azure's blob-name limit is 1,024 characters in UTF-16 code units: a path of 1,024
+// accented letters (2,000 bytes and more) is fine, one more character is ENAMETOOLONG.
+TEST_F(FsCoreTest, PathsLongerThan1024CharactersAreNameTooLongCountedAsAzureCounts) {
+  TransliteratingStore transliterating(store_.get());
+  core_ = NewCore("long-names", {}, &transliterating);
+  std::string component;
+  for (int i = 0; i < 100; ++i) component += "\xC3\xA9";  // 100 x U+00E9, 200 bytes
+  InodeId parent = kRootInode;
+  for (int depth = 0; depth < 10; ++depth) {  // 10 x 100 characters and 9 slashes
+    Result<Attr> dir = core_->MakeDirectory(parent, component, 0755);
+    ASSERT_TRUE(dir.ok()) << depth << ": " << dir.status();
+    parent = dir->inode;
+  }
+  Result<CreateResult> fits = core_->CreateFile(parent, std::string(14, 'x'), 0644, O_WRONLY);
+  ASSERT_TRUE(fits.ok()) << fits.status();  // 1,024 characters
+  ASSERT_TRUE(core_->Release(fits->handle).ok());
+  EXPECT_EQ(ErrnoFor(core_->CreateFile(parent, std::string(15, 'x'), 0644, O_WRONLY).status()),
+            ENAMETOOLONG);
+  EXPECT_EQ(ErrnoFor(core_->Lookup(parent, std::string(15, 'x')).status()), ENAMETOOLONG);
+  // A character beyond U+FFFF counts two, as in UTF-16.
+  EXPECT_EQ(
+      ErrnoFor(core_->CreateFile(parent, "\xF0\x9F\x98\x80" + std::string(13, 'x'), 0644, O_WRONLY)
+                   .status()),
+      ENAMETOOLONG);
+  core_.reset();  // before the store it uses
 }
 
 TEST_F(FsCoreTest, SymlinkStoredTheBlobFuseWay) {

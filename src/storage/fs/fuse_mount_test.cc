@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,7 +22,10 @@
 #include "fmt/format.h"
 #include "storage/azure_blob_store.h"
 #include "storage/azurite_fixture.h"
+#include "storage/fs/directory_rename.h"
 #include "storage/fs/mount_fixture.h"
+#include "storage/fs/rename_test_stores.h"
+#include "storage/local_store.h"
 
 namespace meridian::storage::fs {
 namespace {
@@ -76,6 +80,9 @@ class FuseMountTest : public ::testing::TestWithParam<Backend> {
     ASSERT_FALSE(dir_.empty());
     if (GetParam() == Backend::kLocal) {
       url_ = "file://" + dir_ + "/store";
+      Result<std::unique_ptr<LocalStore>> store = LocalStore::Open(dir_ + "/store");
+      ASSERT_TRUE(store.ok()) << store.status();
+      store_ = std::move(*store);
     } else {
       AzuriteServer* azurite = SharedAzurite();
       ASSERT_NE(azurite, nullptr);
@@ -85,6 +92,7 @@ class FuseMountTest : public ::testing::TestWithParam<Backend> {
           AzureBlobStore::Create(azurite->ConfigFor(container), {});
       ASSERT_TRUE(store.ok()) << store.status();
       ASSERT_TRUE((*store)->CreateContainer().ok());
+      store_ = std::move(*store);
       url_ = azurite->endpoint() + "/" + container;
       // The mount process reads the key the way BlobFuse2 does.
       ::setenv("AZURE_STORAGE_ACCOUNT", kDevelopmentAccount, 1);
@@ -100,6 +108,7 @@ class FuseMountTest : public ::testing::TestWithParam<Backend> {
 
   std::string dir_;
   std::string url_;
+  std::unique_ptr<ObjectStore> store_;  // the mounted container, reached directly
   std::unique_ptr<Mount> mount_;
 };
 
@@ -143,8 +152,6 @@ TEST_P(FuseMountTest, DirectoriesSymlinksAndWhatIsRefused) {
   ASSERT_TRUE(WriteText(mount_->Path("d/x"), "x"));
   EXPECT_EQ(::rmdir(mount_->Path("d").c_str()), -1);
   EXPECT_EQ(errno, ENOTEMPTY);
-  EXPECT_EQ(::rename(mount_->Path("d").c_str(), mount_->Path("e").c_str()), -1);
-  EXPECT_EQ(errno, EXDEV);
   EXPECT_EQ(::link(mount_->Path("d/x").c_str(), mount_->Path("hard").c_str()), -1);
   EXPECT_EQ(errno, EPERM);
   ASSERT_EQ(::unlink(mount_->Path("d/x").c_str()), 0);
@@ -228,6 +235,163 @@ TEST_P(FuseMountTest, TwoMountsSeeEachOthersClosedFilesAfterReopen) {
   // Rewritten (and longer) on the first mount; attr_timeout is 120 s on both.
   ASSERT_TRUE(WriteText(mount_->Path("shared"), "version 2 is longer"));
   EXPECT_EQ(ReadText(other->Path("shared")), "version 2 is longer");
+}
+
+// ---- Renaming directories ------------------------------------------------------------------
+
+// The exit status of `command` run by /bin/sh (-1 when it did not run or was killed).
+int Shell(const std::string& command) {
+  int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+// A tree written straight to the store: markers for `dir` and `dir/sub`, none for
+// `dir/bare` (as other tools upload).
+void PutTree(ObjectStore& store, const std::string& dir) {
+  const Metadata folder{{"hdi_isfolder", "true"}};
+  ASSERT_TRUE(store.Put(dir, "", folder, {}).ok());
+  ASSERT_TRUE(store.Put(dir + "/a", "alpha", {}, {}).ok());
+  ASSERT_TRUE(store.Put(dir + "/sub", "", folder, {}).ok());
+  ASSERT_TRUE(store.Put(dir + "/sub/b", "beta", {}, {}).ok());
+  ASSERT_TRUE(store.Put(dir + "/bare/c", "gamma", {}, {}).ok());
+}
+const std::map<std::string, std::string> kTreeFiles = {
+    {"a", "alpha"}, {"sub/b", "beta"}, {"bare/c", "gamma"}};
+
+TEST_P(FuseMountTest, MvOfNestedDirectoryCopiesInTheStoreWithoutReadingData) {
+  PutTree(*store_, "nested");
+  RequestLogStore log(store_.get());
+  std::unique_ptr<InProcessMount> counted = InProcessMount::Start(&log, dir_ + "/counted");
+  ASSERT_NE(counted, nullptr);
+  ASSERT_EQ(Shell(fmt::format("ls -lR '{}' >/dev/null", counted->Path("nested"))), 0);
+  log.Reset();
+  ASSERT_EQ(Shell(fmt::format("mv '{}' '{}'", counted->Path("nested"), counted->Path("moved"))), 0);
+  EXPECT_EQ(log.copies.load(), 5);  // two markers and three files
+  EXPECT_EQ(log.data_reads.load(), 0);
+  EXPECT_EQ(log.staged_blocks.load(), 0);
+  for (const std::string& name : log.put_names()) EXPECT_TRUE(IsRenameJournalPath(name)) << name;
+  for (const auto& [name, data] : kTreeFiles) {
+    EXPECT_EQ(ReadText(counted->Path("moved/" + name)), data) << name;
+    EXPECT_EQ(ReadText(mount_->Path("moved/" + name)), data) << name;  // another mount
+    EXPECT_FALSE(Exists(mount_->Path("nested/" + name))) << name;
+  }
+  EXPECT_FALSE(Exists(counted->Path("nested")));
+  EXPECT_TRUE(store_->Head("moved").ok());  // the markers came along
+  EXPECT_TRUE(store_->Head("moved/sub").ok());
+  EXPECT_FALSE(store_->Head("moved/bare").ok());  // and none was invented
+}
+
+TEST_P(FuseMountTest, MvOfPrefixOnlyDirectoryExitsZeroAndItsParentStays) {
+  for (const char* name : {"data/train/x0", "data/train/x1", "data/train/deep/x2"}) {
+    ASSERT_TRUE(store_->Put(name, name, {}, {}).ok());
+  }
+  ASSERT_EQ(Shell(fmt::format("cd '{}' && mv data/train data/train2", mount_->mountpoint())), 0);
+  EXPECT_EQ(ReadText(mount_->Path("data/train2/deep/x2")), "data/train/deep/x2");
+  EXPECT_FALSE(Exists(mount_->Path("data/train")));
+  // Moved out of `data`, which is only a prefix: it stays, with a marker, and rmdir works.
+  ASSERT_EQ(Shell(fmt::format("cd '{}' && mv data/train2 train3", mount_->mountpoint())), 0);
+  EXPECT_EQ(ReadText(mount_->Path("train3/x1")), "data/train/x1");
+  struct stat st {};
+  ASSERT_EQ(::stat(mount_->Path("data").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(::rmdir(mount_->Path("data").c_str()), 0);
+  EXPECT_FALSE(Exists(mount_->Path("data")));
+}
+
+TEST_P(FuseMountTest, LastChildRemovedFromPrefixOnlyDirectoryLeavesItUntilRmdir) {
+  ASSERT_TRUE(store_->Put("only/file", "x", {}, {}).ok());
+  ASSERT_TRUE(store_->Put("only/inner/file", "y", {}, {}).ok());
+  ASSERT_EQ(::unlink(mount_->Path("only/inner/file").c_str()), 0);
+  ASSERT_EQ(::unlink(mount_->Path("only/file").c_str()), 0);
+  struct stat st {};
+  ASSERT_EQ(::stat(mount_->Path("only/inner").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(::rmdir(mount_->Path("only/inner").c_str()), 0);
+  ASSERT_EQ(::stat(mount_->Path("only").c_str(), &st), 0);
+  EXPECT_EQ(::rmdir(mount_->Path("only").c_str()), 0);
+  EXPECT_FALSE(Exists(mount_->Path("only")));
+  EXPECT_FALSE(store_->Head("only").ok());
+}
+
+TEST_P(FuseMountTest, DirectoryOverTheRenameLimitIsExdevAndMvStillMovesIt) {
+  PutTree(*store_, "big");  // five objects
+  std::unique_ptr<Mount> limited =
+      Mount::Start(url_, dir_ + "/limited", {"--max-dir-rename-objects=4"});
+  ASSERT_NE(limited, nullptr);
+  EXPECT_EQ(::rename(limited->Path("big").c_str(), limited->Path("big2").c_str()), -1);
+  EXPECT_EQ(errno, EXDEV);
+  EXPECT_TRUE(Exists(limited->Path("big/sub/b")));
+  ASSERT_EQ(Shell(fmt::format("mv '{}' '{}'", limited->Path("big"), limited->Path("big2"))), 0);
+  for (const auto& [name, data] : kTreeFiles) {
+    EXPECT_EQ(ReadText(limited->Path("big2/" + name)), data) << name;
+  }
+}
+
+// A file open for writing under the directory keeps its handle through the move and is
+// saved under its new name; the mount's listings of both names show the move at once.
+TEST_P(FuseMountTest, OpenFileAndListingsFollowARenamedDirectory) {
+  PutTree(*store_, "work");
+  ASSERT_EQ(ListLong(mount_->Path("work")).size(), 3u);  // listed: its names are known
+  int fd = ::open(mount_->Path("work/a").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "-1", 2), 2);
+  ASSERT_EQ(::rename(mount_->Path("work").c_str(), mount_->Path("done").c_str()), 0);
+  ASSERT_EQ(::write(fd, "-2", 2), 2);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_FALSE(Exists(mount_->Path("work")));
+  std::map<std::string, struct stat> listed = ListLong(mount_->Path("done"));
+  EXPECT_EQ(listed.size(), 3u);
+  EXPECT_EQ(listed["a"].st_size, 9);
+  EXPECT_EQ(ReadText(mount_->Path("done/sub/b")), "beta");
+  std::unique_ptr<Mount> other = Mount::Start(url_, dir_ + "/other");
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(ReadText(other->Path("done/a")), "alpha-1-2");
+  EXPECT_FALSE(Exists(other->Path("work/a")));
+}
+
+// The mount serving the rename stops (every store call fails) after each number of copies
+// and deletes in turn. Another mount, started before, then finds every file under the old
+// name or the new one; a mount started afterwards finishes the rename.
+TEST_P(FuseMountTest, InterruptedDirectoryRenameNeverHidesAFileAndTheNextMountFinishesIt) {
+  constexpr int kChanges = 11;  // 5 copies, 5 deletes, the journal's delete
+  for (int stop_after = 0; stop_after <= kChanges; ++stop_after) {
+    SCOPED_TRACE(fmt::format("stopped after {} copies and deletes", stop_after));
+    const std::string from = fmt::format("run{}/dir", stop_after);
+    const std::string to = fmt::format("run{}/moved", stop_after);
+    PutTree(*store_, from);
+    {
+      StopAfterChangesStore stopping(store_.get(), stop_after);
+      std::unique_ptr<InProcessMount> dying =
+          InProcessMount::Start(&stopping, fmt::format("{}/dying{}", dir_, stop_after));
+      ASSERT_NE(dying, nullptr);
+      int renamed = ::rename(dying->Path(from).c_str(), dying->Path(to).c_str());
+      if (stop_after < kChanges) {
+        EXPECT_EQ(renamed, -1);
+        EXPECT_EQ(errno, EIO);
+      } else {
+        EXPECT_EQ(renamed, 0);
+      }
+    }
+    for (const auto& [name, data] : kTreeFiles) {
+      EXPECT_TRUE(Exists(mount_->Path(from + "/" + name)) || Exists(mount_->Path(to + "/" + name)))
+          << name;
+    }
+    std::unique_ptr<Mount> restarted =
+        Mount::Start(url_, fmt::format("{}/restarted{}", dir_, stop_after));
+    ASSERT_NE(restarted, nullptr);
+    for (const auto& [name, data] : kTreeFiles) {
+      EXPECT_EQ(ReadText(restarted->Path(to + "/" + name)), data) << name;
+      EXPECT_FALSE(Exists(restarted->Path(from + "/" + name))) << name;
+    }
+    EXPECT_FALSE(Exists(restarted->Path(from)));
+    ListOptions journals;
+    journals.prefix = std::string(kRenameJournalDir) + "/";
+    Result<ListPage> left = store_->List(journals);
+    ASSERT_TRUE(left.ok());
+    EXPECT_TRUE(left->objects.empty());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, FuseMountTest,

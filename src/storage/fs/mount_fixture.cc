@@ -106,4 +106,44 @@ Mount::~Mount() {
   }
 }
 
+std::unique_ptr<InProcessMount> InProcessMount::Start(ObjectStore* store, const std::string& dir,
+                                                      FsOptions options) {
+  auto mount = std::unique_ptr<InProcessMount>(new InProcessMount);
+  mount->mountpoint_ = dir + "/mnt";
+  EXPECT_TRUE(base::MakeDirs(mount->mountpoint_).ok());
+  options.cache_dir = dir + "/cache";
+  options.use_attr_cache = true;
+  options.attr_cache_timeout_s = 120;
+  options.free_disk_floor_bytes = 0;
+  options.uid = ::getuid();
+  options.gid = ::getgid();
+  Result<std::unique_ptr<FsCore>> core = FsCore::Create(store, options);
+  if (!core.ok()) {
+    ADD_FAILURE() << core.status();
+    return nullptr;
+  }
+  mount->core_ = std::move(*core);
+  MountOptions mount_options;
+  mount_options.mountpoint = mount->mountpoint_;
+  mount_options.attr_timeout_s = 120;
+  mount_options.entry_timeout_s = 120;
+  mount_options.negative_timeout_s = 120;
+  mount_options.handle_signals = false;
+  Result<std::unique_ptr<FuseMount>> fuse = FuseMount::Mount(mount->core_.get(), mount_options);
+  if (!fuse.ok()) {
+    ADD_FAILURE() << fuse.status();
+    return nullptr;
+  }
+  mount->fuse_ = std::move(*fuse);
+  mount->loop_ = std::thread([fuse = mount->fuse_.get()] { (void)fuse->Run(); });
+  return mount;
+}
+
+InProcessMount::~InProcessMount() {
+  if (!loop_.joinable()) return;
+  std::string command = fmt::format("fusermount3 -u -z '{}' 2>/dev/null", mountpoint_);
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+  loop_.join();
+}
+
 }  // namespace meridian::storage::fs

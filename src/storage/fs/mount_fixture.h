@@ -7,7 +7,12 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "storage/fs/fs_core.h"
+#include "storage/fs/fuse_adapter.h"
+#include "storage/object_store.h"
 
 namespace meridian::storage::fs {
 
@@ -40,6 +45,30 @@ class Mount {
   pid_t pid_ = -1;
   std::string mountpoint_;
   std::string cache_dir_;
+};
+
+// A filesystem served by this test process at `dir`/mnt through a real FUSE mount: an
+// FsCore over `store` (which the test may wrap to count or fail requests) with what the
+// StorageClass options give the binary (attribute cache and kernel timeouts of 120 s), the
+// cache in `dir`/cache. The destructor unmounts (lazily) and waits for the loop to end.
+class InProcessMount {
+ public:
+  // `store` is not owned and must outlive the mount. nullptr (and a test failure) when it
+  // cannot mount.
+  static std::unique_ptr<InProcessMount> Start(ObjectStore* store, const std::string& dir,
+                                               FsOptions options = {});
+  ~InProcessMount();
+  InProcessMount(const InProcessMount&) = delete;
+  InProcessMount& operator=(const InProcessMount&) = delete;
+
+  std::string Path(const std::string& name) const { return mountpoint_ + "/" + name; }
+
+ private:
+  InProcessMount() = default;
+  std::string mountpoint_;
+  std::unique_ptr<FsCore> core_;
+  std::unique_ptr<FuseMount> fuse_;
+  std::thread loop_;
 };
 
 }  // namespace meridian::storage::fs
