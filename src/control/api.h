@@ -65,8 +65,10 @@ class ApiHandler {
   identity::Target JobTarget(const nlohmann::json& job);
   // Keeps the items of a listing the caller may see.
   nlohmann::json FilterJobs(const Call& call, nlohmann::json listing);
-  // Wraps the responder of a mutating call so that the answer is audited before it is sent.
-  void AuditMutation(Call& call);
+  // Wraps the responder of a mutating call, and of a read by an application (a workload, an
+  // operator, a script), so that the answer (for such a read: a refusal only) is audited
+  // before it is sent.
+  void AuditCall(Call& call);
 
   // ---- identity (api_identity.cc) ----
   // The unauthenticated endpoints (discovery, keys, token endpoint, cluster issuers); false

@@ -382,7 +382,10 @@ class Agent {
     writer_options.path = fmt::format("{}/tokens/{}.jwt", options_.work_dir, launch.key);
     int64_t lifetime_s = workload.value("token_lifetime_s", int64_t{3600});
     writer_options.token_lifetime_ms = lifetime_s * 1000;
-    writer_options.mint = [this, lifetime_s]() { return MintWorkloadToken(lifetime_s); };
+    writer_options.mint = [this, lifetime_s, job_id = assignment.job_id,
+                           attempt = assignment.attempt, epoch = assignment.epoch]() {
+      return MintWorkloadToken(lifetime_s, job_id, attempt, epoch);
+    };
     ASSIGN_OR_RETURN(std::unique_ptr<identity::credentials::TokenFileWriter> writer,
                      identity::credentials::TokenFileWriter::Start(std::move(writer_options)));
     // The address this operator reaches the control plane at, which the attempt shares.
@@ -420,14 +423,21 @@ class Agent {
     return storage_->path();
   }
 
-  // The TokenRequest API: a workload token for this resource. Runs on a writer's thread.
-  Result<std::string> MintWorkloadToken(int64_t lifetime_s) {
+  // The TokenRequest API: a workload token for one attempt on this resource, naming it.
+  // Runs on a writer's thread.
+  Result<std::string> MintWorkloadToken(int64_t lifetime_s, const std::string& job_id, int attempt,
+                                        int64_t epoch) {
     net::HttpClient client(ClientOptions(20'000));
     net::HttpClientRequest request;
     request.method = "POST";
     request.url = Url("tokens");
     request.headers = {{"content-type", "application/json"}};
-    request.body = json{{"service_account", "workload"}, {"lifetime_s", lifetime_s}}.dump();
+    const json body = {{"service_account", "workload"},
+                       {"lifetime_s", lifetime_s},
+                       {"job_id", job_id},
+                       {"attempt", attempt},
+                       {"epoch", epoch}};
+    request.body = body.dump();
     Authorize(request);
     ASSIGN_OR_RETURN(json answer, ApiResult(client.Send(request), "minting a workload token"));
     if (!answer.contains("token") || !answer["token"].is_string()) {
