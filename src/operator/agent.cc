@@ -355,6 +355,8 @@ class Agent {
     launch.env["MERIDIAN_ATTEMPT"] = std::to_string(assignment.attempt);
     launch.env["MERIDIAN_CLOUD_RESOURCE"] = options_.cloud_resource;
     launch.env["MERIDIAN_REGION"] = region;
+    launch.env["MERIDIAN_SERVER"] = options_.server_url;
+    launch.ca_file = options_.ca_file;
     ASSIGN_OR_RETURN(launch.env["MERIDIAN_CLUSTER_STORAGE"], ClusterStoragePath());
     launch.timeout_s = assignment.timeout_s;
     if (assignment.gpus > 0 && static_cast<int>(free_gpus_.size()) >= assignment.gpus) {
@@ -392,7 +394,7 @@ class Agent {
     std::string authority = options_.server_url;
     launch.env["AZURE_CLIENT_ID"] = workload.value("client_id", "");
     launch.env["AZURE_TENANT_ID"] = workload.value("tenant_id", "");
-    launch.env["AZURE_FEDERATED_TOKEN_FILE"] = writer->path();
+    launch.federated_token_file = writer->path();
     launch.env["AZURE_AUTHORITY_HOST"] = authority.empty() ? "" : authority + "/";
     token_writers_[launch.key] = std::move(writer);
     return OkStatus();
@@ -411,7 +413,10 @@ class Agent {
       storage_bucket_ = bucket;
       ClusterStorageOptions storage_options;
       storage_options.bucket_url = bucket;
-      storage_options.mount_dir = options_.work_dir + "/cluster-storage/mnt";
+      storage_options.mount_dir = options_.sandbox_dir.empty()
+                                      ? options_.work_dir + "/cluster-storage/mnt"
+                                      : options_.sandbox_dir + "/.cluster-storage";
+      storage_options.shared_gid = options_.storage_gid;
       storage_options.cache_dir = options_.work_dir + "/cluster-storage/cache";
       storage_options.log_file = options_.work_dir + "/cluster-storage/mount.log";
       Result<std::unique_ptr<ClusterStorage>> opened = ClusterStorage::Open(storage_options);

@@ -3,6 +3,7 @@
 // the API, key rotation, the audit chain catching an edited and a deleted row, tokens rotating
 // under running operators and jobs, and Microsoft's own client (@azure/identity).
 #include <openssl/hmac.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -533,6 +534,92 @@ TEST_F(IdentityTest, AWorkloadTokenReadsItsOwnLiveJobOnly) {
     EXPECT_TRUE(seen.count(expected)) << expected << " not in " << audited.dump();
   }
   ApiJson("POST", "/api/v1/jobs/" + other + "/terminate", json::object());
+}
+
+// What the issue reported, tried as a job would: the job's own identity and files, from
+// inside a running job on a `meridian up`-like set-up (a server and a LOCAL operator on one
+// machine, one home).
+TEST_F(IdentityTest, FromInsideAJobOnlyItsOwnJobAndTheClusterStorageAreReachable) {
+  StartServer();
+  ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
+  ASSERT_TRUE(p_.StartOperator({"east", "", {"2CPU-8GB=4"}}).ok());
+  ASSERT_TRUE(p_.WaitHealth("east", "HEALTHY")) << p_.LogTail("operator-east");
+  const std::string victim = SubmitRunning({{"name", "victim"},
+                                            {"entrypoint", "echo victim-secret-output; sleep 600"},
+                                            {"max_retries", 0},
+                                            {"compute_config", {{"cloud_resource", "east"}}}});
+  const json victim_attempt = NewestAttempt(victim);
+  const std::string victim_token =
+      fmt::format("{}/sandbox/east/{}.{}.{}/federated-token", p_.home(), victim,
+                  victim_attempt.value("attempt", 0), victim_attempt.value("epoch", int64_t{0}));
+  // Each probe prints "<name> rc=<exit code>"; the CLI exits 6 on 403. A fresh HOME, so only
+  // the job's own identity (the AZURE_* variables) speaks.
+  const std::string m = MeridianBinary();
+  std::string probe = fmt::format(
+      "export HOME=$PWD/fresh-home; mkdir -p $HOME; "
+      "{m} job list; echo \"list rc=$?\"; "
+      "{m} job logs {v}; echo \"logs-other rc=$?\"; "
+      "{m} job terminate {v}; echo \"terminate-other rc=$?\"; "
+      "{m} cloud resource describe east; echo \"resource rc=$?\"; "
+      "{m} job status $MERIDIAN_JOB_ID; echo \"own-status rc=$?\"; "
+      "{m} job logs $MERIDIAN_JOB_ID; echo \"own-logs rc=$?\"; "
+      "cat {home}/credentials/admin.pem; echo \"admin-key rc=$?\"; "
+      "cat {home}/server/state.db > /dev/null; echo \"state-db rc=$?\"; "
+      "cat {token} > /dev/null; echo \"other-token rc=$?\"; "
+      "echo from-$MERIDIAN_JOB_ID > $MERIDIAN_CLUSTER_STORAGE/probe-$MERIDIAN_JOB_ID && "
+      "cat $MERIDIAN_CLUSTER_STORAGE/probe-$MERIDIAN_JOB_ID; echo \"storage rc=$?\"",
+      fmt::arg("m", m), fmt::arg("v", victim), fmt::arg("home", p_.home()),
+      fmt::arg("token", victim_token));
+  json submitted = ApiJson("POST", "/api/v1/jobs",
+                           {{"config",
+                             {{"name", "prober"},
+                              {"entrypoint", probe},
+                              {"max_retries", 0},
+                              {"compute_config", {{"cloud_resource", "east"}}}}}});
+  const std::string prober = submitted.value("id", "");
+  json final_state = p_.WaitJobFinal(prober);
+  EXPECT_EQ(final_state.value("state", ""), "SUCCEEDED") << final_state.dump();
+  CommandResult logs = p_.Cli({"job", "logs", prober});
+  ASSERT_EQ(logs.exit_code, 0) << logs.Describe();
+  const std::string& out = logs.out;
+  for (const char* refused :
+       {"list rc=6", "logs-other rc=6", "terminate-other rc=6", "resource rc=6"}) {
+    EXPECT_NE(out.find(refused), std::string::npos) << refused << " in:\n" << out;
+  }
+  EXPECT_EQ(out.find("victim-secret-output"), std::string::npos) << out;
+  EXPECT_NE(out.find("own-status rc=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("own-logs rc=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("storage rc=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("from-" + prober), std::string::npos) << out;
+  EXPECT_EQ(p_.Job(victim).value("state", ""), "RUNNING") << "the victim was not terminated";
+  if (::geteuid() == 0) {
+    // A root operator runs the job as a user of its own (docs/operations.md); without root
+    // the job is the operator's user and these files are its to read.
+    for (const std::string& denied : {p_.home() + "/credentials/admin.pem: Permission denied",
+                                      p_.home() + "/server/state.db: Permission denied",
+                                      victim_token + ": Permission denied"}) {
+      EXPECT_NE(out.find(denied), std::string::npos) << denied << " in:\n" << out;
+    }
+    for (const char* failed : {"admin-key rc=1", "state-db rc=1", "other-token rc=1"}) {
+      EXPECT_NE(out.find(failed), std::string::npos) << failed << " in:\n" << out;
+    }
+    EXPECT_TRUE(base::PathExists(victim_token)) << "the victim's token is where the probe looked";
+  }
+  // The refusals are on the audit record, with the workload's identity and the target.
+  const std::string workloads = App("workloads-east").value("app_id", "");
+  json audited = ApiJson("GET", "/api/v1/audit?limit=200&actor=" + workloads);
+  std::set<std::string> seen;
+  for (const json& entry : audited["items"]) {
+    if (entry.value("result", "") == "403") {
+      seen.insert(entry.value("action", "") + " " + entry.value("target", ""));
+    }
+  }
+  for (const std::string& expected : std::vector<std::string>{
+           "job.list /jobs", "job.logs /jobs/" + victim + "/logs",
+           "job.terminate /jobs/" + victim + "/terminate", "resource.read /resources/east"}) {
+    EXPECT_TRUE(seen.count(expected)) << expected << " not in " << audited.dump();
+  }
+  ApiJson("POST", "/api/v1/jobs/" + victim + "/terminate", json::object());
 }
 
 TEST_F(IdentityTest, AnAdministratorMayStillGrantAWorkloadARole) {
