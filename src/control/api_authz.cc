@@ -137,6 +137,32 @@ identity::Target ApiHandler::JobTarget(const json& job) {
                           LiveAttempt(job)};
 }
 
+bool ApiHandler::TakeRefusalBudget(const std::string& actor) {
+  constexpr int64_t kWindowMs = 60'000;
+  constexpr size_t kMaxActors = 10'000;
+  const int64_t now_ms = identity_->clock()->NowUnixMs();
+  std::lock_guard lock(refusals_mu_);
+  if (refusals_.size() >= kMaxActors && !refusals_.count(actor)) refusals_.clear();
+  RefusalWindow& window = refusals_[actor];
+  if (now_ms - window.start_ms >= kWindowMs) {
+    if (window.dropped > 0) {
+      spdlog::warn("audit: {} more refused reads by {} were not recorded (over {} a minute)",
+                   window.dropped, actor, options_.max_audited_refusals_per_minute);
+    }
+    window = RefusalWindow{now_ms, 0, 0};
+  }
+  if (window.audited < options_.max_audited_refusals_per_minute) {
+    window.audited += 1;
+    return true;
+  }
+  if (window.dropped == 0) {
+    spdlog::warn("audit: {} was refused over {} reads this minute; not recording more of them",
+                 actor, options_.max_audited_refusals_per_minute);
+  }
+  window.dropped += 1;
+  return false;
+}
+
 void ApiHandler::AuditCall(Call& call) {
   const std::string& method = call.method();
   if (identity_ == nullptr) return;
@@ -161,7 +187,9 @@ void ApiHandler::AuditCall(Call& call) {
   auto original = std::make_shared<net::Responder>(std::move(call.respond));
   call.respond = [this, entry = std::move(entry), original,
                   refusals_only = !mutating](net::HttpResponse response) mutable {
-    if (refusals_only && response.status != 403) return (*original)(std::move(response));
+    if (refusals_only && (response.status != 403 || !TakeRefusalBudget(entry.actor))) {
+      return (*original)(std::move(response));
+    }
     entry.result = std::to_string(response.status);
     if (response.status == 200 || response.status == 201) {
       // Name what was made (a job id, an app id) when the answer says.
