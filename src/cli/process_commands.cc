@@ -5,10 +5,12 @@
 #include <atomic>
 #include <iostream>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
+#include <variant>
 
+#include "base/hash.h"
 #include "base/files.h"
 #include "base/home.h"
 #include "base/log.h"
@@ -19,6 +21,7 @@
 #include "identity/credentials/caching_credential.h"
 #include "identity/credentials/workload_identity_credential.h"
 #include "operator/agent.h"
+#include "operator/cluster_storage.h"
 #include "operator/stacks/local/local_stack.h"
 #include "spdlog/spdlog.h"
 
@@ -114,7 +117,19 @@ struct OperatorFlags {
   int default_nodes = 1;
   std::string work_dir;
   std::string cluster_storage;
+  std::string run_as;  // "" = op::DefaultRunAs()
+  std::string sandbox_dir;
 };
+
+// Where attempts run as other users find their directories: <home>/sandbox/<resource> when
+// others can reach the home, else (a home under a private /root) a directory of their own in
+// /var/lib/meridian, one per work dir.
+std::string DefaultSandboxDir(const std::string& home, const std::string& resource,
+                              const std::string& work_dir) {
+  if (op::SearchableByOthers(home).ok()) return fmt::format("{}/sandbox/{}", home, resource);
+  return fmt::format("/var/lib/meridian/sandbox/{}-{}", resource,
+                     base::Sha256Hex(work_dir).substr(0, 12));
+}
 
 Status RunOperator(const Context& context, const OperatorFlags& flags) {
   if (flags.cloud_resource.empty())
@@ -180,6 +195,25 @@ Status RunOperator(const Context& context, const OperatorFlags& flags) {
 
   op::LocalStackOptions stack_options;
   stack_options.root = options.work_dir + "/attempts";
+  ASSIGN_OR_RETURN(stack_options.run_as,
+                   flags.run_as.empty() ? op::DefaultRunAs() : op::ParseRunAs(flags.run_as));
+  if (!std::holds_alternative<op::RunAsOperator>(stack_options.run_as)) {
+    stack_options.sandbox_root =
+        !flags.sandbox_dir.empty()
+            ? flags.sandbox_dir
+            : DefaultSandboxDir(client.home, flags.cloud_resource, options.work_dir);
+    options.sandbox_dir = stack_options.sandbox_root;
+    options.storage_gid = std::holds_alternative<op::RunAsUser>(stack_options.run_as)
+                              ? std::get<op::RunAsUser>(stack_options.run_as).gid
+                              : std::get<op::RunAsUidRange>(stack_options.run_as).gid;
+    RETURN_IF_ERROR(op::ShareWithGroup(options.cluster_storage, *options.storage_gid));
+    if (Status reachable = op::SearchableByOthers(options.cluster_storage); !reachable.ok()) {
+      spdlog::warn("attempts cannot reach the cluster storage directory {}: {}",
+                   options.cluster_storage, reachable.message());
+    }
+  }
+  spdlog::info("attempts run as {}{}", op::DescribeRunAs(stack_options.run_as),
+               stack_options.sandbox_root.empty() ? "" : " in " + stack_options.sandbox_root);
   ASSIGN_OR_RETURN(std::unique_ptr<op::ComputeStack> stack, op::OpenLocalStack(stack_options));
   options.stack = stack.get();
 
@@ -287,6 +321,15 @@ void AddProcessCommands(CLI::App& app, Context& context) {
                                "Attempts and packages (default <home>/operators/<resource>)");
   operator_command->add_option("--cluster-storage", operator_flags.cluster_storage,
                                "Directory shared by every job (default <home>/cluster-storage)");
+  operator_command->add_option(
+      "--run-as", operator_flags.run_as,
+      "Who attempts run as: 'operator' (this process's user), a user name, or a uid range "
+      "FIRST-LAST giving each attempt its own uid (default, and only possible, as root: "
+      "20000-29999; otherwise 'operator')");
+  operator_command->add_option("--sandbox-dir", operator_flags.sandbox_dir,
+                               "Where attempts run as other users get their directories (default "
+                               "<home>/sandbox/<resource>, or under /var/lib/meridian/sandbox "
+                               "when others cannot reach the home)");
   operator_command->callback([&context] {
     if (Status status = base::InitLogging(context.log_level); !status.ok()) {
       context.exit_code = ReportError(status);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <iostream>
 #include <mutex>
@@ -93,8 +94,25 @@ Result<double> ParseSeconds(const std::string& option, const std::string& value)
   return seconds;
 }
 
-// Applies the -o options; unknown ones are named in a warning and otherwise ignored.
-Status ApplyFuseOptions(const std::vector<std::string>& values, storage::fs::MountOptions& mount) {
+// uid=N, gid=N: a number; umask=NNN: octal.
+Result<uint32_t> ParseNumber(const std::string& option, const std::string& value, int base,
+                             uint32_t max) {
+  uint32_t number = 0;
+  auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number, base);
+  if (value.empty() || error != std::errc() || end != value.data() + value.size() || number > max) {
+    return absl::InvalidArgumentError(
+        fmt::format("-o {}={}: expected {} up to {}", option, value,
+                    base == 8 ? "octal" : "a number",
+                    base == 8 ? fmt::format("{:o}", max) : std::to_string(max)));
+  }
+  return number;
+}
+
+// Applies the -o options; unknown ones are named in a warning and otherwise ignored. uid,
+// gid and umask set the owner and mode bits every file and directory shows (as libfuse's
+// and BlobFuse2's options of those names do), for mounts other users share (allow_other).
+Status ApplyFuseOptions(const std::vector<std::string>& values, storage::fs::MountOptions& mount,
+                        storage::fs::FsOptions& fs) {
   for (const std::string& value : values) {
     size_t start = 0;
     while (start <= value.size()) {
@@ -116,6 +134,14 @@ Status ApplyFuseOptions(const std::vector<std::string>& values, storage::fs::Mou
         ASSIGN_OR_RETURN(mount.entry_timeout_s, ParseSeconds(key, argument));
       } else if (key == "negative_timeout") {
         ASSIGN_OR_RETURN(mount.negative_timeout_s, ParseSeconds(key, argument));
+      } else if (key == "uid") {
+        ASSIGN_OR_RETURN(fs.uid, ParseNumber(key, argument, 10, 0x7ffffffe));
+      } else if (key == "gid") {
+        ASSIGN_OR_RETURN(fs.gid, ParseNumber(key, argument, 10, 0x7ffffffe));
+      } else if (key == "umask") {
+        ASSIGN_OR_RETURN(uint32_t umask, ParseNumber(key, argument, 8, 0777));
+        fs.file_mode = 0666 & ~umask;
+        fs.directory_mode = 0777 & ~umask;
       } else {
         spdlog::warn("ignoring mount option -o {} (not supported by meridian)", item);
       }
@@ -158,9 +184,11 @@ Status RunMount(const MountFlags& flags, const std::vector<std::string>& extras,
   storage::fs::MountOptions mount;
   mount.mountpoint = flags.mountpoint;
   mount.read_only = flags.read_only;
-  RETURN_IF_ERROR(ApplyFuseOptions(flags.fuse_options, mount));
-  ASSIGN_OR_RETURN(std::unique_ptr<storage::ObjectStore> store, OpenStore(flags.url));
   storage::fs::FsOptions options;
+  options.uid = ::getuid();
+  options.gid = ::getgid();
+  RETURN_IF_ERROR(ApplyFuseOptions(flags.fuse_options, mount, options));
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::ObjectStore> store, OpenStore(flags.url));
   options.cache_dir = flags.cache_dir.empty() ? DefaultCacheDir(home, flags.url) : flags.cache_dir;
   options.cache_size_mb = flags.cache_size_mb;
   options.free_disk_floor_bytes = flags.free_disk_floor_mb << 20;
@@ -173,8 +201,6 @@ Status RunMount(const MountFlags& flags, const std::vector<std::string>& extras,
   options.attr_cache_timeout_s = static_cast<int64_t>(mount.attr_timeout_s);
   options.read_only = mount.read_only;
   options.max_dir_rename_objects = flags.max_dir_rename_objects;
-  options.uid = ::getuid();
-  options.gid = ::getgid();
   ASSIGN_OR_RETURN(std::unique_ptr<storage::fs::FsCore> core,
                    storage::fs::FsCore::Create(store.get(), options));
   ASSIGN_OR_RETURN(std::unique_ptr<storage::fs::FuseMount> mounted,
@@ -398,7 +424,8 @@ void AddStorageCommands(CLI::App& app, Context& context) {
       ->required();
   mount->add_option("mountpoint", flags.mountpoint, "An existing empty directory")->required();
   mount->add_option("-o", flags.fuse_options,
-                    "allow_other, ro, attr_timeout=N, entry_timeout=N, negative_timeout=N");
+                    "allow_other, ro, attr_timeout=N, entry_timeout=N, negative_timeout=N, uid=N, "
+                    "gid=N, umask=NNN");
   mount
       ->add_option("--file-cache-timeout-in-seconds", flags.file_cache_timeout_s,
                    "Keep a closed file's local copy this long")

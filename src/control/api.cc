@@ -246,7 +246,7 @@ void ApiHandler::Handle(net::HttpRequest request, net::Responder respond) {
   Call call{std::move(request), std::move(respond), std::move(parts), {}, correlation_id};
   Result<Principal> principal = auth_->Authenticate(call.request);
   if (principal.ok()) call.principal = *std::move(principal);
-  AuditMutation(call);  // after authentication: the actor is known (or "anonymous")
+  AuditCall(call);  // after authentication: the actor is known (or "anonymous")
   if (!principal.ok()) return call.Fail(principal.status());
   if (metrics) {
     if (!AllowedSomewhere(call, identity::Action::kReadCloud)) return;
@@ -433,7 +433,7 @@ void ApiHandler::HandleJobs(Call& call) {
   }
   if (call.Is({"jobs", "*", "logs"})) {
     if (method != "GET") return call.BadMethod("GET");
-    if (!Allowed(call, Action::kReadJob, JobTarget(*job))) return;
+    if (!Allowed(call, Action::kReadJobOutput, JobTarget(*job))) return;
     return ReadJobLog(call);
   }
   NotFound(call);

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "control/auth.h"
 #include "control/control_plane.h"
 #include "identity/authz.h"
@@ -23,6 +26,9 @@ struct ApiOptions {
   // threads share one commit (group commit), so more of them means more exchanges per sync.
   int blocking_threads = 32;
   size_t max_blocking_queue = 10'000;
+  // Refused reads audited per actor and minute; past it they are counted in the server log
+  // instead, so a job that probes in a loop cannot grow the audit log without bound.
+  int max_audited_refusals_per_minute = 60;
 };
 
 class IdentityPlane;
@@ -66,8 +72,10 @@ class ApiHandler {
   identity::Target JobTarget(const nlohmann::json& job);
   // Keeps the items of a listing the caller may see.
   nlohmann::json FilterJobs(const Call& call, nlohmann::json listing);
-  // Wraps the responder of a mutating call so that the answer is audited before it is sent.
-  void AuditMutation(Call& call);
+  // Wraps the responder of a mutating call, and of a read by an application (a workload, an
+  // operator, a script), so that the answer (for such a read: a refusal only) is audited
+  // before it is sent.
+  void AuditCall(Call& call);
 
   // ---- identity (api_identity.cc) ----
   // The unauthenticated endpoints (discovery, keys, token endpoint, cluster issuers); false
@@ -90,6 +98,16 @@ class ApiHandler {
   const ApiOptions options_;
   IdentityPlane* const identity_;
   std::unique_ptr<WorkerPool> blocking_;  // null without identity
+
+  // Whether one more refused read of `actor` may be audited now (see ApiOptions).
+  bool TakeRefusalBudget(const std::string& actor);
+  struct RefusalWindow {
+    int64_t start_ms = 0;
+    int audited = 0;
+    int dropped = 0;
+  };
+  std::mutex refusals_mu_;
+  std::map<std::string, RefusalWindow> refusals_ ABSL_GUARDED_BY(refusals_mu_);  // by actor
 };
 
 // The HTTP status for a Status code (the one mapping of the server side).

@@ -17,7 +17,7 @@ using nlohmann::json;
 namespace {
 
 // "job.submit", "identity.app.create", ...: what a mutating call does, for the audit log.
-std::string AuditAction(const std::string& method, const std::vector<std::string>& parts) {
+std::string MutationAction(const std::string& method, const std::vector<std::string>& parts) {
   auto is = [&](std::initializer_list<std::string_view> pattern) {
     return PathMatches(parts, pattern);
   };
@@ -46,6 +46,32 @@ std::string AuditAction(const std::string& method, const std::vector<std::string
   return fmt::format("api.{}", method);
 }
 
+// "job.logs", "resource.read", ...: what a read is, for the audit entry of a refused one.
+std::string ReadAction(const std::vector<std::string>& parts) {
+  auto is = [&](std::initializer_list<std::string_view> pattern) {
+    return PathMatches(parts, pattern);
+  };
+  if (is({"jobs"})) return "job.list";
+  if (is({"jobs", "*"})) return "job.read";
+  if (is({"jobs", "*", "logs"})) return "job.logs";
+  if (is({"clouds"})) return "cloud.list";
+  if (is({"clouds", "*"})) return "cloud.read";
+  if (is({"clouds", "*", "resources"}) || is({"resources"})) return "resource.list";
+  if (is({"resources", "*"})) return "resource.read";
+  if (is({"packages", "*"})) return "package.read";
+  if (is({"capacity"})) return "capacity.read";
+  if (is({"quotas"})) return "quota.list";
+  if (!parts.empty() &&
+      (parts[0] == "identity" || parts[0] == "audit" || parts[0] == "operators")) {
+    return parts[0] + ".read";
+  }
+  return "api.GET";
+}
+
+bool IsMutating(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "DELETE";
+}
+
 // Operator heartbeats and log shipping report what happened rather than change anything a
 // person asked for, and arrive every few seconds: they would drown the log. Their effects
 // (a job's state) are visible in the job itself.
@@ -57,7 +83,7 @@ bool IsOperatorTelemetry(const std::vector<std::string>& parts) {
 }  // namespace
 
 bool Can(const Principal& principal, identity::Action action, const identity::Target& target) {
-  return identity::Authorize(principal.subject, principal.grants, action, target).ok();
+  return identity::Authorize(principal, action, target).ok();
 }
 
 bool CanSomewhere(const Principal& principal, identity::Action action) {
@@ -65,14 +91,14 @@ bool CanSomewhere(const Principal& principal, identity::Action action) {
     Result<identity::Scope> scope = identity::ParseScope(grant.scope);
     if (!scope.ok()) continue;
     identity::Target target{scope->cloud, scope->resource, principal.subject};
-    if (identity::Authorize(principal.subject, {grant}, action, target).ok()) return true;
+    identity::Caller one_grant{principal.subject, principal.person, {grant}, std::nullopt};
+    if (identity::Authorize(one_grant, action, target).ok()) return true;
   }
   return false;
 }
 
 bool ApiHandler::Allowed(Call& call, identity::Action action, const identity::Target& target) {
-  Status allowed =
-      identity::Authorize(call.principal.subject, call.principal.grants, action, target);
+  Status allowed = identity::Authorize(call.principal, action, target);
   if (allowed.ok()) return true;
   call.Fail(allowed);
   return false;
@@ -90,6 +116,18 @@ std::string ApiHandler::CloudOfResource(const std::string& resource) {
   return found.ok() ? found->value("cloud", "") : "";
 }
 
+std::optional<identity::AttemptRef> LiveAttempt(const json& job) {
+  if (!job.contains("attempts") || !job["attempts"].is_array() || job["attempts"].empty()) {
+    return std::nullopt;
+  }
+  // Only the newest attempt can be live: an earlier one has ended or been superseded.
+  const json& newest = job["attempts"].back();
+  std::optional<JobState> state = ParseJobState(newest.value("state", ""));
+  if (!state.has_value() || IsFinal(*state)) return std::nullopt;
+  return identity::AttemptRef{job.value("id", ""), newest.value("number", 0),
+                              newest.value("epoch", int64_t{0})};
+}
+
 identity::Target ApiHandler::JobTarget(const json& job) {
   // A listing item names its resource; a whole job has its attempts.
   std::string resource = job.value("cloud_resource", "");
@@ -97,23 +135,63 @@ identity::Target ApiHandler::JobTarget(const json& job) {
     resource = job["attempts"].back().value("cloud_resource", "");
   }
   std::string cloud = resource.empty() ? "" : CloudOfResource(resource);
-  return identity::Target{cloud, cloud.empty() ? "" : resource, job.value("owner", "")};
+  return identity::Target{cloud, cloud.empty() ? "" : resource, job.value("owner", ""),
+                          LiveAttempt(job)};
 }
 
-void ApiHandler::AuditMutation(Call& call) {
-  const std::string& method = call.method();
-  if (identity_ == nullptr || (method != "POST" && method != "PUT" && method != "DELETE") ||
-      IsOperatorTelemetry(call.parts)) {
-    return;
+bool ApiHandler::TakeRefusalBudget(const std::string& actor) {
+  constexpr int64_t kWindowMs = 60'000;
+  constexpr size_t kMaxActors = 10'000;
+  const int64_t now_ms = identity_->clock()->NowUnixMs();
+  std::lock_guard lock(refusals_mu_);
+  if (refusals_.size() >= kMaxActors && !refusals_.count(actor)) refusals_.clear();
+  RefusalWindow& window = refusals_[actor];
+  if (now_ms - window.start_ms >= kWindowMs) {
+    if (window.dropped > 0) {
+      spdlog::warn("audit: {} more refused reads by {} were not recorded (over {} a minute)",
+                   window.dropped, actor, options_.max_audited_refusals_per_minute);
+    }
+    window = RefusalWindow{now_ms, 0, 0};
   }
+  if (window.audited < options_.max_audited_refusals_per_minute) {
+    window.audited += 1;
+    return true;
+  }
+  if (window.dropped == 0) {
+    spdlog::warn("audit: {} was refused over {} reads this minute; not recording more of them",
+                 actor, options_.max_audited_refusals_per_minute);
+  }
+  window.dropped += 1;
+  return false;
+}
+
+void ApiHandler::AuditCall(Call& call) {
+  const std::string& method = call.method();
+  if (identity_ == nullptr) return;
+  const bool mutating = IsMutating(method);
+  if (mutating && IsOperatorTelemetry(call.parts)) return;
+  // Reads are many and not audited, except a refused one by an application (a workload
+  // above all): a job probing what else it can see is worth a record.
+  const bool application_read =
+      !mutating && !call.principal.subject.empty() && !call.principal.person;
+  if (!mutating && !application_read) return;
   identity::AuditEntry entry;
   entry.actor = call.principal.subject.empty() ? "anonymous" : call.principal.subject;
-  entry.action = AuditAction(method, call.parts);
+  entry.action = mutating ? MutationAction(method, call.parts) : ReadAction(call.parts);
   entry.target = call.request.path.substr(std::min<size_t>(7, call.request.path.size()));
   entry.correlation_id = call.correlation_id;
   entry.source_address = call.request.remote_address;
+  if (call.principal.attempt.has_value()) {
+    entry.detail =
+        fmt::format("workload of job {} attempt {} epoch {}", call.principal.attempt->job_id,
+                    call.principal.attempt->attempt, call.principal.attempt->epoch);
+  }
   auto original = std::make_shared<net::Responder>(std::move(call.respond));
-  call.respond = [this, entry = std::move(entry), original](net::HttpResponse response) mutable {
+  call.respond = [this, entry = std::move(entry), original,
+                  refusals_only = !mutating](net::HttpResponse response) mutable {
+    if (refusals_only && (response.status != 403 || !TakeRefusalBudget(entry.actor))) {
+      return (*original)(std::move(response));
+    }
     entry.result = std::to_string(response.status);
     if (response.status == 200 || response.status == 201) {
       // Name what was made (a job id, an app id) when the answer says.

@@ -392,7 +392,31 @@ void ApiHandler::MintOperatorToken(Call& call, const std::string& resource) {
     }
     lifetime_s = std::min(lifetime_s, (*body)["lifetime_s"].get<int64_t>());
   }
-  Result<std::string> token = identity_->MintServiceAccountToken(resource, account, lifetime_s);
+  // A token for one job attempt names it, so that the workload may read its own job: only
+  // an attempt live on this operator's resource.
+  std::optional<identity::AttemptRef> attempt;
+  if (body->contains("job_id")) {
+    const json& job_id = (*body)["job_id"];
+    const json& number = body->value("attempt", json());
+    const json& epoch = body->value("epoch", json());
+    if (!job_id.is_string() || !number.is_number_integer() || !epoch.is_number_integer()) {
+      return call.Fail(absl::InvalidArgumentError(
+          "job_id, attempt, epoch: a string and two integers, given together"));
+    }
+    attempt =
+        identity::AttemptRef{job_id.get<std::string>(), number.get<int>(), epoch.get<int64_t>()};
+    Result<json> job = plane_->GetJob(attempt->job_id);
+    if (!job.ok()) return call.Fail(job.status());
+    std::optional<identity::AttemptRef> live = LiveAttempt(*job);
+    if (!live.has_value() || *live != *attempt ||
+        (*job)["attempts"].back().value("cloud_resource", "") != resource) {
+      return call.Fail(absl::FailedPreconditionError(
+          fmt::format("job {} attempt {} (epoch {}) is not running on cloud resource {}",
+                      attempt->job_id, attempt->attempt, attempt->epoch, resource)));
+    }
+  }
+  Result<std::string> token =
+      identity_->MintServiceAccountToken(resource, account, lifetime_s, attempt);
   if (!token.ok()) return call.Fail(token.status());
   int64_t now_s = identity_->clock()->NowUnixMs() / 1000;
   call.respond(NoStore(JsonResponse(

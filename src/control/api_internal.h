@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,9 @@ bool Can(const Principal& principal, identity::Action action, const identity::Ta
 // Whether one of its grants allows `action` at the grant's own scope (for listings and
 // uploads, where no one target is named); a developer counts as owner.
 bool CanSomewhere(const Principal& principal, identity::Action action);
+
+// The job's newest attempt when it has neither ended nor been superseded (a job's JSON).
+std::optional<identity::AttemptRef> LiveAttempt(const nlohmann::json& job);
 
 // One request on its way through the routes: the path split on '/' after /api/v1/.
 struct ApiHandler::Call {

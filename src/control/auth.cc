@@ -8,7 +8,12 @@
 namespace meridian::control {
 
 Result<Principal> LocalTrustAuthenticator::Authenticate(const net::HttpRequest&) {
-  return Principal{"local-admin", "", {"Admin"}, {{identity::Role::kAdmin, "/"}}};
+  Principal principal;
+  principal.subject = "local-admin";
+  principal.person = true;
+  principal.grants = {{identity::Role::kAdmin, "/"}};
+  principal.roles = {"Admin"};
+  return principal;
 }
 
 Result<Principal> TokenAuthenticator::Authenticate(const net::HttpRequest& request) {
@@ -33,8 +38,14 @@ Result<Principal> TokenAuthenticator::Authenticate(const net::HttpRequest& reque
     return absl::UnauthenticatedError(
         fmt::format("access token refused: {}", validated.status().message()));
   }
-  return Principal{validated->subject, validated->app_id, std::move(validated->roles),
-                   std::move(validated->grants)};
+  Principal principal;
+  principal.subject = std::move(validated->subject);
+  principal.person = validated->person;
+  principal.grants = std::move(validated->grants);
+  principal.attempt = std::move(validated->attempt);
+  principal.app_id = std::move(validated->app_id);
+  principal.roles = std::move(validated->roles);
+  return principal;
 }
 
 }  // namespace meridian::control

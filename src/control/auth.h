@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "identity/authz.h"
 #include "identity/roles.h"
 #include "net/http_types.h"
 
@@ -28,11 +29,11 @@ inline constexpr char kControlPlaneAudience[] = "api://meridian";
 // Longer Authorization headers are refused before any parsing.
 inline constexpr size_t kMaxBearerTokenBytes = 16 * 1024;
 
-struct Principal {
-  std::string subject;                      // the access token's sub: an app id or a user subject
-  std::string app_id;                       // azp
-  std::vector<std::string> roles;           // distinct role names, for display
-  std::vector<identity::RoleGrant> grants;  // what Authorize decides on
+// What Authorize decides on (subject, whether a person, grants, a workload's attempt), and
+// what the API shows besides.
+struct Principal : identity::Caller {
+  std::string app_id;              // azp
+  std::vector<std::string> roles;  // distinct role names, for display
 };
 
 class Authenticator {

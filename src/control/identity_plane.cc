@@ -87,7 +87,37 @@ Result<std::unique_ptr<IdentityPlane>> IdentityPlane::Open(state::StateStore* st
       token_options, plane->keys_.get(), plane->directory_.get(), std::move(sources),
       plane->audit_.get());
   RETURN_IF_ERROR(plane->BootstrapAdmin());
+  RETURN_IF_ERROR(plane->RemoveWorkloadViewerGrants());
   return plane;
+}
+
+Status IdentityPlane::RemoveWorkloadViewerGrants() {
+  ASSIGN_OR_RETURN(std::optional<state::Record> done,
+                   store_->Get(kMigrationRecordKind, kWorkloadViewerMigration));
+  if (done.has_value()) return OkStatus();
+  // Until this migration, every LOCAL resource's workloads app was given Viewer on its whole
+  // cloud. Once only: afterwards such a grant is an administrator's explicit choice.
+  for (const identity::Application& app : directory_->ListApplications()) {
+    if (app.kind != identity::PrincipalKind::kApplication ||
+        app.display_name.rfind(WorkloadsAppName(""), 0) != 0) {
+      continue;
+    }
+    for (const identity::RoleAssignment& assignment : directory_->ListRoleAssignments(app.app_id)) {
+      Result<identity::Scope> scope = identity::ParseScope(assignment.scope);
+      if (assignment.role != identity::Role::kViewer || !scope.ok() || scope->cloud.empty() ||
+          !scope->resource.empty()) {
+        continue;
+      }
+      RETURN_IF_ERROR(directory_->RevokeRoleAssignment(assignment.id));
+      spdlog::info(
+          "identity migration: removed Viewer at {} from {} ({}): workloads hold no role on "
+          "the control plane by default; grant one explicitly if a workload needs it",
+          assignment.scope, app.display_name, app.app_id);
+    }
+  }
+  state::WriteBatch batch;
+  batch.Put(kMigrationRecordKind, kWorkloadViewerMigration, json{{"done", true}}.dump(), 0);
+  return store_->Commit(std::move(batch));
 }
 
 Status IdentityPlane::LoadTenant() {
@@ -166,7 +196,7 @@ Status IdentityPlane::BootstrapAdmin() {
 Result<std::string> IdentityPlane::EnsureResourceApp(const std::string& display_name,
                                                      const std::string& resource,
                                                      const std::string& subject,
-                                                     identity::Role role,
+                                                     std::optional<identity::Role> role,
                                                      const std::string& scope) {
   std::optional<identity::Application> app = FindAppByName(display_name);
   if (!app.has_value()) {
@@ -191,7 +221,8 @@ Result<std::string> IdentityPlane::EnsureResourceApp(const std::string& display_
     }
   }
   if (!present) RETURN_IF_ERROR(directory_->AddFederatedCredential(app->app_id, wanted).status());
-  Result<identity::RoleAssignment> assigned = directory_->AssignRole(role, app->app_id, scope);
+  if (!role.has_value()) return app->app_id;
+  Result<identity::RoleAssignment> assigned = directory_->AssignRole(*role, app->app_id, scope);
   if (!assigned.ok() && !absl::IsAlreadyExists(assigned.status())) return assigned.status();
   return app->app_id;
 }
@@ -203,10 +234,13 @@ Status IdentityPlane::RegisterLocalResource(const std::string& cloud, const std:
       EnsureResourceApp(OperatorAppName(resource), resource,
                         ServiceAccountSubject(kOperatorServiceAccount), identity::Role::kOperator,
                         fmt::format("/clouds/{}/resources/{}", cloud, resource)));
-  ASSIGN_OR_RETURN(std::string workloads_app,
-                   EnsureResourceApp(WorkloadsAppName(resource), resource,
-                                     ServiceAccountSubject(kWorkloadServiceAccount),
-                                     identity::Role::kViewer, fmt::format("/clouds/{}", cloud)));
+  // Workloads hold no role on the control plane: their tokens are for what they use, and
+  // one minted for a job attempt may read that job (authz.h). An administrator may still
+  // grant the app a role.
+  ASSIGN_OR_RETURN(
+      std::string workloads_app,
+      EnsureResourceApp(WorkloadsAppName(resource), resource,
+                        ServiceAccountSubject(kWorkloadServiceAccount), std::nullopt, ""));
   workload_identities_[resource] = {workloads_app, tenant_id_, options_.authority};
   const std::string dir = fmt::format("{}/clusters/{}", options_.home, resource);
   RETURN_IF_ERROR(base::MakeDirs(dir, 0700));
@@ -258,11 +292,12 @@ std::optional<WorkloadIdentity> IdentityPlane::WorkloadIdentityFor(
   return it->second;
 }
 
-Result<std::string> IdentityPlane::MintServiceAccountToken(const std::string& resource,
-                                                           const std::string& name,
-                                                           int64_t lifetime_s) const {
+Result<std::string> IdentityPlane::MintServiceAccountToken(
+    const std::string& resource, const std::string& name, int64_t lifetime_s,
+    const std::optional<identity::AttemptRef>& attempt) const {
   return cluster_issuer_->MintServiceAccountToken(resource, kServiceAccountNamespace, name,
-                                                  identity::kDefaultFederatedAudience, lifetime_s);
+                                                  identity::kDefaultFederatedAudience, lifetime_s,
+                                                  attempt);
 }
 
 void IdentityPlane::Tick() {

@@ -10,11 +10,13 @@
 //    <home>/credentials/admin.json {client_id, tenant_id, authority, key_file}, and assigns
 //    Admin at "/". The server keeps no copy of the private key. Later starts reuse it and
 //    rewrite admin.json (the authority may have changed);
-//  * LOCAL cloud resources: RegisterLocalResource makes the apps "operator-R" and
-//    "workloads-R" with their federated credentials and roles, writes
+//  * LOCAL cloud resources: RegisterLocalResource makes the apps "operator-R" (Operator at
+//    the resource) and "workloads-R" (no role) with their federated credentials, writes
 //    <home>/clusters/R/operator.json and keeps <home>/clusters/R/operator.jwt fresh with a
 //    TokenFileWriter. It is idempotent, so the server calls it for every LOCAL resource at
-//    start (the authority, and so the cluster issuer, may have changed).
+//    start (the authority, and so the cluster issuer, may have changed);
+//  * migration: once per state store, removes the Viewer grant at "/clouds/C" that earlier
+//    versions gave every "workloads-R" app, logging each removal.
 //
 // Thread safety: every method may be called from any thread; the owned services are
 // thread-safe themselves.
@@ -45,6 +47,9 @@ class OidcIssuerKeys;
 namespace meridian::control {
 
 inline constexpr char kTenantRecordKind[] = "identity_tenant";
+// Migrations of identity records that ran, one record each.
+inline constexpr char kMigrationRecordKind[] = "identity_migration";
+inline constexpr char kWorkloadViewerMigration[] = "workload-viewer-removed";
 inline constexpr char kBootstrapAdminSubject[] = "admin";
 inline constexpr char kServiceAccountNamespace[] = "meridian";
 inline constexpr char kOperatorServiceAccount[] = "operator";
@@ -95,9 +100,11 @@ class IdentityPlane {
   Status UnregisterResource(const std::string& resource);
   // The workloads app of a registered resource; nullopt when it has none.
   std::optional<WorkloadIdentity> WorkloadIdentityFor(const std::string& resource) const;
-  // A federated token for service account `name` of `resource` (the TokenRequest API).
-  Result<std::string> MintServiceAccountToken(const std::string& resource, const std::string& name,
-                                              int64_t lifetime_s) const;
+  // A federated token for service account `name` of `resource` (the TokenRequest API),
+  // naming the job attempt it is for when given.
+  Result<std::string> MintServiceAccountToken(
+      const std::string& resource, const std::string& name, int64_t lifetime_s,
+      const std::optional<identity::AttemptRef>& attempt = std::nullopt) const;
 
   // Rotates keys when due. Call now and then (e.g. once a minute).
   void Tick();
@@ -106,11 +113,13 @@ class IdentityPlane {
   IdentityPlane(state::StateStore* store, IdentityPlaneOptions options);
   Status LoadTenant();
   Status BootstrapAdmin();
+  Status RemoveWorkloadViewerGrants();
   // The app named `display_name`, created when missing, with exactly one federated credential
-  // `fic_name` for `subject` at the issuer of `resource`, and the role at `scope`.
+  // for `subject` at the issuer of `resource`, and `role` (when given) at `scope`.
   Result<std::string> EnsureResourceApp(const std::string& display_name,
                                         const std::string& resource, const std::string& subject,
-                                        identity::Role role, const std::string& scope);
+                                        std::optional<identity::Role> role,
+                                        const std::string& scope);
   std::optional<identity::Application> FindAppByName(const std::string& display_name) const;
 
   // Constant after construction.

@@ -82,8 +82,10 @@ int RunServer(const ServerOptions& options) {
   if (port < 0 || port > 65535) {
     return Fail(absl::InvalidArgumentError(fmt::format("--listen '{}': bad port", options.listen)));
   }
-  if (Status made = base::MakeDirs(options.home + "/server/packages", 0700); !made.ok()) {
-    return Fail(made);
+  // The state database and packages are the server's alone (MakeDirs sets the mode of the
+  // last directory only, so each is made on its own).
+  for (const char* dir : {"/server", "/server/packages"}) {
+    if (Status made = base::MakeDirs(options.home + dir, 0700); !made.ok()) return Fail(made);
   }
 
   std::string cert = options.cert_file;

@@ -5,12 +5,13 @@
 namespace meridian::identity {
 namespace {
 
-bool IsJobAction(Action action) {
-  return action == Action::kReadJob || action == Action::kTerminateJob;
+bool IsOwnJobAction(Action action) {
+  return action == Action::kReadJob || action == Action::kReadJobOutput ||
+         action == Action::kTerminateJob;
 }
 
 // Whether `role` allows `action` on `target`, scope aside.
-bool RoleAllows(Role role, std::string_view subject, Action action, const Target& target) {
+bool RoleAllows(Role role, const Caller& caller, Action action, const Target& target) {
   switch (role) {
     case Role::kAdmin:
       return true;
@@ -19,13 +20,22 @@ bool RoleAllows(Role role, std::string_view subject, Action action, const Target
           action == Action::kCreateComputeConfig) {
         return true;
       }
-      return IsJobAction(action) && !target.owner.empty() && target.owner == subject;
+      return IsOwnJobAction(action) && !target.owner.empty() && target.owner == caller.subject;
     case Role::kViewer:
+      if (action == Action::kReadJobOutput) return caller.person;
       return action == Action::kReadCloud || action == Action::kReadJob;
     case Role::kOperator:
       return action == Action::kOperatorConnect && !target.resource.empty();
   }
   return false;
+}
+
+// The one thing a workload token of an attempt may do without a grant: read its own job
+// while the attempt is live.
+bool AttemptAllows(const Caller& caller, Action action, const Target& target) {
+  if (!caller.attempt.has_value() || !target.live_attempt.has_value()) return false;
+  if (action != Action::kReadJob && action != Action::kReadJobOutput) return false;
+  return !caller.attempt->job_id.empty() && *caller.attempt == *target.live_attempt;
 }
 
 }  // namespace
@@ -40,6 +50,8 @@ std::string_view ActionName(Action action) {
       return "submit job";
     case Action::kReadJob:
       return "read job";
+    case Action::kReadJobOutput:
+      return "read job output";
     case Action::kTerminateJob:
       return "terminate job";
     case Action::kOperatorConnect:
@@ -58,19 +70,24 @@ std::string_view ActionName(Action action) {
   return "unknown";
 }
 
-Status Authorize(std::string_view subject, const std::vector<RoleGrant>& grants, Action action,
-                 const Target& target) {
+Status Authorize(const Caller& caller, Action action, const Target& target) {
+  if (AttemptAllows(caller, action, target)) return OkStatus();
   // A resource named without its cloud is outside every cloud scope: deny rather than guess.
   Scope target_scope{target.cloud, target.cloud.empty() ? "" : target.resource};
-  for (const RoleGrant& grant : grants) {
+  for (const RoleGrant& grant : caller.grants) {
     Result<Scope> granted = ParseScope(grant.scope);
     if (!granted.ok() || !ScopeCovers(*granted, target_scope)) continue;
-    if (RoleAllows(grant.role, subject, action, target)) return OkStatus();
+    if (RoleAllows(grant.role, caller, action, target)) return OkStatus();
   }
   std::string what = target.cloud.empty() ? "/" : ScopeText(target_scope);
   if (!target.owner.empty()) what += fmt::format(" (owned by {})", target.owner);
+  std::string who = caller.subject;
+  if (caller.attempt.has_value()) {
+    who += fmt::format(" (workload of job {} attempt {})", caller.attempt->job_id,
+                       caller.attempt->attempt);
+  }
   return absl::PermissionDeniedError(
-      fmt::format("{} may not {} on {}", subject, ActionName(action), what));
+      fmt::format("{} may not {} on {}", who, ActionName(action), what));
 }
 
 }  // namespace meridian::identity

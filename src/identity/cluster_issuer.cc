@@ -1,6 +1,7 @@
 #include "identity/cluster_issuer.h"
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "fmt/format.h"
@@ -30,6 +31,30 @@ Status CheckName(std::string_view field, std::string_view value) {
 
 }  // namespace
 
+json AttemptClaimValue(const AttemptRef& attempt) {
+  return json{{"job_id", attempt.job_id}, {"attempt", attempt.attempt}, {"epoch", attempt.epoch}};
+}
+
+std::optional<AttemptRef> ReadAttemptClaim(const json& claims) {
+  if (!claims.is_object() || !claims.contains(kAttemptClaim)) return std::nullopt;
+  const json& value = claims[kAttemptClaim];
+  if (!value.is_object() || !value.contains("job_id") || !value["job_id"].is_string() ||
+      !value.contains("attempt") || !value["attempt"].is_number_integer() ||
+      !value.contains("epoch") || !value["epoch"].is_number_integer()) {
+    return std::nullopt;
+  }
+  AttemptRef attempt;
+  attempt.job_id = value["job_id"].get<std::string>();
+  const int64_t number = value["attempt"].get<int64_t>();
+  attempt.epoch = value["epoch"].get<int64_t>();
+  if (attempt.job_id.empty() || attempt.job_id.size() > kMaxNameChars || number < 0 ||
+      number > std::numeric_limits<int>::max() || attempt.epoch < 0) {
+    return std::nullopt;
+  }
+  attempt.attempt = static_cast<int>(number);
+  return attempt;
+}
+
 ClusterIssuer::ClusterIssuer(KeyManager* keys, base::Clock* clock, ClusterIssuerOptions options)
     : keys_(keys),
       clock_(clock),
@@ -40,11 +65,9 @@ std::string ClusterIssuer::IssuerFor(std::string_view resource) const {
   return prefix_ + std::string(resource);
 }
 
-Result<std::string> ClusterIssuer::MintServiceAccountToken(std::string_view resource,
-                                                           std::string_view namespace_name,
-                                                           std::string_view name,
-                                                           std::string_view audience,
-                                                           int64_t lifetime_s) const {
+Result<std::string> ClusterIssuer::MintServiceAccountToken(
+    std::string_view resource, std::string_view namespace_name, std::string_view name,
+    std::string_view audience, int64_t lifetime_s, const std::optional<AttemptRef>& attempt) const {
   RETURN_IF_ERROR(CheckName("resource", resource));
   RETURN_IF_ERROR(CheckName("namespace", namespace_name));
   RETURN_IF_ERROR(CheckName("name", name));
@@ -69,6 +92,10 @@ Result<std::string> ClusterIssuer::MintServiceAccountToken(std::string_view reso
                  {"kubernetes.io",
                   {{"namespace", std::string(namespace_name)},
                    {"serviceaccount", {{"name", std::string(name)}}}}}};
+  if (attempt.has_value()) {
+    RETURN_IF_ERROR(CheckName("attempt job id", attempt->job_id));
+    claims[kAttemptClaim] = AttemptClaimValue(*attempt);
+  }
   return SignJwt(*key, claims.dump(), "JWT");
 }
 

@@ -28,6 +28,9 @@ class IssuerKeySource {
                                                         std::string_view kid) = 0;
   // Whether tokens from `issuer` (compared exactly) may be checked against this source.
   virtual bool Trusts(std::string_view issuer) const = 0;
+  // Whether this source's tokens may name a meridian job attempt (cluster_issuer.h): only
+  // meridian's own cluster issuer, which mints them for the operator that runs the attempt.
+  virtual bool VouchesForAttempts() const { return false; }
 };
 
 // Keys held in memory, per issuer.

@@ -8,6 +8,7 @@
 
 #include "fmt/format.h"
 #include "identity/audit.h"
+#include "identity/cluster_issuer.h"
 #include "identity/guid.h"
 #include "spdlog/spdlog.h"
 
@@ -307,14 +308,16 @@ TokenService::Outcome TokenService::Exchange(const TokenRequest& request,
         *parsed, " A token issued by this service is never accepted as an assertion.");
   }
   const int64_t now_s = request.now_unix_ms / 1000;
+  std::optional<AttemptRef> attempt;
   outcome = parsed->iss == app->app_id && parsed->sub == app->app_id
                 ? VerifyPrivateKeyJwt(*app, assertion, request.tenant, now_s)
-                : VerifyFederated(*app, *parsed, assertion, now_s);
+                : VerifyFederated(*app, *parsed, assertion, now_s, &attempt);
   if (!outcome.ok()) return outcome;
 
   const int64_t lifetime_s =
       std::min(options_.access_token_lifetime_s, keys_->options().max_token_lifetime_s);
-  Result<std::string> token = IssueAccessToken(*app, *resource, now_s, lifetime_s, &response->jti);
+  Result<std::string> token =
+      IssueAccessToken(*app, *resource, now_s, lifetime_s, attempt, &response->jti);
   if (!token.ok()) {
     return Fail(500, "temporarily_unavailable", 50000,
                 fmt::format("There was an error issuing a token: {}", token.status().message()));
@@ -358,8 +361,8 @@ TokenService::Outcome TokenService::VerifyPrivateKeyJwt(const Application& app,
 }
 
 TokenService::Outcome TokenService::VerifyFederated(const Application& app, const ParsedJwt& parsed,
-                                                    std::string_view assertion,
-                                                    int64_t now_s) const {
+                                                    std::string_view assertion, int64_t now_s,
+                                                    std::optional<AttemptRef>* attempt) const {
   const FederatedCredential* match = nullptr;
   for (const FederatedCredential& credential : app.federated_credentials) {
     if (credential.issuer == parsed.iss && credential.subject == parsed.sub) match = &credential;
@@ -385,13 +388,20 @@ TokenService::Outcome TokenService::VerifyFederated(const Application& app, cons
   options.now_unix_s = now_s;
   options.leeway_s = options_.leeway_s;
   JwtFailure failure;
-  if (VerifyJwt(assertion, lookup, options, &failure).ok()) return Outcome{};
-  return FromJwtFailure(failure, parsed, now_s, true);
+  if (!VerifyJwt(assertion, lookup, options, &failure).ok()) {
+    return FromJwtFailure(failure, parsed, now_s, true);
+  }
+  if (source->VouchesForAttempts()) {
+    *attempt = ReadAttemptClaim(json::parse(parsed.claims_json, nullptr, false));
+  }
+  return Outcome{};
 }
 
 Result<std::string> TokenService::IssueAccessToken(const Application& app,
                                                    const std::string& resource, int64_t now_s,
-                                                   int64_t lifetime_s, std::string* jti) const {
+                                                   int64_t lifetime_s,
+                                                   const std::optional<AttemptRef>& attempt,
+                                                   std::string* jti) const {
   ASSIGN_OR_RETURN(std::shared_ptr<const SigningKey> key,
                    keys_->ActiveSigner(options_.signing_alg));
   std::set<std::string> role_names;
@@ -417,6 +427,7 @@ Result<std::string> TokenService::IssueAccessToken(const Application& app,
                  {"exp", now_s + lifetime_s},
                  {"jti", *jti},
                  {"ver", "2.0"}};
+  if (attempt.has_value()) claims[kAttemptClaim] = AttemptClaimValue(*attempt);
   return SignJwt(*key, claims.dump(), kAccessTokenType);
 }
 
@@ -470,6 +481,8 @@ Result<AccessPrincipal> TokenService::ValidateUncached(std::string_view token,
     principal.app_id = claims.value("azp", "");
     principal.jti = parsed.jti;
     principal.expires_at_unix_s = parsed.exp.value_or(0);
+    principal.person = claims.value("idtyp", "") == "user";
+    principal.attempt = ReadAttemptClaim(claims);
     principal.roles = claims.value("roles", std::vector<std::string>());
     for (const json& grant : claims.value("meridian_grants", json::array())) {
       std::optional<Role> role = ParseRole(grant.at("role").get<std::string>());

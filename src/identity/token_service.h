@@ -32,7 +32,8 @@
 // the resource, sub (app id, or the user subject), oid, tid, azp, appid, idtyp ("app" or
 // "user"), roles (distinct role names, Entra style), "meridian_grants" ([{"role", "scope"}]:
 // which role at which scope, see roles.h), "meridian_token_use": "access", iat, nbf, exp,
-// jti, ver "2.0".
+// jti, ver "2.0"; and "meridian_attempt" when the assertion was a job attempt's token from an
+// issuer that vouches for attempts (cluster_issuer.h), copied from it.
 //
 // Thread safety: every method may be called from any thread.
 #pragma once
@@ -40,11 +41,13 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "identity/authz.h"
 #include "identity/directory.h"
 #include "identity/issuer_keys.h"
 #include "identity/keys.h"
@@ -98,8 +101,10 @@ struct TokenResponse {
 struct AccessPrincipal {
   std::string subject;  // sub: the app id, or the user subject
   std::string app_id;   // azp
+  bool person = false;  // idtyp "user"
   std::vector<std::string> roles;
   std::vector<RoleGrant> grants;
+  std::optional<AttemptRef> attempt;  // meridian_attempt
   std::string jti;
   int64_t expires_at_unix_s = 0;
 };
@@ -144,10 +149,14 @@ class TokenService {
   Outcome Exchange(const TokenRequest& request, TokenResponse* response) const;
   Outcome VerifyPrivateKeyJwt(const Application& app, std::string_view assertion,
                               std::string_view tenant, int64_t now_s) const;
+  // On success sets `attempt` to the assertion's job attempt when its issuer vouches for one.
   Outcome VerifyFederated(const Application& app, const ParsedJwt& parsed,
-                          std::string_view assertion, int64_t now_s) const;
+                          std::string_view assertion, int64_t now_s,
+                          std::optional<AttemptRef>* attempt) const;
   Result<std::string> IssueAccessToken(const Application& app, const std::string& resource,
-                                       int64_t now_s, int64_t lifetime_s, std::string* jti) const;
+                                       int64_t now_s, int64_t lifetime_s,
+                                       const std::optional<AttemptRef>& attempt,
+                                       std::string* jti) const;
   std::string ErrorBody(const Outcome& outcome, int64_t now_unix_ms,
                         const std::string& correlation_id) const;
   // Records the request's outcome: action "token.issue" or "token.refuse", actor the

@@ -398,5 +398,56 @@ TEST_F(TokenServiceTest, ClusterIssuerMintsKubernetesShapedTokensWithinLimits) {
   EXPECT_EQ(config["jwks_uri"], cluster_->IssuerFor("east") + "/openid/v1/jwks");
 }
 
+TEST_F(TokenServiceTest, AJobAttemptsClaimFlowsFromTheClusterTokenIntoTheAccessToken) {
+  const AttemptRef attempt{"job-7", 2, 41};
+  std::string assertion = *cluster_->MintServiceAccountToken(
+      "east", "meridian", "operator", kDefaultFederatedAudience, 600, attempt);
+  std::string token = AccessToken(Request(app_id_, assertion));
+  Result<AccessPrincipal> principal = service_->ValidateAccessToken(token, kResource, NowS());
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  ASSERT_TRUE(principal->attempt.has_value());
+  EXPECT_EQ(*principal->attempt, attempt);
+  EXPECT_FALSE(principal->person);
+  // Without the claim, none.
+  principal = service_->ValidateAccessToken(AccessToken(Request(app_id_, ClusterToken())),
+                                            kResource, NowS());
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_FALSE(principal->attempt.has_value());
+}
+
+TEST_F(TokenServiceTest, AnExternalIssuerCannotNameAJobAttempt) {
+  json claims = {{"iss", kExternalIssuer},
+                 {"sub", "repo:ml/x"},
+                 {"aud", kDefaultFederatedAudience},
+                 {"exp", NowS() + 300},
+                 {kAttemptClaim, AttemptClaimValue({"job-7", 2, 41})}};
+  std::string token = AccessToken(Request(app_id_, *SignJwt(*external_key_, claims.dump())));
+  Result<AccessPrincipal> principal = service_->ValidateAccessToken(token, kResource, NowS());
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_FALSE(principal->attempt.has_value()) << "only meridian's cluster issuer vouches";
+}
+
+TEST_F(TokenServiceTest, APersonsTokenSaysSo) {
+  Result<AccessPrincipal> principal = service_->ValidateAccessToken(
+      AccessToken(Request(user_id_, UserAssertion())), kResource, NowS());
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_TRUE(principal->person);
+  EXPECT_FALSE(principal->attempt.has_value());
+}
+
+TEST(AttemptClaim, MalformedClaimsNameNoAttempt) {
+  EXPECT_EQ(ReadAttemptClaim(json{{kAttemptClaim, AttemptClaimValue({"j", 1, 2})}}),
+            (AttemptRef{"j", 1, 2}));
+  for (const json& bad :
+       {json{{"job_id", ""}, {"attempt", 1}, {"epoch", 2}},
+        json{{"job_id", "j"}, {"attempt", "1"}, {"epoch", 2}},
+        json{{"job_id", "j"}, {"attempt", -1}, {"epoch", 2}}, json{{"job_id", "j"}, {"attempt", 1}},
+        json{{"job_id", 5}, {"attempt", 1}, {"epoch", 2}}, json("j.1.2")}) {
+    EXPECT_FALSE(ReadAttemptClaim(json{{kAttemptClaim, bad}}).has_value()) << bad.dump();
+  }
+  EXPECT_FALSE(ReadAttemptClaim(json::object()).has_value());
+  EXPECT_FALSE(ReadAttemptClaim(json::array()).has_value());
+}
+
 }  // namespace
 }  // namespace meridian::identity

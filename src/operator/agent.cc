@@ -355,6 +355,8 @@ class Agent {
     launch.env["MERIDIAN_ATTEMPT"] = std::to_string(assignment.attempt);
     launch.env["MERIDIAN_CLOUD_RESOURCE"] = options_.cloud_resource;
     launch.env["MERIDIAN_REGION"] = region;
+    launch.env["MERIDIAN_SERVER"] = options_.server_url;
+    launch.ca_file = options_.ca_file;
     ASSIGN_OR_RETURN(launch.env["MERIDIAN_CLUSTER_STORAGE"], ClusterStoragePath());
     launch.timeout_s = assignment.timeout_s;
     if (assignment.gpus > 0 && static_cast<int>(free_gpus_.size()) >= assignment.gpus) {
@@ -382,14 +384,17 @@ class Agent {
     writer_options.path = fmt::format("{}/tokens/{}.jwt", options_.work_dir, launch.key);
     int64_t lifetime_s = workload.value("token_lifetime_s", int64_t{3600});
     writer_options.token_lifetime_ms = lifetime_s * 1000;
-    writer_options.mint = [this, lifetime_s]() { return MintWorkloadToken(lifetime_s); };
+    writer_options.mint = [this, lifetime_s, job_id = assignment.job_id,
+                           attempt = assignment.attempt, epoch = assignment.epoch]() {
+      return MintWorkloadToken(lifetime_s, job_id, attempt, epoch);
+    };
     ASSIGN_OR_RETURN(std::unique_ptr<identity::credentials::TokenFileWriter> writer,
                      identity::credentials::TokenFileWriter::Start(std::move(writer_options)));
     // The address this operator reaches the control plane at, which the attempt shares.
     std::string authority = options_.server_url;
     launch.env["AZURE_CLIENT_ID"] = workload.value("client_id", "");
     launch.env["AZURE_TENANT_ID"] = workload.value("tenant_id", "");
-    launch.env["AZURE_FEDERATED_TOKEN_FILE"] = writer->path();
+    launch.federated_token_file = writer->path();
     launch.env["AZURE_AUTHORITY_HOST"] = authority.empty() ? "" : authority + "/";
     token_writers_[launch.key] = std::move(writer);
     return OkStatus();
@@ -408,7 +413,10 @@ class Agent {
       storage_bucket_ = bucket;
       ClusterStorageOptions storage_options;
       storage_options.bucket_url = bucket;
-      storage_options.mount_dir = options_.work_dir + "/cluster-storage/mnt";
+      storage_options.mount_dir = options_.sandbox_dir.empty()
+                                      ? options_.work_dir + "/cluster-storage/mnt"
+                                      : options_.sandbox_dir + "/.cluster-storage";
+      storage_options.shared_gid = options_.storage_gid;
       storage_options.cache_dir = options_.work_dir + "/cluster-storage/cache";
       storage_options.log_file = options_.work_dir + "/cluster-storage/mount.log";
       Result<std::unique_ptr<ClusterStorage>> opened = ClusterStorage::Open(storage_options);
@@ -420,14 +428,21 @@ class Agent {
     return storage_->path();
   }
 
-  // The TokenRequest API: a workload token for this resource. Runs on a writer's thread.
-  Result<std::string> MintWorkloadToken(int64_t lifetime_s) {
+  // The TokenRequest API: a workload token for one attempt on this resource, naming it.
+  // Runs on a writer's thread.
+  Result<std::string> MintWorkloadToken(int64_t lifetime_s, const std::string& job_id, int attempt,
+                                        int64_t epoch) {
     net::HttpClient client(ClientOptions(20'000));
     net::HttpClientRequest request;
     request.method = "POST";
     request.url = Url("tokens");
     request.headers = {{"content-type", "application/json"}};
-    request.body = json{{"service_account", "workload"}, {"lifetime_s", lifetime_s}}.dump();
+    const json body = {{"service_account", "workload"},
+                       {"lifetime_s", lifetime_s},
+                       {"job_id", job_id},
+                       {"attempt", attempt},
+                       {"epoch", epoch}};
+    request.body = body.dump();
     Authorize(request);
     ASSIGN_OR_RETURN(json answer, ApiResult(client.Send(request), "minting a workload token"));
     if (!answer.contains("token") || !answer["token"].is_string()) {

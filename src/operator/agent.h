@@ -9,16 +9,22 @@
 //
 // Workload identity: when an assignment carries {"workload_identity": {client_id, tenant_id,
 // authority, token_lifetime_s}}, the attempt gets a federated token file kept fresh by a
-// TokenFileWriter (tokens minted by POST /api/v1/operators/<resource>/tokens) and the
-// variables the Azure workload-identity webhook injects: AZURE_CLIENT_ID, AZURE_TENANT_ID,
-// AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST. The writer stops when the attempt ends.
+// TokenFileWriter (tokens minted by POST /api/v1/operators/<resource>/tokens for that one
+// attempt, so the workload may read its own job) and the variables the Azure
+// workload-identity webhook injects: AZURE_CLIENT_ID, AZURE_TENANT_ID,
+// AZURE_FEDERATED_TOKEN_FILE (the stack decides where the attempt reads it), and
+// AZURE_AUTHORITY_HOST. The writer stops when the attempt ends. Every attempt also gets
+// MERIDIAN_SERVER and, with a CA file, MERIDIAN_CA_FILE, so the CLI works inside a job.
 //
 // Restart: the agent keeps no state of its own. The stack finds its attempts again, the
 // attempt key carries the epoch, and the next heartbeat re-reports everything.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,6 +52,10 @@ struct AgentOptions {
   // object_storage.bucket_name; with one, the bucket is mounted under work_dir/cluster-storage
   // and that mount is exported instead (cluster_storage.h).
   std::string cluster_storage;
+  // Set when the stack runs attempts as other users (run_as.h): the bucket is then mounted
+  // at <sandbox_dir>/.cluster-storage, where they can reach it, shared through storage_gid.
+  std::string sandbox_dir;
+  std::optional<gid_t> storage_gid;
   ComputeStack* stack = nullptr;
   std::vector<int> gpus;  // real GPU indices to hand out with CUDA_VISIBLE_DEVICES
   int64_t watch_wait_ms = 30'000;

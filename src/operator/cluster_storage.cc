@@ -112,6 +112,14 @@ Result<pid_t> StartMount(const ClusterStorageOptions& options) {
   std::vector<std::string> args = {options.binary,   "storage",       "mount",
                                    options.bucket_url, options.mount_dir, "--cache-dir",
                                    options.cache_dir};
+  if (options.shared_gid.has_value()) {
+    for (std::string option :
+         {std::string("allow_other"), fmt::format("gid={}", *options.shared_gid),
+          std::string("umask=002")}) {
+      args.push_back("-o");
+      args.push_back(std::move(option));
+    }
+  }
   ASSIGN_OR_RETURN(pid_t pid, Spawn(args, options.log_file, /*die_with_parent=*/true));
   auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options.mount_timeout_ms);
@@ -136,6 +144,14 @@ Result<pid_t> StartMount(const ClusterStorageOptions& options) {
 }
 
 }  // namespace
+
+Status ShareWithGroup(const std::string& dir, gid_t gid) {
+  if (::chown(dir.c_str(), static_cast<uid_t>(-1), gid) != 0 || ::chmod(dir.c_str(), 02775) != 0) {
+    return absl::InternalError(
+        fmt::format("cannot give {} to group {}: {}", dir, gid, strerror(errno)));
+  }
+  return OkStatus();
+}
 
 bool FuseDeviceUsable() {
   int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
@@ -187,6 +203,8 @@ Result<std::unique_ptr<ClusterStorage>> ClusterStorage::Open(
   }
   storage->path_ = root + "/fallback";
   RETURN_IF_ERROR(base::MakeDirs(storage->path_, 0755));
+  if (options.shared_gid.has_value())
+    RETURN_IF_ERROR(ShareWithGroup(storage->path_, *options.shared_gid));
   spdlog::warn(
       "cannot mount cluster storage {} ({}); jobs get the plain directory {} instead, which "
       "operators on this machine share but a mount of {} does not show",

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/status.h"
@@ -39,6 +40,10 @@ struct ClusterStorageOptions {
   std::string cache_dir;   // the mount's file cache; created when missing
   std::string log_file;    // the mount process's output ("": /dev/null)
   std::string binary = "/proc/self/exe";
+  // Attempts run as other users (run_as.h) share the storage through this group: the mount
+  // is made with allow_other, gid=<group> and umask=002, and the local fallback directory is
+  // given to the group (setgid, 02775). nullopt: the operator's user alone uses it.
+  std::optional<gid_t> shared_gid;
   int64_t mount_timeout_ms = 20'000;
   int64_t unmount_timeout_ms = 30'000;
 };
@@ -65,6 +70,8 @@ class ClusterStorage {
   pid_t mount_pid_ = -1;
 };
 
+// Gives `dir` to group `gid` with mode 02775 (setgid: what is made inside stays the group's).
+Status ShareWithGroup(const std::string& dir, gid_t gid);
 // Whether this process can open /dev/fuse read-write (a precondition for mounting).
 bool FuseDeviceUsable();
 // Whether `dir` is a mount point: its st_dev differs from its parent's.

@@ -195,6 +195,10 @@ Platform::Platform() {
     ADD_FAILURE() << "mkdtemp failed: " << std::strerror(errno);
   }
   home_ = pattern;
+  // Searchable, not listable, as a user's home directory often is: attempts that a root
+  // operator runs as other users reach their sandbox (<home>/sandbox) and the cluster
+  // storage through it; what is private in it has modes of its own.
+  ::chmod(home_.c_str(), 0711);
   std::filesystem::create_directories(home_ + "/logs");
   std::filesystem::create_directories(home_ + "/run");
 }

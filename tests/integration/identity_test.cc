@@ -3,6 +3,7 @@
 // the API, key rotation, the audit chain catching an edited and a deleted row, tokens rotating
 // under running operators and jobs, and Microsoft's own client (@azure/identity).
 #include <openssl/hmac.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -61,6 +62,12 @@ json Claims(const std::string& token) {
 json Header(const std::string& token) {
   Result<std::string> header = identity::Base64UrlDecode(token.substr(0, token.find('.')));
   return header.ok() ? json::parse(*header, nullptr, false) : json();
+}
+
+// Changes state.db of a stopped server with the sqlite3 program.
+void Sql(const std::string& db, const std::string& statement) {
+  CommandResult result = RunProcess({"/usr/bin/sqlite3", db, statement});
+  ASSERT_EQ(result.exit_code, 0) << result.Describe();
 }
 
 class IdentityTest : public ::testing::Test {
@@ -205,11 +212,34 @@ class IdentityTest : public ::testing::Test {
     }
     return json();
   }
-  // A workload token of LOCAL resource `resource`, from its TokenRequest API (as admin).
-  std::string WorkloadToken(const std::string& resource) {
-    return ApiJson("POST", fmt::format("/api/v1/operators/{}/tokens", resource),
-                   {{"service_account", "workload"}})
+  // A workload token of LOCAL resource `resource`, from its TokenRequest API (as admin),
+  // naming the job attempt `attempt` ({job_id, attempt, epoch}) when given.
+  std::string WorkloadToken(const std::string& resource, const json& attempt = json()) {
+    json body = {{"service_account", "workload"}};
+    if (attempt.is_object()) body.update(attempt);
+    return ApiJson("POST", fmt::format("/api/v1/operators/{}/tokens", resource), body)
         .value("token", "");
+  }
+  // {job_id, attempt, epoch} of the job's newest attempt.
+  json NewestAttempt(const std::string& job_id) {
+    json job = p_.Job(job_id);
+    if (!job.contains("attempts") || job["attempts"].empty()) return json();
+    const json& newest = job["attempts"].back();
+    return {{"job_id", job_id}, {"attempt", newest["number"]}, {"epoch", newest["epoch"]}};
+  }
+  // Submits `config` as the admin and waits until it runs; its id.
+  std::string SubmitRunning(const json& config) {
+    json submitted = ApiJson("POST", "/api/v1/jobs", {{"config", config}});
+    std::string id = submitted.value("id", "");
+    EXPECT_TRUE(WaitFor([&] { return p_.Job(id).value("state", "") == "RUNNING"; }))
+        << p_.Job(id).dump();
+    return id;
+  }
+  // The access token a workload gets for its federated token.
+  std::string ExchangeWorkloadToken(const std::string& resource, const std::string& token) {
+    auto answer = ExchangeAssertion(App("workloads-" + resource).value("app_id", ""), token);
+    EXPECT_EQ(answer.first, 200) << answer.second.dump();
+    return answer.second.value("access_token", "");
   }
 
   Platform p_;
@@ -401,6 +431,14 @@ TEST_F(IdentityTest, RolesDecideWhatEachCallerMayDo) {
   json bobs_list = json::parse(Api("GET", "/api/v1/jobs", bob_token).body);
   EXPECT_TRUE(bobs_list["items"].empty()) << bobs_list.dump();
   EXPECT_EQ(json::parse(Api("GET", "/api/v1/jobs", viewer_token).body)["items"].size(), 1u);
+  // Job output: its owner and a Viewer who is a person, not an application holding Viewer.
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + id + "/logs", alice_token).status, 200);
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + id + "/logs", viewer_token).status, 200);
+  KeyedApp script = MakeKeyedApp("viewer-script");
+  Assign("Viewer", script.client_id, "/");
+  std::string script_token = TokenFor(script);
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + id, script_token).status, 200);
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + id + "/logs", script_token).status, 403);
   EXPECT_EQ(Api("POST", "/api/v1/jobs/" + id + "/terminate", alice_token).status, 200);
 
   // The operator of east, with the token its server-kept file holds.
@@ -427,12 +465,197 @@ TEST_F(IdentityTest, RolesDecideWhatEachCallerMayDo) {
   json submits = ApiJson("GET", "/api/v1/audit?action=job.submit");
   ASSERT_FALSE(submits["items"].empty());
   EXPECT_EQ(submits["items"][0].value("detail", ""), "id=" + id);
+  // A refused read by an application is audited too; a person's reads are not.
+  json refused = ApiJson("GET", "/api/v1/audit?action=job.logs&actor=" + script.client_id);
+  ASSERT_EQ(refused["items"].size(), 1u) << refused.dump();
+  EXPECT_EQ(refused["items"][0].value("result", ""), "403");
+  EXPECT_EQ(refused["items"][0].value("target", ""), "/jobs/" + id + "/logs");
+  EXPECT_TRUE(ApiJson("GET", "/api/v1/audit?action=job.&actor=bob@example.com")["items"].size() ==
+              1u)
+      << "bob's refused reads are not audited, only his refused terminate";
 }
 
-// Changes state.db of a stopped server with the sqlite3 program.
-void Sql(const std::string& db, const std::string& statement) {
-  CommandResult result = RunProcess({"/usr/bin/sqlite3", db, statement});
-  ASSERT_EQ(result.exit_code, 0) << result.Describe();
+TEST_F(IdentityTest, AWorkloadTokenReadsItsOwnLiveJobOnly) {
+  StartServer();
+  ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
+  ASSERT_TRUE(p_.StartOperator({"east", "", {"2CPU-8GB=4"}}).ok());
+  ASSERT_TRUE(p_.WaitHealth("east", "HEALTHY")) << p_.LogTail("operator-east");
+  const json sleeper = {{"name", "sleeper"},
+                        {"entrypoint", "echo started; sleep 600"},
+                        {"max_retries", 0},
+                        {"compute_config", {{"cloud_resource", "east"}}}};
+  const std::string mine = SubmitRunning(sleeper);
+  const std::string other = SubmitRunning(sleeper);
+  const json attempt = NewestAttempt(mine);
+  // A workload token without an attempt, as earlier versions minted: no role, nothing.
+  std::string plain = ExchangeWorkloadToken("east", WorkloadToken("east"));
+  EXPECT_EQ(Api("GET", "/api/v1/jobs", plain).status, 403);
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + mine, plain).status, 403);
+  // The operator can mint only for an attempt live on its resource.
+  json wrong_epoch = attempt;
+  wrong_epoch["epoch"] = attempt.value("epoch", int64_t{0}) + 1;
+  EXPECT_EQ(Api("POST", "/api/v1/operators/east/tokens", p_.AccessToken(), wrong_epoch).status,
+            409);
+
+  std::string token = ExchangeWorkloadToken("east", WorkloadToken("east", attempt));
+  EXPECT_EQ(Claims(token)["meridian_attempt"],
+            json({{"job_id", mine}, {"attempt", attempt["attempt"]}, {"epoch", attempt["epoch"]}}));
+  EXPECT_TRUE(Claims(token)["roles"].empty()) << "workloads hold no role by default";
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + mine, token).status, 200);
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + mine + "/logs", token).status, 200);
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/api/v1/jobs"},
+           {"GET", "/api/v1/jobs/" + other},
+           {"GET", "/api/v1/jobs/" + other + "/logs"},
+           {"POST", "/api/v1/jobs/" + other + "/terminate"},
+           {"POST", "/api/v1/jobs/" + mine + "/terminate"},
+           {"GET", "/api/v1/resources/east"},
+           {"GET", "/api/v1/clouds"},
+           {"GET", "/api/v1/identity/apps"}}) {
+    EXPECT_EQ(Api(method, path, token).status, 403) << method << " " << path;
+  }
+  // Once the attempt has ended, its token reads nothing more.
+  ApiJson("POST", "/api/v1/jobs/" + mine + "/terminate", json::object());
+  EXPECT_EQ(p_.WaitJobFinal(mine).value("state", ""), "TERMINATED");
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + mine, token).status, 403);
+  EXPECT_EQ(Api("GET", "/api/v1/jobs/" + mine + "/logs", token).status, 403);
+  // Each refusal is on the audit record with the workload and its target.
+  const std::string workloads = App("workloads-east").value("app_id", "");
+  json audited = ApiJson("GET", "/api/v1/audit?limit=100&actor=" + workloads);
+  std::set<std::string> seen;
+  for (const json& entry : audited["items"]) {
+    if (entry.value("result", "") != "403") continue;
+    seen.insert(entry.value("action", "") + " " + entry.value("target", ""));
+  }
+  for (const std::string& expected :
+       std::vector<std::string>{"job.list /jobs", "job.logs /jobs/" + other + "/logs",
+                                "job.terminate /jobs/" + other + "/terminate",
+                                "resource.read /resources/east", "job.read /jobs/" + mine}) {
+    EXPECT_TRUE(seen.count(expected)) << expected << " not in " << audited.dump();
+  }
+  ApiJson("POST", "/api/v1/jobs/" + other + "/terminate", json::object());
+}
+
+// What the issue reported, tried as a job would: the job's own identity and files, from
+// inside a running job on a `meridian up`-like set-up (a server and a LOCAL operator on one
+// machine, one home).
+TEST_F(IdentityTest, FromInsideAJobOnlyItsOwnJobAndTheClusterStorageAreReachable) {
+  StartServer();
+  ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
+  ASSERT_TRUE(p_.StartOperator({"east", "", {"2CPU-8GB=4"}}).ok());
+  ASSERT_TRUE(p_.WaitHealth("east", "HEALTHY")) << p_.LogTail("operator-east");
+  const std::string victim = SubmitRunning({{"name", "victim"},
+                                            {"entrypoint", "echo victim-secret-output; sleep 600"},
+                                            {"max_retries", 0},
+                                            {"compute_config", {{"cloud_resource", "east"}}}});
+  const json victim_attempt = NewestAttempt(victim);
+  const std::string victim_token =
+      fmt::format("{}/sandbox/east/{}.{}.{}/federated-token", p_.home(), victim,
+                  victim_attempt.value("attempt", 0), victim_attempt.value("epoch", int64_t{0}));
+  // Each probe prints "<name> rc=<exit code>"; the CLI exits 6 on 403. A fresh HOME, so only
+  // the job's own identity (the AZURE_* variables) speaks.
+  const std::string m = MeridianBinary();
+  std::string probe = fmt::format(
+      "export HOME=$PWD/fresh-home; mkdir -p $HOME; "
+      "{m} job list; echo \"list rc=$?\"; "
+      "{m} job logs {v}; echo \"logs-other rc=$?\"; "
+      "{m} job terminate {v}; echo \"terminate-other rc=$?\"; "
+      "{m} cloud resource describe east; echo \"resource rc=$?\"; "
+      "{m} job status $MERIDIAN_JOB_ID; echo \"own-status rc=$?\"; "
+      "{m} job logs $MERIDIAN_JOB_ID; echo \"own-logs rc=$?\"; "
+      "cat {home}/credentials/admin.pem; echo \"admin-key rc=$?\"; "
+      "cat {home}/server/state.db > /dev/null; echo \"state-db rc=$?\"; "
+      "cat {token} > /dev/null; echo \"other-token rc=$?\"; "
+      "echo from-$MERIDIAN_JOB_ID > $MERIDIAN_CLUSTER_STORAGE/probe-$MERIDIAN_JOB_ID && "
+      "cat $MERIDIAN_CLUSTER_STORAGE/probe-$MERIDIAN_JOB_ID; echo \"storage rc=$?\"",
+      fmt::arg("m", m), fmt::arg("v", victim), fmt::arg("home", p_.home()),
+      fmt::arg("token", victim_token));
+  json submitted = ApiJson("POST", "/api/v1/jobs",
+                           {{"config",
+                             {{"name", "prober"},
+                              {"entrypoint", probe},
+                              {"max_retries", 0},
+                              {"compute_config", {{"cloud_resource", "east"}}}}}});
+  const std::string prober = submitted.value("id", "");
+  json final_state = p_.WaitJobFinal(prober);
+  EXPECT_EQ(final_state.value("state", ""), "SUCCEEDED") << final_state.dump();
+  CommandResult logs = p_.Cli({"job", "logs", prober});
+  ASSERT_EQ(logs.exit_code, 0) << logs.Describe();
+  const std::string& out = logs.out;
+  for (const char* refused :
+       {"list rc=6", "logs-other rc=6", "terminate-other rc=6", "resource rc=6"}) {
+    EXPECT_NE(out.find(refused), std::string::npos) << refused << " in:\n" << out;
+  }
+  EXPECT_EQ(out.find("victim-secret-output"), std::string::npos) << out;
+  EXPECT_NE(out.find("own-status rc=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("own-logs rc=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("storage rc=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("from-" + prober), std::string::npos) << out;
+  EXPECT_EQ(p_.Job(victim).value("state", ""), "RUNNING") << "the victim was not terminated";
+  if (::geteuid() == 0) {
+    // A root operator runs the job as a user of its own (docs/operations.md); without root
+    // the job is the operator's user and these files are its to read.
+    for (const std::string& denied : {p_.home() + "/credentials/admin.pem: Permission denied",
+                                      p_.home() + "/server/state.db: Permission denied",
+                                      victim_token + ": Permission denied"}) {
+      EXPECT_NE(out.find(denied), std::string::npos) << denied << " in:\n" << out;
+    }
+    for (const char* failed : {"admin-key rc=1", "state-db rc=1", "other-token rc=1"}) {
+      EXPECT_NE(out.find(failed), std::string::npos) << failed << " in:\n" << out;
+    }
+    EXPECT_TRUE(base::PathExists(victim_token)) << "the victim's token is where the probe looked";
+  }
+  // The refusals are on the audit record, with the workload's identity and the target.
+  const std::string workloads = App("workloads-east").value("app_id", "");
+  json audited = ApiJson("GET", "/api/v1/audit?limit=200&actor=" + workloads);
+  std::set<std::string> seen;
+  for (const json& entry : audited["items"]) {
+    if (entry.value("result", "") == "403") {
+      seen.insert(entry.value("action", "") + " " + entry.value("target", ""));
+    }
+  }
+  for (const std::string& expected : std::vector<std::string>{
+           "job.list /jobs", "job.logs /jobs/" + victim + "/logs",
+           "job.terminate /jobs/" + victim + "/terminate", "resource.read /resources/east"}) {
+    EXPECT_TRUE(seen.count(expected)) << expected << " not in " << audited.dump();
+  }
+  ApiJson("POST", "/api/v1/jobs/" + victim + "/terminate", json::object());
+}
+
+TEST_F(IdentityTest, AnAdministratorMayStillGrantAWorkloadARole) {
+  StartServer();
+  ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
+  std::string before = ExchangeWorkloadToken("east", WorkloadToken("east"));
+  EXPECT_EQ(Api("GET", "/api/v1/resources/east", before).status, 403);
+  Assign("Viewer", App("workloads-east").value("app_id", ""), "/clouds/default");
+  std::string after = ExchangeWorkloadToken("east", WorkloadToken("east"));
+  EXPECT_EQ(Api("GET", "/api/v1/resources/east", after).status, 200);
+  EXPECT_EQ(Api("GET", "/api/v1/jobs", after).status, 200);
+  // A restart does not take an explicit grant away (the migration ran once, on first start).
+  p_.KillServer();
+  StartServer();
+  p_.AccessToken(/*refresh=*/true);  // the new server listens on another port: another issuer
+  json assignments = ApiJson("GET", "/api/v1/identity/role-assignments?principal=" +
+                                        App("workloads-east").value("app_id", ""));
+  EXPECT_EQ(assignments["items"].size(), 1u) << assignments.dump();
+}
+
+TEST_F(IdentityTest, AnUpgradeRemovesTheCloudWideViewerOfWorkloads) {
+  StartServer();
+  ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
+  const std::string workloads = App("workloads-east").value("app_id", "");
+  // What an earlier version left: Viewer at the cloud for the workloads app, and no record
+  // of the migration.
+  Assign("Viewer", workloads, "/clouds/default");
+  p_.KillServer();
+  Sql(p_.home() + "/server/state.db", "DELETE FROM records WHERE kind = 'identity_migration'");
+  StartServer();
+  p_.AccessToken(/*refresh=*/true);  // the new server listens on another port: another issuer
+  json assignments = ApiJson("GET", "/api/v1/identity/role-assignments?principal=" + workloads);
+  EXPECT_TRUE(assignments["items"].empty()) << assignments.dump();
+  std::string log = ReadText(p_.home() + "/logs/server.log");
+  EXPECT_NE(log.find("removed Viewer at /clouds/default from workloads-east"), std::string::npos)
+      << log;
 }
 
 TEST_F(IdentityTest, AuditVerifyNamesAnEditedAndADeletedEntry) {
@@ -546,7 +769,14 @@ TEST_F(IdentityTest, MicrosoftsWorkloadIdentityCredentialGetsATokenTheApiAccepts
   }
   StartServer();
   ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
-  std::string token_file = p_.WriteFile("workload.jwt", WorkloadToken("east"));
+  ASSERT_TRUE(p_.StartOperator({"east"}).ok());
+  ASSERT_TRUE(p_.WaitHealth("east", "HEALTHY")) << p_.LogTail("operator-east");
+  // A workload token reads its own job: the token of a running attempt.
+  const std::string job = SubmitRunning({{"name", "compat"},
+                                         {"entrypoint", "sleep 600"},
+                                         {"max_retries", 0},
+                                         {"compute_config", {{"cloud_resource", "east"}}}});
+  std::string token_file = p_.WriteFile("workload.jwt", WorkloadToken("east", NewestAttempt(job)));
   json workloads = App("workloads-east");
   CommandResult node =
       RunProcess({"/usr/bin/env", "node", script},
@@ -555,9 +785,12 @@ TEST_F(IdentityTest, MicrosoftsWorkloadIdentityCredentialGetsATokenTheApiAccepts
                   {"AZURE_TENANT_ID", token_endpoint_.substr(p_.url().size() + 1, 36)},
                   {"AZURE_FEDERATED_TOKEN_FILE", token_file},
                   {"AZURE_AUTHORITY_HOST", p_.url() + "/"},
-                  {"MERIDIAN_URL", p_.url()}});
+                  {"MERIDIAN_URL", p_.url()},
+                  {"MERIDIAN_API_PATH", "/api/v1/jobs/" + job}});
   EXPECT_EQ(node.exit_code, 0) << node.Describe();
-  EXPECT_NE(node.out.find("GET /api/v1/jobs -> 200"), std::string::npos) << node.Describe();
+  EXPECT_NE(node.out.find("GET /api/v1/jobs/" + job + " -> 200"), std::string::npos)
+      << node.Describe();
+  ApiJson("POST", "/api/v1/jobs/" + job + "/terminate", json::object());
 }
 
 }  // namespace

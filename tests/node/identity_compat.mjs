@@ -3,7 +3,8 @@
 // HTTPS (NODE_EXTRA_CA_CERTS trusts the local CA), and the access token it gets is then used
 // on the control plane API. Driven by tests/integration/identity_test.cc, which sets:
 //   AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST,
-//   MERIDIAN_URL (https://127.0.0.1:PORT).
+//   MERIDIAN_URL (https://127.0.0.1:PORT), MERIDIAN_API_PATH (what the workload may read: its
+//   own job).
 import { WorkloadIdentityCredential } from "@azure/identity";
 import https from "node:https";
 
@@ -31,8 +32,9 @@ try {
   const token = await credential.getToken("api://meridian/.default");
   if (!token || !token.token) throw new Error("no token");
   console.log(`token expires ${new Date(token.expiresOnTimestamp).toISOString()}`);
-  const answer = await get(`${env.MERIDIAN_URL}/api/v1/jobs`, token.token);
-  console.log(`GET /api/v1/jobs -> ${answer.status}`);
+  const path = env.MERIDIAN_API_PATH || "/api/v1/jobs";
+  const answer = await get(`${env.MERIDIAN_URL}${path}`, token.token);
+  console.log(`GET ${path} -> ${answer.status}`);
   if (answer.status !== 200) {
     console.error(answer.body);
     process.exit(1);

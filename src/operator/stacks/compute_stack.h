@@ -37,6 +37,13 @@ struct AttemptLaunch {
   std::string working_dir_archive;  // path of a .tar.gz to unpack into the working dir, or ""
   int64_t timeout_s = 0;            // 0: none; past it the attempt is terminated and FAILED
   std::vector<int> gpu_indices;     // exported as CUDA_VISIBLE_DEVICES when non-empty
+  // A file the caller keeps fresh (the attempt's federated token), exported as
+  // AZURE_FEDERATED_TOKEN_FILE: this path, or a copy that only the attempt's user can read
+  // when the stack runs attempts as other users. "" for none.
+  std::string federated_token_file;
+  // The control plane's CA certificate, exported as MERIDIAN_CA_FILE (this path, or a copy
+  // the attempt can read). "" for none.
+  std::string ca_file;
 };
 
 struct AttemptStatus {

@@ -1,8 +1,11 @@
 // The on-disk layout of one LOCAL attempt, shared by the stack (operator side) and the shim.
 //
 // <root>/<key>/
-//   launch.json          the AttemptLaunch plus max_log_bytes; written by Start, read-only after
-//   work/                the entrypoint's working directory
+//   launch.json          the AttemptLaunch plus max_log_bytes, work_dir and, for an attempt run
+//                        as another user, run_as {uid, gid}, sandbox_dir, token_source and
+//                        token_file; written by Start, read-only after
+//   work/                the entrypoint's working directory (in the sandbox instead when the
+//                        attempt runs as another user, local_stack.h)
 //   output.log           stdout and stderr of the entrypoint, copied by the shim
 //   shim.log             the shim's own diagnostics
 //   shim.pid             ProcessIdentity of the shim
@@ -34,6 +37,13 @@ inline constexpr std::string_view kChildPidFile = "child.pid";
 inline constexpr std::string_view kExitCodeFile = "exit_code";
 inline constexpr std::string_view kTerminateFile = "terminate_requested";
 inline constexpr std::string_view kTimedOutFile = "timed_out";
+
+// In <sandbox_root>/<key>/, for an attempt that runs as another user (local_stack.h).
+inline constexpr std::string_view kSandboxTmpDir = "tmp";
+inline constexpr std::string_view kSandboxTokenFile = "federated-token";
+inline constexpr std::string_view kSandboxCaFile = "ca.pem";
+// The shim's descriptor that holds the attempt's uid claim (run_as.h).
+inline constexpr int kUidClaimFd = 3;
 
 // A process named so that a reused pid is not mistaken for it: the kernel's start time (in
 // clock ticks since boot) and the boot id both have to match.

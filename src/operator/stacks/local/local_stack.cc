@@ -18,6 +18,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <variant>
 
 #include "package/tar_reader.h"
 #include "base/files.h"
@@ -143,8 +144,16 @@ class LocalStack final : public ComputeStack {
 
  private:
   std::string AttemptDir(const std::string& key) const { return JoinPath(options_.root, key); }
-  Status PrepareAttempt(const AttemptLaunch& launch, const std::string& dir) const;
-  Result<pid_t> SpawnShim(const std::string& dir) const;
+  bool Sandboxed() const { return !std::holds_alternative<RunAsOperator>(options_.run_as); }
+  std::string SandboxDir(const std::string& key) const {
+    return JoinPath(options_.sandbox_root, key);
+  }
+  Status PrepareAttempt(const AttemptLaunch& launch, const std::string& dir,
+                        const AttemptUser& user) const;
+  // <sandbox_root>/<key>/ for an attempt that runs as `user` (local_stack.h).
+  Status PrepareSandbox(const AttemptLaunch& launch, const AttemptUser& user) const;
+  // `claim_fd` (the attempt's uid claim, or -1) becomes the shim's descriptor 3.
+  Result<pid_t> SpawnShim(const std::string& dir, int claim_fd) const;
   void Unreserve(const std::string& key);
 
   // Reads an attempt's files; caches what is final. Requires mu_.
@@ -238,25 +247,42 @@ Status LocalStack::Start(const AttemptLaunch& launch) {
     reserved.timeout_s = launch.timeout_s;
     attempts_.emplace(launch.key, std::move(reserved));
   }
+  Result<AttemptUser> user = ClaimAttemptUser(options_.run_as, launch.key, options_.uid_lock_dir);
+  if (!user.ok()) {
+    Unreserve(launch.key);
+    return user.status();
+  }
+  // The claim passes to the shim; this process lets go of it once the shim has it.
+  auto release_claim = [&user] {
+    if (user->lock_fd >= 0) ::close(user->lock_fd);
+    user->lock_fd = -1;
+  };
+  auto remove_sandbox = [&] {
+    if (Sandboxed()) base::RemoveAll(SandboxDir(launch.key)).IgnoreError();
+  };
   // The directory is prepared under a hidden name and renamed into place, so neither this
   // stack nor a later one ever sees half of it.
   const std::string staging =
       JoinPath(options_.root, fmt::format("{}{}", kStagingPrefix, launch.key));
-  Status prepared = PrepareAttempt(launch, staging);
+  Status prepared = PrepareAttempt(launch, staging, *user);
   if (prepared.ok() && ::rename(staging.c_str(), dir.c_str()) != 0) {
     prepared = absl::InternalError(
         fmt::format("cannot rename {} to {}: {}", staging, dir, std::strerror(errno)));
   }
   if (!prepared.ok()) {
     base::RemoveAll(staging).IgnoreError();
+    remove_sandbox();
+    release_claim();
     Unreserve(launch.key);
     return prepared;
   }
-  Result<pid_t> shim_pid = SpawnShim(dir);
+  Result<pid_t> shim_pid = SpawnShim(dir, user->lock_fd);
+  release_claim();
   Result<ProcessIdentity> shim = shim_pid.ok() ? local::IdentifyProcess(*shim_pid)
                                                : Result<ProcessIdentity>(shim_pid.status());
   if (!shim.ok()) {
     base::RemoveAll(dir).IgnoreError();
+    remove_sandbox();
     Unreserve(launch.key);
     return shim.status();
   }
@@ -277,31 +303,110 @@ void LocalStack::Unreserve(const std::string& key) {
   attempts_.erase(key);
 }
 
-Status LocalStack::PrepareAttempt(const AttemptLaunch& launch, const std::string& dir) const {
-  RETURN_IF_ERROR(base::RemoveAll(dir));
-  const std::string work = JoinPath(dir, local::kWorkDir);
-  RETURN_IF_ERROR(base::MakeDirs(work));
+// lchown of `dir` and everything under it, never following a symlink.
+Status ChownTree(const std::string& dir, uid_t uid, gid_t gid) {
+  std::error_code error;
+  if (::lchown(dir.c_str(), uid, gid) != 0) {
+    return absl::InternalError(fmt::format("cannot chown {}: {}", dir, std::strerror(errno)));
+  }
+  for (std::filesystem::recursive_directory_iterator it(dir, error), end; !error && it != end;
+       it.increment(error)) {
+    if (::lchown(it->path().c_str(), uid, gid) != 0) {
+      return absl::InternalError(
+          fmt::format("cannot chown {}: {}", it->path().string(), std::strerror(errno)));
+    }
+  }
+  if (error) return absl::InternalError(fmt::format("cannot list {}: {}", dir, error.message()));
+  return OkStatus();
+}
+
+Status MakePrivateDir(const std::string& dir, uid_t uid, gid_t gid) {
+  RETURN_IF_ERROR(base::MakeDirs(dir, 0700));
+  if (::chown(dir.c_str(), uid, gid) != 0 || ::chmod(dir.c_str(), 0700) != 0) {
+    return absl::InternalError(
+        fmt::format("cannot give {} to uid {}: {}", dir, uid, std::strerror(errno)));
+  }
+  return OkStatus();
+}
+
+Status LocalStack::PrepareSandbox(const AttemptLaunch& launch, const AttemptUser& user) const {
+  const std::string sandbox = SandboxDir(launch.key);
+  RETURN_IF_ERROR(base::RemoveAll(sandbox));
+  RETURN_IF_ERROR(base::MakeDirs(sandbox, 0711));
+  if (::chmod(sandbox.c_str(), 0711) != 0) {
+    return absl::InternalError(fmt::format("cannot chmod {}: {}", sandbox, std::strerror(errno)));
+  }
+  const std::string work = JoinPath(sandbox, local::kWorkDir);
+  RETURN_IF_ERROR(base::MakeDirs(work, 0700));
   if (!launch.working_dir_archive.empty()) {
     RETURN_IF_ERROR(package::UnpackArchive(launch.working_dir_archive, work));
   }
+  RETURN_IF_ERROR(ChownTree(work, user.uid, user.gid));
+  if (::chmod(work.c_str(), 0700) != 0) {
+    return absl::InternalError(fmt::format("cannot chmod {}: {}", work, std::strerror(errno)));
+  }
+  RETURN_IF_ERROR(MakePrivateDir(JoinPath(sandbox, local::kSandboxTmpDir), user.uid, user.gid));
+  if (!launch.ca_file.empty()) {
+    ASSIGN_OR_RETURN(std::string ca, base::ReadFile(launch.ca_file, int64_t{1} << 20));
+    RETURN_IF_ERROR(base::WriteFileAtomic(JoinPath(sandbox, local::kSandboxCaFile), ca, 0644));
+  }
+  return OkStatus();
+}
+
+Status LocalStack::PrepareAttempt(const AttemptLaunch& launch, const std::string& dir,
+                                  const AttemptUser& user) const {
+  RETURN_IF_ERROR(base::RemoveAll(dir));
+  RETURN_IF_ERROR(base::MakeDirs(dir));
+  std::map<std::string, std::string> env = launch.env;
   nlohmann::json document = {
       {"key", launch.key},
       {"entrypoint", launch.entrypoint},
-      {"env", launch.env},
       {"working_dir_archive", launch.working_dir_archive},
       {"timeout_s", launch.timeout_s},
       {"gpu_indices", launch.gpu_indices},
       {"max_log_bytes", options_.max_log_bytes},
   };
-  RETURN_IF_ERROR(
-      base::WriteFileAtomic(JoinPath(dir, local::kLaunchFile), document.dump(2) + "\n", 0644,
-                            base::FileSync::kProcessCrashSafe));
+  if (Sandboxed()) {
+    RETURN_IF_ERROR(PrepareSandbox(launch, user));
+    const std::string sandbox = SandboxDir(launch.key);
+    document["work_dir"] = JoinPath(sandbox, local::kWorkDir);
+    document["sandbox_dir"] = sandbox;
+    document["run_as"] = {{"uid", user.uid}, {"gid", user.gid}};
+    env["HOME"] = JoinPath(sandbox, local::kWorkDir);
+    env["TMPDIR"] = JoinPath(sandbox, local::kSandboxTmpDir);
+    if (const auto* named = std::get_if<RunAsUser>(&options_.run_as)) {
+      env["USER"] = env["LOGNAME"] = named->name;
+    } else {
+      env["USER"] = env["LOGNAME"] = fmt::format("meridian-{}", user.uid);
+    }
+    if (!launch.federated_token_file.empty()) {
+      document["token_source"] = launch.federated_token_file;
+      document["token_file"] = JoinPath(sandbox, local::kSandboxTokenFile);
+      env["AZURE_FEDERATED_TOKEN_FILE"] = JoinPath(sandbox, local::kSandboxTokenFile);
+    }
+    if (!launch.ca_file.empty()) env["MERIDIAN_CA_FILE"] = JoinPath(sandbox, local::kSandboxCaFile);
+  } else {
+    const std::string work = JoinPath(dir, local::kWorkDir);
+    RETURN_IF_ERROR(base::MakeDirs(work));
+    if (!launch.working_dir_archive.empty()) {
+      RETURN_IF_ERROR(package::UnpackArchive(launch.working_dir_archive, work));
+    }
+    // No work_dir: the shim uses <attempt dir>/work (`dir` is still the staging name here).
+    if (!launch.federated_token_file.empty()) {
+      env["AZURE_FEDERATED_TOKEN_FILE"] = launch.federated_token_file;
+    }
+    if (!launch.ca_file.empty()) env["MERIDIAN_CA_FILE"] = launch.ca_file;
+  }
+  document["env"] = env;
+  // 0600: the environment may carry secrets of the job's owner.
+  RETURN_IF_ERROR(base::WriteFileAtomic(JoinPath(dir, local::kLaunchFile), document.dump(2) + "\n",
+                                        0600, base::FileSync::kProcessCrashSafe));
   // Present from the start, so ReadLog works before the first byte of output.
-  return base::WriteFileAtomic(JoinPath(dir, local::kOutputLog), "", 0644,
+  return base::WriteFileAtomic(JoinPath(dir, local::kOutputLog), "", 0600,
                                base::FileSync::kProcessCrashSafe);
 }
 
-Result<pid_t> LocalStack::SpawnShim(const std::string& dir) const {
+Result<pid_t> LocalStack::SpawnShim(const std::string& dir, int claim_fd) const {
   const std::string shim_log = JoinPath(dir, local::kShimLog);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -309,8 +414,14 @@ Result<pid_t> LocalStack::SpawnShim(const std::string& dir) const {
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, shim_log.c_str(),
                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  int first_closed = STDERR_FILENO + 1;
+  if (claim_fd >= 0) {
+    // dup2 clears close-on-exec: the shim holds the uid claim for the attempt's lifetime.
+    posix_spawn_file_actions_adddup2(&actions, claim_fd, local::kUidClaimFd);
+    first_closed = local::kUidClaimFd + 1;
+  }
   // Nothing of the operator (sockets, files, the root lock) leaks into the attempt.
-  posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+  posix_spawn_file_actions_addclosefrom_np(&actions, first_closed);
 
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
@@ -562,6 +673,7 @@ Status LocalStack::Forget(const std::string& key) {
         fmt::format("cannot rename {}: {}", AttemptDir(key), std::strerror(errno)));
   }
   attempts_.erase(it);
+  if (Sandboxed()) RETURN_IF_ERROR(base::RemoveAll(SandboxDir(key)));
   return base::RemoveAll(doomed);
 }
 
@@ -583,7 +695,33 @@ Result<std::unique_ptr<ComputeStack>> OpenLocalStack(LocalStackOptions options) 
     return absl::InternalError("cannot resolve /proc/self/exe for the shim binary");
   }
   if (options.clock == nullptr) options.clock = base::SystemClock::Get();
-  RETURN_IF_ERROR(base::MakeDirs(options.root));
+  RETURN_IF_ERROR(base::MakeDirs(options.root, 0700));
+  if (!std::holds_alternative<RunAsOperator>(options.run_as)) {
+    if (::geteuid() != 0) {
+      return absl::FailedPreconditionError(fmt::format(
+          "attempts cannot run as {}: the operator is not root", DescribeRunAs(options.run_as)));
+    }
+    if (options.sandbox_root.empty()) {
+      return absl::InvalidArgumentError("LocalStack runs attempts as other users: no sandbox_root");
+    }
+    // The stack's own files (launch records, output) are the operator's alone.
+    if (::chmod(options.root.c_str(), 0700) != 0) {
+      return absl::InternalError(
+          fmt::format("cannot chmod 0700 {}: {}", options.root, std::strerror(errno)));
+    }
+    RETURN_IF_ERROR(base::MakeDirs(options.sandbox_root, 0711));
+    if (::chmod(options.sandbox_root.c_str(), 0711) != 0) {
+      return absl::InternalError(
+          fmt::format("cannot chmod 0711 {}: {}", options.sandbox_root, std::strerror(errno)));
+    }
+    Status reachable = SearchableByOthers(options.sandbox_root);
+    if (!reachable.ok()) {
+      return absl::FailedPreconditionError(fmt::format(
+          "attempts run as {} could not reach their directories under {}: {}; give a sandbox "
+          "directory they can reach (--sandbox-dir, e.g. /var/lib/meridian/sandbox)",
+          DescribeRunAs(options.run_as), options.sandbox_root, reachable.message()));
+    }
+  }
   const std::string lock_path = JoinPath(options.root, kLockFile);
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) {
@@ -636,5 +774,23 @@ std::vector<int> DetectGpusIn(const std::string& nvidia_gpus_dir, const std::str
 }
 
 std::vector<int> DetectGpus() { return DetectGpusIn("/proc/driver/nvidia/gpus", "/dev"); }
+
+Status SearchableByOthers(const std::string& path) {
+  std::filesystem::path at = std::filesystem::absolute(path).lexically_normal();
+  while (true) {
+    struct stat info;
+    if (::stat(at.c_str(), &info) != 0) {
+      return absl::NotFoundError(
+          fmt::format("cannot stat {}: {}", at.string(), std::strerror(errno)));
+    }
+    if ((info.st_mode & S_IXOTH) == 0) {
+      return absl::PermissionDeniedError(fmt::format("{} (mode {:o}) is not searchable by others",
+                                                     at.string(), info.st_mode & 07777));
+    }
+    if (at == at.root_path() || !at.has_parent_path() || at.parent_path() == at) break;
+    at = at.parent_path();
+  }
+  return OkStatus();
+}
 
 }  // namespace meridian::op

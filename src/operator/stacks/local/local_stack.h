@@ -13,8 +13,19 @@
 // the shim, so the max_log_bytes limit holds while the attempt keeps running); a minimal
 // environment (PATH, HOME, LANG, USER, SHELL, TMPDIR from the operator's, when set) plus
 // AttemptLaunch::env, plus CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER=PCI_BUS_ID when it has
-// GPUs. When the entrypoint exits, whatever it left running is killed, also processes that
-// left its process group (the shim is their subreaper): no process outlives its attempt.
+// GPUs, AZURE_FEDERATED_TOKEN_FILE and MERIDIAN_CA_FILE when given. When the entrypoint
+// exits, whatever it left running is killed, also processes that left its process group
+// (the shim is their subreaper): no process outlives its attempt.
+//
+// Who it runs as (LocalStackOptions::run_as, run_as.h): by default the operator's user. Run
+// as other users (the operator must be root), an attempt lives in
+// <sandbox_root>/<key>/ (root, 0711: reachable, not listable) with work/ and tmp/ (its own,
+// 0700; HOME and TMPDIR point there), federated-token (its own, 0600: a copy of
+// AttemptLaunch::federated_token_file the shim keeps current) and ca.pem (0644), and runs
+// with no supplementary groups, its uid and gid, and umask 002. The shim stays root, so it
+// still signals, reaps and records the attempt; the stack's own files under <root> stay
+// private (0600, in the operator's 0700 directories). When the attempt ends, the shim closes
+// <sandbox_root>/<key>/ (0700), so a later attempt given the same uid cannot reach it.
 //
 // Phases: STARTING until the entrypoint runs; RUNNING; then SUCCEEDED (exit 0), TERMINATED
 // (Terminate was called), or FAILED with a message: "exited with code N", "killed by signal
@@ -38,6 +49,7 @@
 
 #include "base/clock.h"
 #include "operator/stacks/compute_stack.h"
+#include "operator/stacks/local/run_as.h"
 
 namespace meridian::op {
 
@@ -49,7 +61,16 @@ struct LocalStackOptions {
   // start time is the shims' wall clock: a clock that is not the system's delays or hastens
   // them. Default: SystemClock.
   base::Clock* clock = nullptr;
+  // Who attempts run as. Anything but RunAsOperator needs root and a sandbox_root whose
+  // every ancestor others may search (OpenLocalStack checks, kFailedPrecondition).
+  RunAs run_as = RunAsOperator{};
+  std::string sandbox_root;  // created (0711) when missing
+  std::string uid_lock_dir = kDefaultUidLockDir;
 };
+
+// Whether every directory from `path` up to "/" lets others search it (mode o+x): what a
+// process of another user needs to reach `path`. The first that does not is named.
+Status SearchableByOthers(const std::string& path);
 
 // Opens (creating when missing) the attempts under options.root, including those started
 // by an earlier operator process.

@@ -4,9 +4,11 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -14,6 +16,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include "package/tar_writer.h"
 #include "base/files.h"
@@ -488,6 +491,236 @@ TEST(DetectGpusTest, CountsGpusWhoseDeviceNodeIsPresent) {
   EXPECT_EQ(DetectGpusIn(gpus, dev), (std::vector<int>{0, 1}));
   EXPECT_TRUE(DetectGpusIn(temp + "/no-driver", dev).empty());
   base::RemoveAll(temp).IgnoreError();
+}
+
+// ---- attempts run as other users (needs root: only root can change uid) ----
+
+class UnprivilegedStackTest : public ::testing::Test {
+ protected:
+  // Each test its own uids, so tests running at once in other processes do not meet.
+  static constexpr uid_t kFirstUid = 27100;
+  static constexpr uid_t kLastUid = 27199;
+
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "only a root operator runs attempts as other users";
+    temp_ = MakeTempDir();
+    ::chmod(temp_.c_str(), 0711);  // the sandbox must be reachable by the attempts' users
+    root_ = temp_ + "/attempts";
+    sandbox_ = temp_ + "/sandbox";
+    stack_ = Open();
+    ASSERT_NE(stack_, nullptr);
+  }
+  void TearDown() override {
+    if (temp_.empty()) return;
+    if (stack_ == nullptr) stack_ = Open();
+    for (const AttemptStatus& status : stack_->List()) {
+      if (!IsFinal(status.phase)) {
+        stack_->Terminate(status.key, 0).IgnoreError();
+        WaitFinal(*stack_, status.key);
+      }
+    }
+    stack_.reset();
+    base::RemoveAll(temp_).IgnoreError();
+  }
+
+  std::unique_ptr<ComputeStack> Open() {
+    LocalStackOptions options;
+    options.root = root_;
+    options.shim_binary = SelfPath();
+    options.run_as = RunAsUidRange{kFirstUid, kLastUid, kFirstUid};
+    options.sandbox_root = sandbox_;
+    options.uid_lock_dir = temp_ + "/uid-claims";
+    Result<std::unique_ptr<ComputeStack>> stack = OpenLocalStack(options);
+    EXPECT_TRUE(stack.ok()) << stack.status();
+    return stack.ok() ? std::move(*stack) : nullptr;
+  }
+  // A launch with a federated token file the test keeps, like the operator's writer.
+  AttemptLaunch WithToken(const std::string& key, const std::string& entrypoint,
+                          const std::string& token) {
+    AttemptLaunch launch = Launch(key, entrypoint);
+    launch.federated_token_file = temp_ + "/token-" + key;
+    EXPECT_TRUE(base::WriteFileAtomic(launch.federated_token_file, token, 0600).ok());
+    return launch;
+  }
+  std::string Secret() {
+    std::string path = temp_ + "/secret";
+    EXPECT_TRUE(base::WriteFileAtomic(path, "operator only\n", 0600).ok());
+    return path;
+  }
+
+  std::string temp_;
+  std::string root_;
+  std::string sandbox_;
+  std::unique_ptr<ComputeStack> stack_;
+};
+
+struct stat StatOf(const std::string& path) {
+  struct stat info {};
+  EXPECT_EQ(::stat(path.c_str(), &info), 0) << path << ": " << std::strerror(errno);
+  return info;
+}
+
+TEST_F(UnprivilegedStackTest, AnAttemptRunsAsItsOwnUserWithItsOwnDirectoryAndToken) {
+  const std::string secret = Secret();
+  AttemptLaunch launch = WithToken(
+      "job_u.1.1",
+      "id -u; id -G; echo home=$HOME; echo tmp=$TMPDIR; cat \"$AZURE_FEDERATED_TOKEN_FILE\"; "
+      "touch made-here; cat '" +
+          secret + "' || echo secret-refused; cat '" + root_ +
+          "/job_u.1.1/launch.json' || echo launch-refused",
+      "token-one\n");
+  ASSERT_TRUE(stack_->Start(launch).ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_u.1.1").phase, AttemptPhase::kSucceeded);
+  std::string log = ReadWholeLog(*stack_, "job_u.1.1");
+  std::istringstream lines(log);
+  uid_t uid = 0;
+  gid_t groups = 0;
+  lines >> uid >> groups;
+  EXPECT_GE(uid, kFirstUid) << log;
+  EXPECT_LE(uid, kLastUid) << log;
+  EXPECT_EQ(groups, kFirstUid) << "no other group: " << log;
+  const std::string sandbox = sandbox_ + "/job_u.1.1";
+  EXPECT_NE(log.find("home=" + sandbox + "/work\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("tmp=" + sandbox + "/tmp\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("token-one\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("Permission denied"), std::string::npos) << log;
+  EXPECT_NE(log.find("secret-refused"), std::string::npos) << log;
+  EXPECT_NE(log.find("launch-refused"), std::string::npos) << log;
+  struct stat work = StatOf(sandbox + "/work");
+  EXPECT_EQ(work.st_uid, uid);
+  EXPECT_EQ(work.st_mode & 07777, 0700u);
+  EXPECT_EQ(StatOf(sandbox + "/work/made-here").st_uid, uid);
+  struct stat token = StatOf(sandbox + "/federated-token");
+  EXPECT_EQ(token.st_uid, uid);
+  EXPECT_EQ(token.st_mode & 07777, 0600u);
+  // Closed once it ended: a later attempt given the same uid cannot reach it.
+  EXPECT_EQ(StatOf(sandbox).st_mode & 07777, 0700u);
+  EXPECT_EQ(StatOf(root_ + "/job_u.1.1/launch.json").st_mode & 07777, 0600u);
+  ASSERT_TRUE(stack_->Forget("job_u.1.1").ok());
+  EXPECT_FALSE(base::PathExists(sandbox));
+}
+
+TEST_F(UnprivilegedStackTest, RunningAttemptsCannotReadEachOthersFilesOrTokens) {
+  const std::string gate = temp_ + "/gate";
+  ASSERT_TRUE(stack_
+                  ->Start(WithToken("job_a.1.1",
+                                    "echo private > mine.txt; echo ready; while [ ! -f '" + gate +
+                                        "' ]; do sleep 0.05; done",
+                                    "token-of-a\n"))
+                  .ok());
+  WaitForLog(*stack_, "job_a.1.1", "ready");
+  const std::string other = sandbox_ + "/job_a.1.1";
+  ASSERT_TRUE(stack_
+                  ->Start(WithToken("job_b.1.1",
+                                    "id -u; cat '" + other +
+                                        "/federated-token' || echo no-token; "
+                                        "cat '" +
+                                        other +
+                                        "/work/mine.txt' || echo no-file; "
+                                        "cat '" +
+                                        temp_ + "/token-job_a.1.1' || echo no-source",
+                                    "token-of-b\n"))
+                  .ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_b.1.1").phase, AttemptPhase::kSucceeded);
+  std::string log = ReadWholeLog(*stack_, "job_b.1.1");
+  for (const char* refused : {"no-token", "no-file", "no-source"}) {
+    EXPECT_NE(log.find(refused), std::string::npos) << refused << " in " << log;
+  }
+  EXPECT_EQ(log.find("token-of-a"), std::string::npos) << log;
+  EXPECT_EQ(log.find("private"), std::string::npos) << log;
+  EXPECT_NE(StatOf(other + "/work").st_uid, StatOf(sandbox_ + "/job_b.1.1/work").st_uid)
+      << "each attempt its own uid";
+  Touch(gate);
+  EXPECT_EQ(WaitFinal(*stack_, "job_a.1.1").phase, AttemptPhase::kSucceeded);
+}
+
+TEST_F(UnprivilegedStackTest, TheTokenCopyFollowsTheOperatorsTokenFile) {
+  AttemptLaunch launch =
+      WithToken("job_t.1.1",
+                "until grep -q second \"$AZURE_FEDERATED_TOKEN_FILE\"; do sleep 0.05; done; "
+                "echo saw-second",
+                "first\n");
+  ASSERT_TRUE(stack_->Start(launch).ok());
+  WaitRunning(*stack_, "job_t.1.1");
+  ASSERT_TRUE(base::WriteFileAtomic(launch.federated_token_file, "second\n", 0600).ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_t.1.1").phase, AttemptPhase::kSucceeded);
+  EXPECT_NE(ReadWholeLog(*stack_, "job_t.1.1").find("saw-second"), std::string::npos);
+}
+
+TEST_F(UnprivilegedStackTest, ExitAndTerminateOfAnotherUsersAttemptAcrossAnOperatorRestart) {
+  const std::string gate = temp_ + "/gate";
+  ASSERT_TRUE(stack_
+                  ->Start(Launch("job_x.1.1", "while [ ! -f '" + gate +
+                                                  "' ]; do sleep 0.05; done; "
+                                                  "exit 7"))
+                  .ok());
+  ASSERT_TRUE(stack_->Start(Launch("job_y.1.1", "trap '' TERM; sleep 300")).ok());
+  WaitRunning(*stack_, "job_x.1.1");
+  WaitRunning(*stack_, "job_y.1.1");
+  stack_.reset();  // the operator goes away; the shims (root) keep their attempts
+  Touch(gate);
+  stack_ = Open();
+  ASSERT_NE(stack_, nullptr);
+  AttemptStatus x = WaitFinal(*stack_, "job_x.1.1");
+  EXPECT_EQ(x.phase, AttemptPhase::kFailed);
+  EXPECT_EQ(x.exit_code, 7);
+  ASSERT_TRUE(stack_->Terminate("job_y.1.1", 100).ok());
+  EXPECT_EQ(WaitFinal(*stack_, "job_y.1.1").phase, AttemptPhase::kTerminated);
+}
+
+TEST_F(UnprivilegedStackTest, ASandboxOthersCannotReachIsRefused) {
+  std::string closed = temp_ + "/closed";
+  ASSERT_TRUE(base::MakeDirs(closed, 0700).ok());
+  LocalStackOptions options;
+  options.root = temp_ + "/other-attempts";
+  options.shim_binary = SelfPath();
+  options.run_as = RunAsUidRange{kFirstUid, kLastUid, kFirstUid};
+  options.sandbox_root = closed + "/sandbox";
+  options.uid_lock_dir = temp_ + "/uid-claims";
+  Result<std::unique_ptr<ComputeStack>> stack = OpenLocalStack(options);
+  EXPECT_EQ(stack.status().code(), absl::StatusCode::kFailedPrecondition) << stack.status();
+  EXPECT_NE(std::string(stack.status().message()).find(closed), std::string::npos)
+      << stack.status();
+}
+
+TEST(RunAsTest, ClaimsAreExclusiveUntilReleased) {
+  std::string dir = MakeTempDir();
+  RunAs range = RunAsUidRange{28000, 28001, 28000};
+  Result<AttemptUser> first = ClaimAttemptUser(range, "job_a.1.1", dir);
+  Result<AttemptUser> second = ClaimAttemptUser(range, "job_a.1.1", dir);
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status() << second.status();
+  EXPECT_NE(first->uid, second->uid) << "the same key still gets another uid";
+  EXPECT_EQ(first->gid, 28000u);
+  EXPECT_EQ(ClaimAttemptUser(range, "job_c.1.1", dir).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  ::close(first->lock_fd);
+  Result<AttemptUser> again = ClaimAttemptUser(range, "job_c.1.1", dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->uid, first->uid) << "a released uid is claimed again";
+  ::close(second->lock_fd);
+  ::close(again->lock_fd);
+  base::RemoveAll(dir).IgnoreError();
+}
+
+TEST(RunAsTest, ParsesWhatTheFlagAccepts) {
+  EXPECT_TRUE(std::holds_alternative<RunAsOperator>(*ParseRunAs("operator")));
+  if (::geteuid() != 0) {
+    EXPECT_EQ(ParseRunAs("20000-29999").status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_TRUE(std::holds_alternative<RunAsOperator>(DefaultRunAs()));
+    return;
+  }
+  Result<RunAs> range = ParseRunAs("20000-29999");
+  ASSERT_TRUE(range.ok()) << range.status();
+  EXPECT_EQ(std::get<RunAsUidRange>(*range).first_uid, 20000u);
+  EXPECT_EQ(std::get<RunAsUidRange>(*range).last_uid, 29999u);
+  EXPECT_TRUE(std::holds_alternative<RunAsUidRange>(DefaultRunAs()));
+  for (const char* bad : {"20-30", "30000-20000", "20000-", "2e4-3e4"}) {
+    EXPECT_EQ(ParseRunAs(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(ParseRunAs("root").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRunAs("no-such-user-here").status().code(), absl::StatusCode::kNotFound);
+  Result<RunAs> nobody = ParseRunAs("nobody");
+  if (nobody.ok()) EXPECT_EQ(std::get<RunAsUser>(*nobody).name, "nobody");
 }
 
 }  // namespace

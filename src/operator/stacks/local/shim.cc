@@ -4,10 +4,12 @@
 // It runs single-threaded. Between fork and exec the child calls only async-signal-safe
 // functions; everything it needs (argv, envp, paths) is prepared before the fork.
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -75,7 +78,15 @@ struct ShimLaunch {
   std::map<std::string, std::string> env;
   std::vector<int> gpu_indices;
   int64_t max_log_bytes = 0;
+  std::string work_dir;
+  // Set for an attempt that runs as another user (local_stack.h).
+  std::optional<std::pair<uid_t, gid_t>> run_as;
+  std::string sandbox_dir;
+  std::string token_source;  // the operator's token file, mirrored into token_file
+  std::string token_file;
 };
+
+constexpr int64_t kMaxTokenBytes = int64_t{64} << 10;
 
 Result<ShimLaunch> ReadLaunch(const std::string& attempt_dir) {
   std::string path = JoinPath(attempt_dir, local::kLaunchFile);
@@ -87,6 +98,17 @@ Result<ShimLaunch> ReadLaunch(const std::string& attempt_dir) {
     launch.env = document.value("env", std::map<std::string, std::string>());
     launch.gpu_indices = document.value("gpu_indices", std::vector<int>());
     launch.max_log_bytes = document.at("max_log_bytes").get<int64_t>();
+    launch.work_dir = document.value("work_dir", JoinPath(attempt_dir, local::kWorkDir));
+    if (document.contains("run_as") && document["run_as"].is_object()) {
+      launch.run_as = std::make_pair(document["run_as"].at("uid").get<uid_t>(),
+                                     document["run_as"].at("gid").get<gid_t>());
+      if (launch.run_as->first == 0) {
+        return absl::DataLossError(fmt::format("{}: run_as names root", path));
+      }
+    }
+    launch.sandbox_dir = document.value("sandbox_dir", "");
+    launch.token_source = document.value("token_source", "");
+    launch.token_file = document.value("token_file", "");
     return launch;
   } catch (const nlohmann::json::exception& error) {
     return absl::DataLossError(fmt::format("{}: {}", path, error.what()));
@@ -144,6 +166,7 @@ class LogWriter {
 // Everything the child needs, built before fork.
 struct ChildPlan {
   std::string work_dir;
+  std::optional<std::pair<uid_t, gid_t>> run_as;
   std::vector<std::string> argv_storage;
   std::vector<std::string> env_storage;
   std::vector<char*> argv;
@@ -164,6 +187,19 @@ struct ChildPlan {
     static const char kMessage[] = "meridian: cannot enter the working directory\n";
     WriteAllFd(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
     ::_exit(kCannotStartExitCode);
+  }
+  if (plan.run_as.has_value()) {
+    // Groups first: once the uid is dropped, they could not be changed any more. Every step
+    // is checked, so the entrypoint never runs with more than it was meant to.
+    const gid_t gid = plan.run_as->second;
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+        ::setresuid(plan.run_as->first, plan.run_as->first, plan.run_as->first) != 0 ||
+        ::setuid(0) == 0) {
+      static const char kMessage[] = "meridian: cannot drop privileges to the attempt's user\n";
+      WriteAllFd(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+      ::_exit(kCannotStartExitCode);
+    }
+    ::umask(002);  // its group shares the cluster storage (run_as.h)
   }
   ::execve("/bin/sh", plan.argv.data(), plan.envp.data());
   static const char kMessage[] = "meridian: cannot run /bin/sh\n";
@@ -202,6 +238,10 @@ class Shim {
   bool ChildExited();  // also reaps orphaned descendants
   void KillLeftovers();
   void SignalGroup(int signal) { ::kill(-child_pid_, signal); }
+  // Copies a new token_source into token_file, owned by the attempt's user (mode 0600).
+  void MirrorToken();
+  // Closes the sandbox to the attempt's uid, which a later attempt may be given.
+  void CloseSandbox();
 
   const std::string dir_;
   ShimLaunch launch_;
@@ -210,7 +250,50 @@ class Shim {
   int signal_fd_ = -1;
   pid_t child_pid_ = 0;
   std::unique_ptr<LogWriter> log_;
+  struct timespec mirrored_mtime_ = {0, 0};
+  ino_t mirrored_inode_ = 0;
 };
+
+void Shim::MirrorToken() {
+  if (launch_.token_source.empty() || launch_.token_file.empty() || !launch_.run_as) return;
+  struct stat info;
+  if (::stat(launch_.token_source.c_str(), &info) != 0) return;
+  if (info.st_ino == mirrored_inode_ && info.st_mtim.tv_sec == mirrored_mtime_.tv_sec &&
+      info.st_mtim.tv_nsec == mirrored_mtime_.tv_nsec) {
+    return;
+  }
+  Result<std::string> token = base::ReadFile(launch_.token_source, kMaxTokenBytes);
+  if (!token.ok()) {
+    Complain(std::string(token.status().message()));
+    return;
+  }
+  // The sandbox directory is root's (0711), so nothing the attempt does can redirect this
+  // write; O_EXCL and O_NOFOLLOW refuse whatever is there regardless.
+  const std::string temporary = launch_.token_file + ".new";
+  ::unlink(temporary.c_str());
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    Complain(fmt::format("cannot write {}: {}", temporary, std::strerror(errno)));
+    return;
+  }
+  bool ok = ::fchown(fd, launch_.run_as->first, launch_.run_as->second) == 0;
+  WriteAllFd(fd, token->data(), token->size());
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(temporary.c_str(), launch_.token_file.c_str()) != 0) {
+    Complain(fmt::format("cannot publish {}: {}", launch_.token_file, std::strerror(errno)));
+    ::unlink(temporary.c_str());
+    return;
+  }
+  mirrored_inode_ = info.st_ino;
+  mirrored_mtime_ = info.st_mtim;
+}
+
+void Shim::CloseSandbox() {
+  if (launch_.sandbox_dir.empty()) return;
+  if (::chmod(launch_.sandbox_dir.c_str(), 0700) != 0) {
+    Complain(fmt::format("cannot close {}: {}", launch_.sandbox_dir, std::strerror(errno)));
+  }
+}
 
 Result<int> Shim::OpenChannels() {
   std::string log_path = JoinPath(dir_, local::kOutputLog);
@@ -243,7 +326,9 @@ Result<int> Shim::OpenChannels() {
 Status Shim::StartChild() {
   ASSIGN_OR_RETURN(int output_write_fd, OpenChannels());
   ChildPlan plan;
-  plan.work_dir = JoinPath(dir_, local::kWorkDir);
+  plan.work_dir = launch_.work_dir;
+  plan.run_as = launch_.run_as;
+  MirrorToken();  // the token is there before the entrypoint looks
   plan.argv_storage = {"sh", "-c", launch_.entrypoint};
   plan.env_storage = BuildEnvironment(launch_);
   for (std::string& arg : plan.argv_storage) plan.argv.push_back(arg.data());
@@ -347,6 +432,7 @@ void Shim::Supervise() {
     if (ready < 0) continue;
     if (count == 2 && fds[1].revents != 0) CopyOutput();
     if (fds[0].revents != 0) HandleSignals();
+    MirrorToken();
   }
 }
 
@@ -354,6 +440,7 @@ int Shim::Finish() {
   // The attempt ends with its entrypoint: anything it left behind goes too.
   SignalGroup(SIGKILL);
   KillLeftovers();
+  CloseSandbox();
   int64_t deadline_ms = MonotonicMs() + kDrainAfterExitMs;
   while (pipe_read_ >= 0) {
     int64_t left_ms = deadline_ms - MonotonicMs();
@@ -385,6 +472,7 @@ int Shim::Finish() {
 
 int Shim::FinishWithoutChild(const std::string& error) {
   Complain(error);
+  CloseSandbox();
   local::ExitRecord record;
   record.exit_code = kCannotStartExitCode;
   record.ended_unix_ms = NowUnixMs();
@@ -411,6 +499,9 @@ void EnsureStandardFds() {
 
 int RunShim(const std::string& attempt_dir) {
   EnsureStandardFds();
+  // The attempt's uid claim (run_as.h), when the stack passed one: held until this process
+  // exits, never inherited by the entrypoint.
+  if (::fcntl(local::kUidClaimFd, F_GETFD) >= 0) ::fcntl(local::kUidClaimFd, F_SETFD, FD_CLOEXEC);
   // A session of its own: the operator's terminal, session and process group no longer
   // reach the attempt, and the shim outlives the operator.
   ::setsid();
