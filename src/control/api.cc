@@ -492,8 +492,12 @@ void ApiHandler::SubmitJob(Call& call) {
           absl::FailedPreconditionError(fmt::format("package: {} has not been uploaded", package)));
     }
   }
+  SubmitAudit audit;
+  if (identity_ != nullptr && call.submit_audit.has_value()) {
+    audit = {&identity_->audit(), *std::move(call.submit_audit)};
+  }
   plane_->SubmitJob(*std::move(config), std::move(package), call.principal.subject,
-                    Reply(std::move(call.respond), 201));
+                    Reply(std::move(call.respond), 201), std::move(audit));
 }
 
 void ApiHandler::ReadJobLog(Call& call) {

@@ -186,13 +186,27 @@ void ApiHandler::AuditCall(Call& call) {
         fmt::format("workload of job {} attempt {} epoch {}", call.principal.attempt->job_id,
                     call.principal.attempt->attempt, call.principal.attempt->epoch);
   }
+  // An accepted submission's entry is written with the job (one durable write, recording the
+  // decision); this wrapper records only a refused one.
+  const bool submission = mutating && entry.action == "job.submit";
+  if (submission) call.submit_audit = entry;
   auto original = std::make_shared<net::Responder>(std::move(call.respond));
-  call.respond = [this, entry = std::move(entry), original,
+  call.respond = [this, entry = std::move(entry), original, submission,
                   refusals_only = !mutating](net::HttpResponse response) mutable {
     if (refusals_only && (response.status != 403 || !TakeRefusalBudget(entry.actor))) {
       return (*original)(std::move(response));
     }
+    if (submission && response.status == 201) {
+      response.headers.push_back({"x-request-id", entry.correlation_id});
+      return (*original)(std::move(response));
+    }
     entry.result = std::to_string(response.status);
+    if (submission) {
+      json error = json::parse(response.body, nullptr, false);
+      std::string code = error.is_object() ? error.value("code", "") : "";
+      entry.result = code.empty() ? fmt::format("refused ({})", response.status)
+                                  : fmt::format("refused: {}", code);
+    }
     if (response.status == 200 || response.status == 201) {
       // Name what was made (a job id, an app id) when the answer says.
       json body = json::parse(response.body, nullptr, false);

@@ -6,12 +6,14 @@
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "control/api.h"
 #include "control/auth.h"
+#include "identity/audit.h"
 #include "net/http_types.h"
 
 namespace meridian::control {
@@ -53,6 +55,9 @@ struct ApiHandler::Call {
   std::vector<std::string> parts;
   Principal principal;
   std::string correlation_id;  // x-request-id when the client sent one, else new
+  // For a submission: its audit entry, which the control plane writes in the job's own
+  // commit when it accepts the job (AuditMutation records a refusal itself).
+  std::optional<identity::AuditEntry> submit_audit;
 
   const std::string& method() const { return request.method; }
   bool Is(std::initializer_list<std::string_view> pattern) const {

@@ -86,23 +86,26 @@ Status ControlPlane::Load() {
 // ---------------------------------------------------------------------------------------
 // Write path
 
-void ControlPlane::CommitLocked(state::WriteBatch batch, std::function<void(Status)> done) {
+void ControlPlane::CommitLocked(state::WriteBatch batch, std::function<void(Status)> done,
+                                SubmitAudit* audit) {
   Notifications wake;
   wake.swap(ready_);
-  store_->CommitAsync(std::move(batch),
-                      [done = std::move(done), wake = std::move(wake)](Status status) {
-                        if (!status.ok()) {
-                          // Memory already holds the write; serving on would show state that is not
-                          // on disk.
-                          spdlog::critical(
-                              "state store write failed, exiting so a restart reloads durable "
-                              "state: {}",
-                              status.ToString());
-                          std::_Exit(70);
-                        }
-                        done(status);
-                        for (const auto& fire : wake) fire();
-                      });
+  auto committed = [done = std::move(done), wake = std::move(wake)](Status status) {
+    if (!status.ok()) {
+      // Memory already holds the write; serving on would show state that is not on disk.
+      spdlog::critical(
+          "state store write failed, exiting so a restart reloads durable state: {}",
+          status.ToString());
+      std::_Exit(70);
+    }
+    done(status);
+    for (const auto& fire : wake) fire();
+  };
+  if (audit != nullptr && audit->log != nullptr) {
+    audit->log->CommitWith(std::move(audit->entry), std::move(batch), std::move(committed));
+  } else {
+    store_->CommitAsync(std::move(batch), std::move(committed));
+  }
 }
 
 void ControlPlane::StoreJobLocked(Job& job, state::WriteBatch& batch) {

@@ -27,6 +27,7 @@
 #include "base/status.h"
 #include "control/compute_configs.h"
 #include "control/model.h"
+#include "identity/audit.h"
 #include "control/scheduler/scheduler.h"
 #include "state/state_store.h"
 
@@ -73,6 +74,14 @@ struct JobFilter {
   size_t limit = 100;
 };
 
+// The audit entry of a submission, written in the job's own commit (one durable write per
+// submission): `log` may be null (no audit). The control plane sets its result ("accepted")
+// and its detail (the job's id).
+struct SubmitAudit {
+  identity::AuditLog* log = nullptr;
+  identity::AuditEntry entry;
+};
+
 class ControlPlane {
  public:
   using JsonDone = std::function<void(Result<nlohmann::json>)>;
@@ -96,7 +105,8 @@ class ControlPlane {
 
   // ---- jobs ----
   // `owner`: the submitter's subject, kept with the job and shown in the API.
-  void SubmitJob(spec::JobConfig config, std::string package, std::string owner, JsonDone done);
+  void SubmitJob(spec::JobConfig config, std::string package, std::string owner, JsonDone done,
+                 SubmitAudit audit = {});
   nlohmann::json ListJobs(const JobFilter& filter);
   Result<nlohmann::json> GetJob(const std::string& id);
   // Answers when the job's version differs from `seen_version` or after `wait_ms`.
@@ -165,7 +175,9 @@ class ControlPlane {
   Status Load();
 
   // All *Locked methods require mu_.
-  void CommitLocked(state::WriteBatch batch, std::function<void(Status)> done);
+  // `audit`, when given, goes into the same commit (lock order: mu_, then the log's).
+  void CommitLocked(state::WriteBatch batch, std::function<void(Status)> done,
+                    SubmitAudit* audit = nullptr);
   void StoreJobLocked(Job& job, state::WriteBatch& batch);
   void AddEventLocked(Job& job, std::string message);
   // Replaces a job's named compute_config with a copy of the version it names; returns

@@ -224,7 +224,7 @@ void ControlPlane::PlacePendingLocked(state::WriteBatch& batch) {
 // Jobs
 
 void ControlPlane::SubmitJob(spec::JobConfig config, std::string package, std::string owner,
-                             JsonDone done) {
+                             JsonDone done, SubmitAudit audit) {
   std::unique_lock lock(mu_);
   if (jobs_.size() >= options_.max_jobs) {
     lock.unlock();
@@ -255,7 +255,9 @@ void ControlPlane::SubmitJob(spec::JobConfig config, std::string package, std::s
   StoreJobLocked(it->second, batch);
   json result = ToJson(it->second);
   counters_["jobs_submitted_total"] += 1;
-  CommitLocked(std::move(batch), [done, result](Status) { done(result); });
+  audit.entry.result = "accepted";
+  audit.entry.detail = fmt::format("id={}", it->first);
+  CommitLocked(std::move(batch), [done, result](Status) { done(result); }, &audit);
 }
 
 json ControlPlane::ListJobs(const JobFilter& filter) {

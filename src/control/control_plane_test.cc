@@ -11,7 +11,9 @@
 #include <future>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/files.h"
+#include "identity/audit.h"
 #include "state/fault_injecting_store.h"
 #include "state/state_store.h"
 
@@ -260,6 +262,76 @@ TEST_F(ControlPlaneFailoverTest, NamedComputeConfigsSurviveARestartAndArchivingR
   job.compute_config.named = "other";
   Result<json> unknown = Call([&](auto done) { plane_->SubmitJob(job, "", "", done); });
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << unknown.status();
+}
+
+// A submission is one durable write: the job and its audit entry commit together, and the
+// entry records the decision ("accepted") with the job's id.
+class ControlPlaneAuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/control_plane_audit_test.XXXXXX";
+    dir_ = mkdtemp(pattern);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Opens the store (behind a fault injector), the audit log and the control plane.
+  void Open() {
+    store_ = std::make_unique<state::FaultInjectingStore>(
+        state::OpenSqliteStore(dir_ + "/state.db").value());
+    audit_ = identity::AuditLog::Open(store_.get(), base::SystemClock::Get()).value();
+    plane_ = ControlPlane::Open(store_.get(), ControlPlaneOptions{}).value();
+  }
+
+  Result<json> Submit() {
+    SubmitAudit audit{audit_.get(), {}};
+    audit.entry.actor = "alice";
+    audit.entry.action = "job.submit";
+    spec::JobConfig config;
+    config.entrypoint = "python train.py";
+    std::promise<Result<json>> answer;
+    plane_->SubmitJob(
+        config, "", "alice", [&](Result<json> result) { answer.set_value(std::move(result)); },
+        std::move(audit));
+    return answer.get_future().get();
+  }
+
+  std::string dir_;
+  std::unique_ptr<state::FaultInjectingStore> store_;
+  std::unique_ptr<identity::AuditLog> audit_;
+  std::unique_ptr<ControlPlane> plane_;
+};
+
+TEST_F(ControlPlaneAuditTest, ASubmissionAndItsAuditEntryAreOneCommit) {
+  Open();
+  const int64_t before = store_->batches_answered();
+  Result<json> job = Submit();
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(store_->batches_answered() - before, 1) << "the job and its entry: one commit";
+  auto entries = audit_->List(identity::AuditFilter{}).value();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].result, "accepted");
+  EXPECT_EQ(entries[0].detail, "id=" + (*job)["id"].get<std::string>());
+  EXPECT_TRUE(audit_->Verify().ok());
+}
+
+TEST_F(ControlPlaneAuditTest, ACrashLosesAJobAndItsAuditEntryTogether) {
+  // The child (forked while this process runs no thread of its own) submits one job, then
+  // crashes in the middle of the second submission's commit.
+  EXPECT_EXIT(
+      {
+        Open();
+        if (!Submit().ok()) std::_Exit(1);
+        store_->Arm(state::FaultInjectingStore::Fault::kCrash);
+        (void)Submit();
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(70), "");
+  auto store = state::OpenSqliteStore(dir_ + "/state.db").value();
+  auto plane = ControlPlane::Open(store.get(), ControlPlaneOptions{}).value();
+  auto log = identity::AuditLog::Open(store.get(), base::SystemClock::Get()).value();
+  EXPECT_EQ(plane->ListJobs(JobFilter{})["items"].size(), 1u);
+  EXPECT_EQ(log->List(identity::AuditFilter{}).value().size(), 1u);
+  EXPECT_TRUE(log->Verify().ok());
 }
 
 // A store that fails a write must never lead to an acknowledgement, and a restart must show

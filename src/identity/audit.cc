@@ -89,41 +89,61 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(state::StateStore* store, base:
   return log;
 }
 
-Result<AuditEntry> AuditLog::Append(AuditEntry entry) {
+namespace {
+
+void CleanFields(AuditEntry& entry) {
   for (std::string* field : {&entry.actor, &entry.action, &entry.target, &entry.result,
                              &entry.correlation_id, &entry.source_address}) {
     *field = Clean(*field, kMaxAuditFieldChars);
   }
   entry.detail = Clean(entry.detail, kMaxAuditDetailChars);
   if (entry.actor.empty()) entry.actor = "anonymous";
-  std::future<Status> committed;
-  {
-    std::lock_guard lock(mu_);
-    if (broken_) {
-      return absl::UnavailableError("audit log: an earlier append failed; reopen the log");
-    }
-    entry.seq = last_seq_ + 1;
-    if (entry.time_ms == 0) entry.time_ms = clock_->NowUnixMs();
-    entry.prev_hash = last_hash_;
-    entry.hash = AuditEntryHash(entry);
-    json body = Canonical(entry);
-    body["hash"] = entry.hash;
-    state::WriteBatch batch;
-    batch.Put(kAuditRecordKind, RecordId(entry.seq), body.dump(), /*expected_version=*/0);
-    batch.Put(kHeadKind, kHeadId, json{{"seq", entry.seq}, {"hash", entry.hash}}.dump());
-    // Queued under the lock so entries are stored in seq order; waited for outside it so
-    // concurrent appends share one sync (group commit).
-    auto promise = std::make_shared<std::promise<Status>>();
-    committed = promise->get_future();
-    store_->CommitAsync(std::move(batch), [this, promise](Status status) {
-      if (!status.ok()) broken_ = true;
-      promise->set_value(std::move(status));
-    });
-    last_seq_ = entry.seq;
-    last_hash_ = entry.hash;
-  }
+}
+
+}  // namespace
+
+Result<AuditEntry> AuditLog::Append(AuditEntry entry) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  std::future<Status> committed = promise->get_future();
+  CommitWithFilled(entry, state::WriteBatch(), [promise](Status status) {
+    promise->set_value(std::move(status));
+  });
+  // Waited for outside the lock, so concurrent appends share one sync (group commit).
   RETURN_IF_ERROR(committed.get());
-  return entry;
+  return entry;  // filled in place under the log's lock
+}
+
+void AuditLog::CommitWith(AuditEntry entry, state::WriteBatch batch,
+                          std::function<void(Status)> done) {
+  CommitWithFilled(entry, std::move(batch), std::move(done));
+}
+
+void AuditLog::CommitWithFilled(AuditEntry& entry, state::WriteBatch batch,
+                                std::function<void(Status)> done) {
+  CleanFields(entry);
+  std::lock_guard lock(mu_);
+  if (broken_) {
+    // Answered as the store would: never on the caller's thread.
+    store_->CommitAsync(state::WriteBatch(), [done = std::move(done)](Status) {
+      done(absl::UnavailableError("audit log: an earlier append failed; reopen the log"));
+    });
+    return;
+  }
+  entry.seq = last_seq_ + 1;
+  if (entry.time_ms == 0) entry.time_ms = clock_->NowUnixMs();
+  entry.prev_hash = last_hash_;
+  entry.hash = AuditEntryHash(entry);
+  json body = Canonical(entry);
+  body["hash"] = entry.hash;
+  batch.Put(kAuditRecordKind, RecordId(entry.seq), body.dump(), /*expected_version=*/0);
+  batch.Put(kHeadKind, kHeadId, json{{"seq", entry.seq}, {"hash", entry.hash}}.dump());
+  // Queued under the lock so entries are stored in seq order.
+  store_->CommitAsync(std::move(batch), [this, done = std::move(done)](Status status) {
+    if (!status.ok()) broken_ = true;
+    done(std::move(status));
+  });
+  last_seq_ = entry.seq;
+  last_hash_ = entry.hash;
 }
 
 Result<std::vector<AuditEntry>> AuditLog::List(const AuditFilter& filter) const {

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -80,6 +81,15 @@ class AuditLog {
   // returns the entry as stored. Entries are stored in the order Append is called.
   Result<AuditEntry> Append(AuditEntry entry);
 
+  // Appends `entry` inside the caller's own write: adds it to `batch` (seq and hashes assigned
+  // as Append does) and queues the batch with the store's CommitAsync, both under the log's
+  // lock, so the caller's records and the entry become durable together or not at all, and
+  // entries stay in seq order. `done` runs as CommitAsync's does (never on this thread).
+  // Callers may hold a lock of their own (lock order: theirs, then the log's); the log calls
+  // nothing but the store while it holds its lock. kUnavailable to `done` after a failed
+  // commit, as for Append.
+  void CommitWith(AuditEntry entry, state::WriteBatch batch, std::function<void(Status)> done);
+
   // Matching entries, newest first.
   Result<std::vector<AuditEntry>> List(const AuditFilter& filter) const;
 
@@ -87,6 +97,9 @@ class AuditLog {
   Status Verify() const;
 
  private:
+  // CommitWith, filling `entry` in place (seq, time, hashes) under the lock.
+  void CommitWithFilled(AuditEntry& entry, state::WriteBatch batch,
+                        std::function<void(Status)> done);
   AuditLog(state::StateStore* store, base::Clock* clock) : store_(store), clock_(clock) {}
 
   // Constant after construction.
@@ -96,7 +109,7 @@ class AuditLog {
   std::mutex mu_;          // orders appends
   int64_t last_seq_ = 0;   // protected by mu_
   std::string last_hash_;  // protected by mu_
-  // Set from the store's writer thread (or inline, under mu_, by a store without one).
+  // Set from the store's writer thread.
   std::atomic<bool> broken_{false};
 };
 
