@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "base/fd.h"
 #include "base/files.h"
 #include "base/hash.h"
@@ -426,9 +427,7 @@ Result<LocalStore::TempFile> LocalStore::NewObjectFile(const Metadata& metadata,
   header.last_modified_unix_ms = options_.clock->NowUnixMs();
   header.content_md5 = std::move(md5);
   for (const auto& [key, value] : metadata) {
-    std::string lower = key;
-    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-    header.metadata[lower] = value;
+    header.metadata[absl::AsciiStrToLower(key)] = value;
   }
   RETURN_IF_ERROR(temp.Append(SerializeHeader(header)));
   *etag = header.etag;
