@@ -18,10 +18,6 @@ inline constexpr char kSymlinkKey[] = "is_symlink";
 inline constexpr char kModeKey[] = "meridian_mode";
 inline constexpr char kMtimeKey[] = "meridian_mtime_ms";
 
-inline Status ErrnoStatus(int error_number, const std::string& what) {
-  return FsError(error_number, fmt::format("{}: {}", what, std::strerror(error_number)));
-}
-
 struct FsCore::Found {
   FileKind kind = FileKind::kFile;
   ObjectInfo info;  // empty for a directory that is only a prefix

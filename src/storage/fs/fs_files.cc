@@ -286,7 +286,8 @@ Result<std::string> FsCore::Read(uint64_t handle, int64_t offset, int64_t length
                       ssize_t n = ::pread(fd, buffer.data() + done, count - done, at + done);
                       if (n < 0 && errno == EINTR) continue;
                       if (n < 0) {
-                        copied = ErrnoStatus(errno, "reading the cached copy of " + open.file->name);
+                        copied =
+                            FsErrnoError(errno, "reading the cached copy of " + open.file->name);
                         return;
                       }
                       if (n == 0) break;  // past the copy's end: zeros (a sparse tail)
@@ -333,7 +334,7 @@ Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view 
   while (done < static_cast<int64_t>(data.size())) {
     ssize_t n = ::pwrite(file.fd, data.data() + done, data.size() - done, offset + done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "writing the cached copy of " + file.name);
+    if (n < 0) return FsErrnoError(errno, "writing the cached copy of " + file.name);
     done += n;
   }
   file.size = std::max(file.size, offset + done);
@@ -442,7 +443,7 @@ Status FsCore::ApplyFileAttr(CachedFile& file, const SetAttrRequest& request) {
   if (request.size) {
     if (*request.size < 0) return FsError(EINVAL, "negative size");
     if (::ftruncate(file.fd, *request.size) != 0) {
-      return ErrnoStatus(errno, "truncating the cached copy of " + file.name);
+      return FsErrnoError(errno, "truncating the cached copy of " + file.name);
     }
     file.size = *request.size;
     cache_->Resized(file, file.size);
