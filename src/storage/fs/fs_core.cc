@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <unordered_set>
 
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 #include "storage/fs/directory_rename.h"
 #include "storage/fs/fs_core_internal.h"
 #include "storage/fs/fs_errors.h"
+#include "storage/fs/fs_paths.h"
 
 namespace meridian::storage::fs {
 namespace {
@@ -38,20 +40,6 @@ InodeId NumberForPath(const std::string& path) {
   return hash | (uint64_t{1} << 63);
 }
 
-// "a/b/c" -> {"a/b", "c"}, "c" -> {"", "c"}.
-std::pair<std::string, std::string> SplitPath(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {"", path};
-  return {path.substr(0, slash), path.substr(slash + 1)};
-}
-
-// "a/b" -> "a/b/", "" -> "": the List prefix of a directory's children.
-std::string ChildPrefix(const std::string& path) {
-  std::string prefix = path;
-  if (!prefix.empty()) prefix.push_back('/');
-  return prefix;
-}
-
 }  // namespace
 
 FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool> pool,
@@ -68,15 +56,11 @@ FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool>
                        downloads_.get(),
                        uploads_.get(),
                        options_.prefetch_blocks,
-                       options_.wait_for_memory_ms} {
-  auto root = std::make_unique<Inode>();
-  root->id = kRootInode;
-  root->kind = FileKind::kDirectory;
-  root->nlookup = 1;
-  root->attr = AttrFor(kRootInode, Found{FileKind::kDirectory, {}, true});
-  root->attr.mtime_ms = root->attr.ctime_ms = NowMs();  // the root has no marker: mount time
-  inode_by_path_[""] = kRootInode;
-  inodes_[kRootInode] = std::move(root);
+                       options_.wait_for_memory_ms},
+      known_(options_.max_known_names, options_.attr_cache_timeout_s * 1000) {
+  Inode& root = *inodes_.Find(kRootInode);
+  root.attr = AttrFor(kRootInode, Found{FileKind::kDirectory, {}, true});
+  root.attr.mtime_ms = root.attr.ctime_ms = NowMs();  // the root has no marker: mount time
 }
 
 FsCore::~FsCore() = default;
@@ -137,9 +121,9 @@ Status FsCore::RequireWritable() const {
 
 Result<std::string> FsCore::PathOf(InodeId inode) {
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-  return it->second->path;
+  const Inode* node = inodes_.Find(inode);
+  if (node == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+  return node->path;
 }
 
 Result<std::string> FsCore::ChildPath(InodeId parent, const std::string& name) {
@@ -151,10 +135,10 @@ Result<std::string> FsCore::ChildPath(InodeId parent, const std::string& name) {
     return FsError(ENAMETOOLONG, "a file name is longer than 255 bytes");
   }
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(parent);
-  if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", parent));
-  if (it->second->kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
-  std::string path = it->second->path.empty() ? name : it->second->path + "/" + name;
+  const Inode* directory = inodes_.Find(parent);
+  if (directory == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", parent));
+  if (directory->kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
+  std::string path = directory->path.empty() ? name : directory->path + "/" + name;
   if (Utf16Length(path) > kMaxNameCharacters) {
     return FsError(ENAMETOOLONG,
                    "a path is longer than Azure's blob-name limit of 1024 characters "
@@ -201,27 +185,10 @@ Attr FsCore::AttrFor(InodeId inode, const Found& found) const {
 }
 
 Attr FsCore::RememberLocked(const std::string& path, const Found& found, bool add_lookup) {
-  Inode* inode = nullptr;
-  if (auto it = inode_by_path_.find(path); it != inode_by_path_.end()) {
-    inode = inodes_.at(it->second).get();
-    if (inode->kind != found.kind) {
-      // Replaced by another kind of entry elsewhere: the old inode lives on, detached.
-      inode_by_path_.erase(it);
-      inode = nullptr;
-    }
-  }
-  if (inode == nullptr) {
-    auto created = std::make_unique<Inode>();
-    created->id = next_inode_++;
-    created->path = path;
-    created->kind = found.kind;
-    inode = created.get();
-    inode_by_path_[path] = inode->id;
-    inodes_[inode->id] = std::move(created);
-  }
+  Inode* inode = &inodes_.Remember(path, found.kind);
   if (add_lookup) ++inode->nlookup;
   if (path.empty()) return inode->attr;
-  KnowChildLocked(path);
+  if (options_.use_attr_cache) known_.KnowChild(path, NowMs());
   if (inode->changed_here) return inode->attr;  // open with this mount's unsaved changes
   inode->etag = found.info.etag;
   inode->attr = AttrFor(inode->id, found);
@@ -231,25 +198,22 @@ Attr FsCore::RememberLocked(const std::string& path, const Found& found, bool ad
 
 void FsCore::ForgetPathLocked(const std::string& path) {
   attr_cache_.erase(path);  // the lookups made on the way here cached it
-  auto it = inode_by_path_.find(path);
-  if (it == inode_by_path_.end() || path.empty()) return;
-  Inode& inode = *inodes_.at(it->second);
-  inode_by_path_.erase(it);
-  if (inode.open_handles > 0) {
+  Inode* inode = inodes_.Detach(path);
+  if (inode == nullptr) return;
+  if (inode->open_handles > 0) {
     // Still open: the handles keep using it (unlink(2) semantics) until the last close.
-    inode.unlinked = true;
-    inode.attr.nlink = 0;
-    inode.attr.ctime_ms = NowMs();
+    inode->unlinked = true;
+    inode->attr.nlink = 0;
+    inode->attr.ctime_ms = NowMs();
   }
-  if (inode.nlookup == 0 && inode.open_handles == 0) inodes_.erase(inode.id);
+  inodes_.FreeIfUnused(inode->id);
 }
 
 void FsCore::TouchParentLocked(const std::string& child_path) {
-  auto it = inode_by_path_.find(SplitPath(child_path).first);
-  if (it == inode_by_path_.end()) return;  // not known to the kernel: nothing to keep
-  Inode& parent = *inodes_.at(it->second);
-  parent.entries_changed_ms = std::max(parent.entries_changed_ms, NowMs());
-  KeepDirectoryTimes(parent);
+  Inode* parent = inodes_.AtPath(SplitPath(child_path).first);
+  if (parent == nullptr) return;  // not known to the kernel: nothing to keep
+  parent->entries_changed_ms = std::max(parent->entries_changed_ms, NowMs());
+  KeepDirectoryTimes(*parent);
 }
 
 void FsCore::KeepDirectoryTimes(Inode& inode) {
@@ -285,7 +249,7 @@ Result<FsCore::Found> FsCore::FindPath(const std::string& path) {
       if (it->second.first > NowMs()) return *it->second.second;
       attr_cache_.erase(it);
     }
-    if (KnownAbsentLocked(path)) {
+    if (known_.KnownAbsent(path, NowMs())) {
       return FsError(ENOENT,
                      fmt::format("'{}' does not exist (this mount knows its directory)", path));
     }
@@ -321,12 +285,7 @@ Result<bool> FsCore::DirectoryIsEmpty(const std::string& path) {
   return page.objects.empty() && page.common_prefixes.empty();
 }
 
-// ---- Directories known completely ---------------------------------------------------------
-//
-// The kernel looks up every name before it creates it, and a lookup of a missing name costs
-// a Head and a List. With use_attr_cache, a directory this mount has listed to the end or
-// made answers those lookups itself until attr_cache_timeout_s after the listing began. Lock
-// order: all of it under mu_.
+// ---- Directories known completely (known_directories.h), all under mu_ --------------------
 
 void FsCore::NoteChildAdded(const std::string& path) {
   std::lock_guard lock(mu_);
@@ -340,83 +299,18 @@ void FsCore::NoteChildRemoved(const std::string& path) {
 
 void FsCore::NoteChildAddedLocked(const std::string& path) {
   if (!options_.use_attr_cache || path.empty()) return;
-  if (auto listing = listings_in_progress_.find(SplitPath(path).first);
-      listing != listings_in_progress_.end()) {
-    listing->second.changed = true;
-  }
-  KnowChildLocked(path);
+  known_.NoteChildAdded(path, NowMs());
 }
 
 void FsCore::NoteChildRemovedLocked(const std::string& path) {
   if (!options_.use_attr_cache || path.empty()) return;
-  auto [parent, name] = SplitPath(path);
-  if (auto listing = listings_in_progress_.find(parent); listing != listings_in_progress_.end()) {
-    listing->second.changed = true;
-  }
-  ForgetKnownDirectoryLocked(path);  // when it was a directory, it is gone
-  auto it = known_directories_.find(parent);
-  if (it != known_directories_.end() && it->second.names.erase(name) > 0) --known_names_;
-}
-
-void FsCore::KnowChildLocked(const std::string& path) {
-  if (!options_.use_attr_cache || path.empty()) return;
-  auto [parent, name] = SplitPath(path);
-  auto it = known_directories_.find(parent);
-  if (it == known_directories_.end() || !it->second.names.insert(std::move(name)).second) return;
-  ++known_names_;
-  TrimKnownLocked();
-}
-
-bool FsCore::KnownAbsentLocked(const std::string& path) {
-  auto [parent, name] = SplitPath(path);
-  auto it = known_directories_.find(parent);
-  if (it == known_directories_.end()) return false;
-  if (it->second.expires_ms <= NowMs()) {
-    ForgetKnownDirectoryLocked(parent);
-    return false;
-  }
-  return !it->second.names.contains(name);
-}
-
-void FsCore::RememberChildrenLocked(const std::string& path, std::unordered_set<std::string> names,
-                                    int64_t known_since_ms) {
-  if (!options_.use_attr_cache) return;
-  ForgetKnownDirectoryLocked(path);
-  const int64_t cost = static_cast<int64_t>(names.size()) + 1;
-  if (cost > options_.max_known_names) return;  // too large to keep: its lookups ask the store
-  known_by_age_.push_back(path);
-  KnownDirectory& known = known_directories_[path];
-  known.expires_ms = known_since_ms + options_.attr_cache_timeout_s * 1000;
-  known.names = std::move(names);
-  known.age = std::prev(known_by_age_.end());
-  known_names_ += cost;
-  TrimKnownLocked();
-}
-
-void FsCore::ForgetKnownDirectoryLocked(const std::string& path) {
-  auto it = known_directories_.find(path);
-  if (it == known_directories_.end()) return;
-  known_names_ -= static_cast<int64_t>(it->second.names.size()) + 1;
-  known_by_age_.erase(it->second.age);
-  known_directories_.erase(it);
-}
-
-void FsCore::TrimKnownLocked() {
-  const int64_t now_ms = NowMs();
-  while (!known_by_age_.empty()) {
-    std::string oldest = known_by_age_.front();  // a copy: forgetting frees the list's string
-    if (known_names_ <= options_.max_known_names &&
-        known_directories_.at(oldest).expires_ms > now_ms) {
-      return;
-    }
-    ForgetKnownDirectoryLocked(oldest);
-  }
+  known_.NoteChildRemoved(path);
 }
 
 void FsCore::BeginListing(const std::string& path) {
   if (!options_.use_attr_cache) return;
   std::lock_guard lock(mu_);
-  ++listings_in_progress_[path].listings;
+  known_.BeginListing(path);
 }
 
 void FsCore::EndListing(const std::string& path, const std::map<std::string, DirEntry>* entries,
@@ -431,11 +325,9 @@ void FsCore::EndListing(const std::string& path, const std::map<std::string, Dir
     for (const auto& [name, entry] : *entries) names.insert(name);
   }
   std::lock_guard lock(mu_);
-  auto listing = listings_in_progress_.find(path);
-  const bool changed = listing->second.changed;
-  if (--listing->second.listings == 0) listings_in_progress_.erase(listing);
-  if (changed) return;  // this mount changed the directory meanwhile: the pages may miss it
-  if (keep) RememberChildrenLocked(path, std::move(names), started_ms);
+  // False when this mount changed the directory meanwhile: the pages may miss it.
+  const bool unchanged = known_.EndListing(path);
+  if (unchanged && keep) known_.Remember(path, std::move(names), started_ms, NowMs());
 }
 
 // ---- Metadata operations ------------------------------------------------------------------
@@ -450,16 +342,7 @@ Result<Attr> FsCore::Lookup(InodeId parent, const std::string& name) {
 
 void FsCore::Forget(InodeId inode, uint64_t count) {
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it == inodes_.end() || inode == kRootInode) return;
-  Inode& node = *it->second;
-  node.nlookup -= std::min(count, node.nlookup);
-  if (node.nlookup > 0 || node.open_handles > 0) return;
-  if (auto by_path = inode_by_path_.find(node.path);
-      by_path != inode_by_path_.end() && by_path->second == inode) {
-    inode_by_path_.erase(by_path);
-  }
-  inodes_.erase(it);
+  inodes_.Forget(inode, count);
 }
 
 Result<Attr> FsCore::GetAttr(InodeId inode) {
@@ -467,41 +350,41 @@ Result<Attr> FsCore::GetAttr(InodeId inode) {
   std::optional<Handle> unlinked_handle;
   {
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-    if (it->second->id == kRootInode) return it->second->attr;
-    if (it->second->unlinked) {
+    const Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    if (node->id == kRootInode) return node->attr;
+    if (node->unlinked) {
       // No path leads here any more (a new file may have its name): ask its open handles.
       unlinked_handle = AnyHandleLocked(inode);
-      if (!unlinked_handle) return it->second->attr;
+      if (!unlinked_handle) return node->attr;
     }
-    path = it->second->path;
+    path = node->path;
   }
   if (unlinked_handle) {
     const int64_t size = HandleSize(*unlinked_handle);
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
-    it->second->attr.size = size;
-    return it->second->attr;
+    Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, "the inode was forgotten");
+    node->attr.size = size;
+    return node->attr;
   }
   if (std::optional<int64_t> size = OpenSize(path)) {
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
-    it->second->attr.size = *size;
-    return it->second->attr;
+    Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, "the inode was forgotten");
+    node->attr.size = *size;
+    return node->attr;
   }
   ASSIGN_OR_RETURN(Found found, FindPath(path));
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
-  if (it->second->kind != found.kind) return FsError(ENOENT, "replaced by another kind of entry");
-  if (it->second->changed_here || it->second->unlinked) return it->second->attr;
-  it->second->attr = AttrFor(inode, found);
-  it->second->etag = found.info.etag;
-  KeepDirectoryTimes(*it->second);
-  return it->second->attr;
+  Inode* node = inodes_.Find(inode);
+  if (node == nullptr) return FsError(ESTALE, "the inode was forgotten");
+  if (node->kind != found.kind) return FsError(ENOENT, "replaced by another kind of entry");
+  if (node->changed_here || node->unlinked) return node->attr;
+  node->attr = AttrFor(inode, found);
+  node->etag = found.info.etag;
+  KeepDirectoryTimes(*node);
+  return node->attr;
 }
 
 Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
@@ -518,17 +401,17 @@ Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
   std::lock_guard lock(mu_);
   for (auto& [name, entry] : *entries) {
     std::string child = prefix + name;
-    auto it = inode_by_path_.find(child);
-    entry.inode = it != inode_by_path_.end() ? it->second : NumberForPath(child);
+    const Inode* live = inodes_.AtPath(child);
+    entry.inode = live != nullptr ? live->id : NumberForPath(child);
     if (entry.object != nullptr) {
       newest_ms = std::max(newest_ms, entry.object->last_modified_unix_ms);
     }
     result.push_back(std::move(entry));
   }
   // Entries other nodes added since show in the directory's times from now on.
-  if (auto it = inodes_.find(inode); it != inodes_.end()) {
-    it->second->entries_changed_ms = std::max(it->second->entries_changed_ms, newest_ms);
-    KeepDirectoryTimes(*it->second);
+  if (Inode* directory = inodes_.Find(inode); directory != nullptr) {
+    directory->entries_changed_ms = std::max(directory->entries_changed_ms, newest_ms);
+    KeepDirectoryTimes(*directory);
   }
   return result;
 }
@@ -614,7 +497,8 @@ Result<Attr> FsCore::MakeDirectory(InodeId parent, const std::string& name, uint
   std::lock_guard lock(mu_);
   NoteChildAddedLocked(path);
   TouchParentLocked(path);
-  RememberChildrenLocked(path, {}, made_ms);  // new and empty: lookups in it need no request
+  // New and empty: lookups in it need no request.
+  if (options_.use_attr_cache) known_.Remember(path, {}, made_ms, NowMs());
   return RememberLocked(path, found, true);
 }
 
@@ -766,14 +650,8 @@ Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_paren
     NoteChildAddedLocked(to);    // ... and the moved entry took its name
     TouchParentLocked(from);
     TouchParentLocked(to);
-    auto it = inode_by_path_.find(from);
-    if (it != inode_by_path_.end()) {
-      InodeId moved = it->second;
-      inode_by_path_.erase(it);
-      Inode& node = *inodes_.at(moved);
-      node.path = to;
-      node.attr.ctime_ms = NowMs();  // as Linux filesystems do
-      inode_by_path_[to] = moved;
+    if (Inode* moved = inodes_.Move(from, to); moved != nullptr) {
+      moved->attr.ctime_ms = NowMs();  // as Linux filesystems do
     }
     if (source.kind == FileKind::kDirectory) RepathDescendantsLocked(from, to);
   }

@@ -24,7 +24,7 @@ uint64_t FsCore::AddHandle(InodeId inode, std::shared_ptr<CachedFile> file,
   uint64_t id = next_handle_++;
   if (stream != nullptr) ++stream->open_count;
   handles_[id] = std::make_unique<Handle>(Handle{inode, std::move(file), std::move(stream), flags});
-  if (auto it = inodes_.find(inode); it != inodes_.end()) ++it->second->open_handles;
+  if (Inode* node = inodes_.Find(inode); node != nullptr) ++node->open_handles;
   return id;
 }
 
@@ -93,9 +93,9 @@ int64_t FsCore::HandleSize(const Handle& handle) {
 void FsCore::NoteOpenChange(InodeId inode, const SetAttrRequest& change, bool data_changed) {
   const int64_t now_ms = NowMs();
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it == inodes_.end()) return;
-  Inode& node = *it->second;
+  Inode* found = inodes_.Find(inode);
+  if (found == nullptr) return;
+  Inode& node = *found;
   node.changed_here = true;
   if (change.size) node.attr.size = *change.size;
   if (change.mode) node.attr.mode = (node.attr.mode & S_IFMT) | (*change.mode & 07777);
@@ -108,16 +108,16 @@ void FsCore::RememberOwnVersion(InodeId inode, const ObjectInfo& info) {
   Found found{FileKind::kFile, info, false};
   const int64_t now_ms = NowMs();
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it != inodes_.end() && it->second->unlinked) return;
+  Inode* node = inodes_.Find(inode);
+  if (node != nullptr && node->unlinked) return;
   if (options_.use_attr_cache) {
     attr_cache_[info.name] = {now_ms + options_.attr_cache_timeout_s * 1000,
                               std::make_shared<Found>(found)};
   }
-  if (it == inodes_.end() || it->second->kind != FileKind::kFile) return;
-  it->second->etag = info.etag;
-  it->second->attr = AttrFor(inode, found);
-  it->second->changed_here = false;
+  if (node == nullptr || node->kind != FileKind::kFile) return;
+  node->etag = info.etag;
+  node->attr = AttrFor(inode, found);
+  node->changed_here = false;
 }
 
 std::optional<int64_t> FsCore::OpenSize(const std::string& path) {
@@ -210,11 +210,11 @@ Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
   std::string known_etag;
   {
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-    if (it->second->kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-    path = it->second->path;
-    known_etag = it->second->etag;
+    const Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    if (node->kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+    path = node->path;
+    known_etag = node->etag;
   }
   std::shared_ptr<CachedFile> file;
   std::shared_ptr<StreamFile> stream = FindStream(path);
@@ -248,9 +248,9 @@ Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
     }
     changed = changed || found.info.etag != known_etag;
     std::lock_guard lock(mu_);
-    if (auto it = inodes_.find(inode); it != inodes_.end() && it->second->kind == found.kind) {
-      it->second->etag = found.info.etag;
-      it->second->attr = AttrFor(inode, found);
+    if (Inode* node = inodes_.Find(inode); node != nullptr && node->kind == found.kind) {
+      node->etag = found.info.etag;
+      node->attr = AttrFor(inode, found);
     }
   }
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
@@ -355,8 +355,9 @@ Result<bool> FsCore::FlushChanges(uint64_t handle) {
     // The inode is keyed by path; a stream renamed meanwhile is found by its new name.
     {
       std::lock_guard lock(mu_);
-      if (auto it = inodes_.find(open.inode); it != inodes_.end())
-        committed.name = it->second->path;
+      if (const Inode* node = inodes_.Find(open.inode); node != nullptr) {
+        committed.name = node->path;
+      }
     }
     committed.etag = open.stream->etag();
     committed.size = open.stream->size();
@@ -388,18 +389,12 @@ Status FsCore::Release(uint64_t handle) {
     if (it == handles_.end()) return FsError(EBADF, "unknown file handle");
     released = std::move(it->second);
     handles_.erase(it);
-    if (auto node = inodes_.find(released->inode); node != inodes_.end()) {
-      unlinked = node->second->unlinked;
-      --node->second->open_handles;
+    if (Inode* node = inodes_.Find(released->inode); node != nullptr) {
+      unlinked = node->unlinked;
+      --node->open_handles;
       // Closed: what the store has is what there is (unsaved bytes were dropped above).
-      if (node->second->open_handles == 0) node->second->changed_here = false;
-      if (node->second->open_handles == 0 && node->second->nlookup == 0) {
-        if (auto by_path = inode_by_path_.find(node->second->path);
-            by_path != inode_by_path_.end() && by_path->second == released->inode) {
-          inode_by_path_.erase(by_path);
-        }
-        inodes_.erase(node);
-      }
+      if (node->open_handles == 0) node->changed_here = false;
+      inodes_.FreeIfUnused(released->inode);
     }
     if (released->stream != nullptr && --released->stream->open_count == 0) {
       closed_stream = released->stream;
@@ -523,7 +518,7 @@ Status FsCore::SetFileMetadata(InodeId inode, const std::string& path,
     int64_t mtime_ms = 0;
     {
       std::lock_guard lock(mu_);
-      if (auto it = inodes_.find(inode); it != inodes_.end()) mtime_ms = it->second->attr.mtime_ms;
+      if (const Inode* node = inodes_.Find(inode); node != nullptr) mtime_ms = node->attr.mtime_ms;
     }
     ASSIGN_OR_RETURN(std::string etag, stream->ChangeMetadata([&](Metadata& metadata) {
       ApplyAttrToMetadata(request, mtime_ms, metadata);
@@ -595,11 +590,11 @@ Result<Attr> FsCore::SetAttr(InodeId inode, const SetAttrRequest& request, uint6
   bool unlinked = false;
   {
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-    kind = it->second->kind;
-    path = it->second->path;
-    unlinked = it->second->unlinked;
+    const Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    kind = node->kind;
+    path = node->path;
+    unlinked = node->unlinked;
   }
   if (unlinked) return SetUnlinkedAttr(inode, request, handle);
   if (kind == FileKind::kDirectory) {
