@@ -63,8 +63,16 @@
 // Errors: every method returns a Status; ErrnoFor (fs_errors.h) gives its errno.
 // Thread safety: all methods may be called from many threads at once. Lock order:
 // directory_rename_mu_, then CachedFile::mu (several: in name order), then the FileCache's
-// lock, then mu_; a StreamFile's lock is never taken
-// with mu_ held; the store is never called with mu_ held.
+// lock, then mu_; a StreamFile's lock is never taken with mu_ held; the store is never
+// called with mu_ held. The inode table and the known directories have no lock of their
+// own: they are mu_'s.
+//
+// Layout: this class is the facade the FUSE adapter calls. Its parts: InodeTable
+// (inode_table.h: inodes, nlookup/forget, path <-> inode), KnownDirectories
+// (known_directories.h: negative lookups), FileCache and StreamFile (the two modes of an
+// open file). Its methods live in fs_core.cc (paths, attributes, the attribute cache),
+// fs_namespace.cc (lookup, readdir, create, mkdir, symlink, unlink, rmdir, rename),
+// fs_files.cc (open files, setattr) and fs_rename_directory.cc (non-empty directories).
 #pragma once
 
 #include <sys/types.h>

@@ -1,5 +1,6 @@
-// What fs_core.cc (names, directories, rename) and fs_files.cc (open files) share. Not for
-// use outside FsCore.
+// What FsCore's files share: fs_core.cc (paths, attributes, the caches), fs_namespace.cc
+// (lookup, create, remove, rename), fs_files.cc (open files) and fs_rename_directory.cc.
+// Not for use outside FsCore.
 #pragma once
 
 #include <cstring>
@@ -17,6 +18,18 @@ inline constexpr char kFolderKey[] = "hdi_isfolder";
 inline constexpr char kSymlinkKey[] = "is_symlink";
 inline constexpr char kModeKey[] = "meridian_mode";
 inline constexpr char kMtimeKey[] = "meridian_mtime_ms";
+
+inline bool IsTrue(const Metadata& metadata, const char* key) {
+  auto it = metadata.find(key);
+  return it != metadata.end() && (it->second == "true" || it->second == "True");
+}
+
+// The kind of entry an object is, by its metadata (hdi_isfolder, is_symlink).
+inline FileKind KindOf(const Metadata& metadata) {
+  if (IsTrue(metadata, kFolderKey)) return FileKind::kDirectory;
+  if (IsTrue(metadata, kSymlinkKey)) return FileKind::kSymlink;
+  return FileKind::kFile;
+}
 
 struct FsCore::Found {
   FileKind kind = FileKind::kFile;
