@@ -39,7 +39,7 @@ class UniqueFd {
 };
 
 // "<what> <path>: <strerror>" with the code a caller can act on: kNotFound (ENOENT),
-// kPermissionDenied (EACCES, EPERM), kResourceExhausted (ENOSPC), else kInternal.
+// kPermissionDenied (EACCES, EPERM), kResourceExhausted (ENOSPC, EDQUOT), else kInternal.
 Status ErrnoStatus(std::string_view what, const std::string& path, int err);
 
 }  // namespace meridian::base

@@ -21,7 +21,7 @@ Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
   std::string message = fmt::format("{} {}: {}", what, path, std::strerror(err));
   if (err == ENOENT) return absl::NotFoundError(message);
   if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
-  if (err == ENOSPC) return absl::ResourceExhaustedError(message);
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
   return absl::InternalError(message);
 }
 

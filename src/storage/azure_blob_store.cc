@@ -8,6 +8,7 @@
 #include <string_view>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "fmt/format.h"
 #include "net/http_types.h"
 #include "spdlog/spdlog.h"
@@ -42,13 +43,6 @@ std::string EncodeBlobPath(std::string_view name) {
   }
 }
 
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 void AddConditionHeaders(const Condition& condition, net::HeaderList* headers) {
   if (!condition.if_match.empty()) headers->emplace_back("if-match", condition.if_match);
   if (condition.if_none_match_any) headers->emplace_back("if-none-match", "*");
@@ -57,7 +51,7 @@ void AddConditionHeaders(const Condition& condition, net::HeaderList* headers) {
 void AddMetadataHeaders(const Metadata& metadata, net::HeaderList* headers) {
   // Keys are case-insensitive; lowercase keeps the signed header names canonical.
   for (const auto& [key, value] : metadata) {
-    headers->emplace_back("x-ms-meta-" + Lowercase(key), value);
+    headers->emplace_back("x-ms-meta-" + absl::AsciiStrToLower(std::string(key)), value);
   }
 }
 
@@ -95,7 +89,9 @@ Result<ObjectInfo> InfoFromHeaders(const std::string& name, const net::HttpRespo
   const std::string md5 = response.Header("content-md5");
   if (!md5.empty()) info.content_md5 = md5;
   for (const auto& [header, value] : response.headers) {
-    if (header.starts_with("x-ms-meta-")) info.metadata[Lowercase(header.substr(10))] = value;
+    if (header.starts_with("x-ms-meta-")) {
+      info.metadata[absl::AsciiStrToLower(std::string(header.substr(10)))] = value;
+    }
   }
   return info;
 }

@@ -6,6 +6,7 @@
 #include <map>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "fmt/format.h"
 #include "net/http_types.h"
 #include "storage/object_store.h"
@@ -15,13 +16,6 @@ namespace {
 
 constexpr char kConnectionStringVar[] = "AZURE_STORAGE_CONNECTION_STRING";
 constexpr char kDevelopmentEndpoint[] = "http://127.0.0.1:10000/devstoreaccount1";
-
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::string Trim(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
@@ -67,7 +61,7 @@ Result<SplitUrl> Split(std::string_view url, std::string_view what) {
   SplitUrl out;
   const size_t scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return bad("expected scheme://host/...");
-  out.scheme = Lowercase(url.substr(0, scheme_end));
+  out.scheme = absl::AsciiStrToLower(std::string(url.substr(0, scheme_end)));
   std::string_view rest = url.substr(scheme_end + 3);
   if (const size_t hash = rest.find('#'); hash != std::string_view::npos)
     rest = rest.substr(0, hash);
@@ -82,7 +76,7 @@ Result<SplitUrl> Split(std::string_view url, std::string_view what) {
   if (const size_t colon = host.rfind(':'); colon != std::string_view::npos && host.back() != ']') {
     host = host.substr(0, colon);
   }
-  out.host = Lowercase(host);
+  out.host = absl::AsciiStrToLower(std::string(host));
   if (out.host.empty()) return bad("no host");
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
   while (!path.empty()) {
@@ -149,7 +143,8 @@ Result<std::map<std::string, std::string>> ParseConnectionString(std::string_vie
       return absl::InvalidArgumentError(fmt::format(
           "{}: '{}' is not Name=Value", kConnectionStringVar, Trim(part).substr(0, 40)));
     }
-    fields[Lowercase(Trim(part.substr(0, equals)))] = Trim(part.substr(equals + 1));
+    fields[absl::AsciiStrToLower(std::string(Trim(part.substr(0, equals))))] =
+        Trim(part.substr(equals + 1));
   }
   return fields;
 }
@@ -171,7 +166,7 @@ Result<EnvCredentials> FromConnectionString(const std::string& text) {
   };
   EnvCredentials creds;
   creds.source = kConnectionStringVar;
-  if (Lowercase(get("usedevelopmentstorage")) == "true") {
+  if (absl::AsciiStrToLower(std::string(get("usedevelopmentstorage"))) == "true") {
     creds.account = kDevelopmentAccount;
     creds.key = kDevelopmentAccountKey;
     creds.endpoint = kDevelopmentEndpoint;
@@ -212,7 +207,7 @@ EnvLookup ProcessEnv() {
 }
 
 bool LooksLikeAzureBlobUrl(std::string_view url) {
-  const std::string lower = Lowercase(url.substr(0, 8));
+  const std::string lower = absl::AsciiStrToLower(std::string(url.substr(0, 8)));
   return lower.starts_with("abfss://") || lower.starts_with("abfs://") ||
          lower.starts_with("https://") || lower.starts_with("http://");
 }
@@ -232,9 +227,9 @@ Result<AzureBlobConfig> ParseAzureBlobUrl(std::string_view url) {
     config.container = split.authority.substr(0, at);
     config.account = split.host.substr(0, dfs);
     std::string blob_authority = split.authority.substr(at + 1);
-    const size_t authority_dfs = Lowercase(blob_authority).find(".dfs.");
+    const size_t authority_dfs = absl::AsciiStrToLower(std::string(blob_authority)).find(".dfs.");
     blob_authority.replace(authority_dfs, 5, ".blob.");
-    config.endpoint = fmt::format("https://{}", Lowercase(blob_authority));
+    config.endpoint = fmt::format("https://{}", absl::AsciiStrToLower(std::string(blob_authority)));
     if (!IsValidAccount(config.account)) {
       return absl::InvalidArgumentError(
           fmt::format("{} '{}': account '{}' must be 3-24 lowercase letters and digits", kWhat, url,

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "fmt/format.h"
 #include "storage/object_store.h"
 
@@ -26,13 +27,6 @@ constexpr std::array<std::string_view, 11> kSignedHeaders = {"content-encoding",
                                                              "if-none-match",
                                                              "if-unmodified-since",
                                                              "range"};
-
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // Trims the value. "Linear whitespace" in the service's rules means obsolete header line
 // folding, which we never send; runs of spaces inside a value are signed as they are (as
@@ -69,13 +63,15 @@ std::string SharedKeyStringToSign(std::string_view method, std::string_view acco
   }
   std::map<std::string, std::string> ms_headers;
   for (const auto& [name, value] : headers) {
-    std::string lower = Lowercase(name);
+    std::string lower = absl::AsciiStrToLower(std::string(name));
     if (lower.starts_with("x-ms-")) ms_headers[std::move(lower)] = CanonicalValue(value);
   }
   for (const auto& [name, value] : ms_headers) out += fmt::format("{}:{}\n", name, value);
   out += fmt::format("/{}{}", account, encoded_path.empty() ? "/" : encoded_path);
   std::map<std::string, std::vector<std::string>> params;
-  for (const auto& [name, value] : query) params[Lowercase(name)].push_back(value);
+  for (const auto& [name, value] : query) {
+    params[absl::AsciiStrToLower(std::string(name))].push_back(value);
+  }
   for (auto& [name, values] : params) {
     std::sort(values.begin(), values.end());
     std::string joined;

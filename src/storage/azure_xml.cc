@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <pugixml.hpp>
 
+#include "absl/strings/ascii.h"
 #include "fmt/format.h"
 #include "net/http_types.h"
 #include "storage/azure_shared_key.h"
@@ -17,13 +18,6 @@ constexpr std::string_view kWhat = "Azure List Blobs response";
 
 Status FieldError(std::string_view field, std::string_view why) {
   return absl::InternalError(fmt::format("{}: {} {}", kWhat, field, why));
-}
-
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 // The text of a <Name> element; Encoded="true" marks a percent-encoded name (used for
@@ -81,7 +75,7 @@ Result<ObjectInfo> ReadBlob(const pugi::xml_node& blob, std::string_view root_pr
   if (!md5.empty()) info.content_md5 = md5;
   for (pugi::xml_node entry : blob.child("Metadata").children()) {
     if (entry.type() != pugi::node_element) continue;
-    info.metadata[Lowercase(entry.name())] = entry.text().as_string();
+    info.metadata[absl::AsciiStrToLower(std::string(entry.name()))] = entry.text().as_string();
   }
   return info;
 }

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +11,10 @@
 #include <cstring>
 #include <random>
 
+#include "absl/strings/ascii.h"
+#include "base/fd.h"
 #include "base/files.h"
+#include "base/hash.h"
 #include "base/ids.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -27,50 +29,21 @@ constexpr std::string_view kObjectSuffix = "~o";
 constexpr std::string_view kDirSuffix = "~d";
 constexpr int64_t kCopyBufferBytes = 1 << 20;
 
-Status ErrnoError(std::string_view what, const std::string& path, int err) {
-  std::string message = fmt::format("{} {}: {}", what, path, std::strerror(err));
-  if (err == ENOENT) return absl::NotFoundError(message);
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
-  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
-  return absl::InternalError(message);
-}
-
-// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    Reset();
-    fd_ = std::exchange(other.fd_, -1);
-    return *this;
-  }
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
-
 // Holds the store-wide flock for as long as it lives.
 class StoreLock {
  public:
   static Result<StoreLock> Acquire(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (fd.get() < 0) return ErrnoError("cannot open lock file", path, errno);
+    base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return base::ErrnoStatus("cannot open lock file", path, errno);
     while (::flock(fd.get(), LOCK_EX) != 0) {
-      if (errno != EINTR) return ErrnoError("cannot lock", path, errno);
+      if (errno != EINTR) return base::ErrnoStatus("cannot lock", path, errno);
     }
     return StoreLock(std::move(fd));
   }
 
  private:
-  explicit StoreLock(Fd fd) : fd_(std::move(fd)) {}
-  Fd fd_;  // closing it releases the lock
+  explicit StoreLock(base::UniqueFd fd) : fd_(std::move(fd)) {}
+  base::UniqueFd fd_;  // closing it releases the lock
 };
 
 bool KeepByte(unsigned char c) { return std::isalnum(c) || c == '.' || c == '_' || c == '-'; }
@@ -112,19 +85,6 @@ bool DecodeComponent(std::string_view encoded, std::string* out) {
   return true;
 }
 
-std::string HexEncode(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) out += fmt::format("{:02x}", c);
-  return out;
-}
-
-std::string Digest(const EVP_MD* md, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), out, &length, md, nullptr);
-  return std::string(reinterpret_cast<char*>(out), length);
-}
-
 // A new ETag per write: 64 random bits, so a rewrite with the same bytes still changes it.
 std::string NewEtag() {
   thread_local std::mt19937_64 engine{std::random_device{}()};
@@ -154,7 +114,7 @@ Result<std::string> ReadAt(int fd, int64_t offset, int64_t length, const std::st
   while (done < length) {
     const ssize_t n = ::pread(fd, out.data() + done, length - done, offset + done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("cannot read", path, errno);
+    if (n < 0) return base::ErrnoStatus("cannot read", path, errno);
     if (n == 0) break;
     done += n;
   }
@@ -166,7 +126,7 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("cannot write", path, errno);
+    if (n < 0) return base::ErrnoStatus("cannot write", path, errno);
     data.remove_prefix(n);
   }
   return OkStatus();
@@ -207,15 +167,15 @@ class ObjectFile {
  public:
   // kNotFound naming `name` when there is no such object.
   static Result<ObjectFile> Open(const std::string& path, const std::string& name) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
       if (errno == ENOENT || errno == ENOTDIR) {
         return absl::NotFoundError(fmt::format("object '{}' not found", name));
       }
-      return ErrnoError("cannot open", path, errno);
+      return base::ErrnoStatus("cannot open", path, errno);
     }
     struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return ErrnoError("cannot stat", path, errno);
+    if (::fstat(fd.get(), &st) != 0) return base::ErrnoStatus("cannot stat", path, errno);
     ASSIGN_OR_RETURN(std::string prefix, ReadAt(fd.get(), 0, kMagic.size() + 16, path));
     if (prefix.compare(0, kMagic.size(), kMagic) != 0) return CorruptError(path, "bad magic");
     const size_t newline = prefix.find('\n', kMagic.size());
@@ -242,10 +202,10 @@ class ObjectFile {
   int64_t data_offset() const { return data_offset_; }
 
  private:
-  ObjectFile(Fd fd, Header header, int64_t data_offset, int64_t size)
+  ObjectFile(base::UniqueFd fd, Header header, int64_t data_offset, int64_t size)
       : fd_(std::move(fd)), header_(std::move(header)), data_offset_(data_offset), size_(size) {}
 
-  Fd fd_;
+  base::UniqueFd fd_;
   Header header_;
   int64_t data_offset_;
   int64_t size_;
@@ -283,7 +243,7 @@ Result<std::vector<DirEntry>> ReadSortedDir(const std::string& dir, const std::s
   DIR* handle = ::opendir(dir.c_str());
   if (handle == nullptr) {
     if (errno == ENOENT || errno == ENOTDIR) return entries;
-    return ErrnoError("cannot list", dir, errno);
+    return base::ErrnoStatus("cannot list", dir, errno);
   }
   while (struct dirent* entry = ::readdir(handle)) {
     std::string_view file_name = entry->d_name;
@@ -370,11 +330,11 @@ class ListWalker {
 // A file being written in .staging/tmp; removed unless it was renamed into place.
 class LocalStore::TempFile {
  public:
-  TempFile(std::string path, Fd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  TempFile(std::string path, base::UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
   TempFile(TempFile&& other) noexcept
       : path_(std::exchange(other.path_, "")), fd_(std::move(other.fd_)) {}
   ~TempFile() {
-    fd_.Reset();
+    fd_ = base::UniqueFd();
     if (!path_.empty()) ::unlink(path_.c_str());
   }
 
@@ -394,15 +354,15 @@ class LocalStore::TempFile {
   }
 
   Status Close(bool fsync) {
-    if (fsync && ::fsync(fd_.get()) != 0) return ErrnoError("cannot fsync", path_, errno);
-    fd_.Reset();
+    if (fsync && ::fsync(fd_.get()) != 0) return base::ErrnoStatus("cannot fsync", path_, errno);
+    fd_ = base::UniqueFd();
     return OkStatus();
   }
 
   // Renames the file to `target`; from then on this object no longer owns it.
   Status RenameTo(const std::string& target) {
     if (::rename(path_.c_str(), target.c_str()) != 0) {
-      return ErrnoError("cannot rename into place", target, errno);
+      return base::ErrnoStatus("cannot rename into place", target, errno);
     }
     path_.clear();
     return OkStatus();
@@ -410,7 +370,7 @@ class LocalStore::TempFile {
 
  private:
   std::string path_;
-  Fd fd_;
+  base::UniqueFd fd_;
 };
 
 LocalStore::LocalStore(std::string root, LocalStoreOptions options)
@@ -452,24 +412,22 @@ Result<std::string> LocalStore::ObjectPath(const std::string& name) const {
 }
 
 std::string LocalStore::BlockDir(const std::string& name) const {
-  return fmt::format("{}/{}", blocks_dir_, HexEncode(Digest(EVP_sha256(), name)));
+  return fmt::format("{}/{}", blocks_dir_, base::Sha256Hex(name));
 }
 
 Result<LocalStore::TempFile> LocalStore::NewObjectFile(const Metadata& metadata,
                                                        std::optional<std::string> md5,
                                                        std::string* etag) {
   const std::string path = fmt::format("{}/{}", tmp_dir_, base::NewId("tmp"));
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return ErrnoError("cannot create", path, errno);
+  base::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return base::ErrnoStatus("cannot create", path, errno);
   TempFile temp(path, std::move(fd));
   Header header;
   header.etag = NewEtag();
   header.last_modified_unix_ms = options_.clock->NowUnixMs();
   header.content_md5 = std::move(md5);
   for (const auto& [key, value] : metadata) {
-    std::string lower = key;
-    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-    header.metadata[lower] = value;
+    header.metadata[absl::AsciiStrToLower(key)] = value;
   }
   RETURN_IF_ERROR(temp.Append(SerializeHeader(header)));
   *etag = header.etag;
@@ -549,15 +507,15 @@ Status LocalStore::StageBlock(const std::string& name, const std::string& block_
   const std::string dir = BlockDir(name);
   const std::string temp_path = fmt::format("{}/{}", tmp_dir_, base::NewId("blk"));
   {
-    Fd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (fd.get() < 0) return ErrnoError("cannot create", temp_path, errno);
+    base::UniqueFd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return base::ErrnoStatus("cannot create", temp_path, errno);
     TempFile temp(temp_path, std::move(fd));
     RETURN_IF_ERROR(temp.Append(data));
     RETURN_IF_ERROR(temp.Close(options_.fsync));
     // Under the lock so that a concurrent commit's cleanup of `dir` cannot race the rename.
     ASSIGN_OR_RETURN(StoreLock lock, StoreLock::Acquire(lock_path_));
     RETURN_IF_ERROR(base::MakeDirs(dir));
-    RETURN_IF_ERROR(temp.RenameTo(fmt::format("{}/{}", dir, HexEncode(block_id))));
+    RETURN_IF_ERROR(temp.RenameTo(fmt::format("{}/{}", dir, base::HexEncode(block_id))));
   }
   return OkStatus();
 }
@@ -573,17 +531,17 @@ Result<std::string> LocalStore::CommitBlocks(const std::string& name,
   std::string etag;
   ASSIGN_OR_RETURN(TempFile temp, NewObjectFile(metadata, std::nullopt, &etag));
   for (const std::string& id : block_ids) {
-    const std::string block_path = fmt::format("{}/{}", dir, HexEncode(id));
-    Fd fd(::open(block_path.c_str(), O_RDONLY | O_CLOEXEC));
+    const std::string block_path = fmt::format("{}/{}", dir, base::HexEncode(id));
+    base::UniqueFd fd(::open(block_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
       if (errno == ENOENT) {
         return absl::InvalidArgumentError(
             fmt::format("block '{}' of '{}' was not staged", id, name));
       }
-      return ErrnoError("cannot open block", block_path, errno);
+      return base::ErrnoStatus("cannot open block", block_path, errno);
     }
     struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return ErrnoError("cannot stat", block_path, errno);
+    if (::fstat(fd.get(), &st) != 0) return base::ErrnoStatus("cannot stat", block_path, errno);
     RETURN_IF_ERROR(temp.AppendFrom(fd.get(), 0, st.st_size, block_path));
   }
   RETURN_IF_ERROR(Publish(name, temp, condition));
@@ -631,7 +589,7 @@ Status LocalStore::Delete(const std::string& name, const Condition& condition) {
   if (!condition.if_match.empty() && condition.if_match != current.header().etag) {
     return ConditionFailedError(name, condition, current.header().etag);
   }
-  if (::unlink(path.c_str()) != 0) return ErrnoError("cannot delete", path, errno);
+  if (::unlink(path.c_str()) != 0) return base::ErrnoStatus("cannot delete", path, errno);
   return RemoveEmptyParents(path);
 }
 

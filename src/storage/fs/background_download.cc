@@ -199,8 +199,20 @@ Status BackgroundDownload::WaitFor(int64_t offset, int64_t length) {
   return result;
 }
 
+Status BackgroundDownload::WaitAll() {
+  std::unique_lock lock(mu_);
+  ++waiters_;
+  progress_.wait(lock, [&] { return FinishedLocked().has_value(); });
+  --waiters_;
+  return *FinishedLocked();
+}
+
 std::optional<Status> BackgroundDownload::Finished() {
   std::lock_guard lock(mu_);
+  return FinishedLocked();
+}
+
+std::optional<Status> BackgroundDownload::FinishedLocked() const {
   if (!error_.ok()) return error_;
   if (chunks_done_ == chunk_count_) return OkStatus();
   if (cancelled_) return absl::CancelledError("the download was cancelled");

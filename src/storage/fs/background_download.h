@@ -75,8 +75,10 @@ class BackgroundDownload {
   // Waits until bytes [offset, offset + length) (clamped to the object) are in the file.
   // Returns the download's error if it failed first, kCancelled if it was cancelled.
   Status WaitFor(int64_t offset, int64_t length);
-  // Waits for every byte.
-  Status WaitAll() { return WaitFor(0, size_); }
+  // Waits until the download is finished (every chunk's read has returned, or it failed or
+  // was cancelled), so Finished() has a value once this returns; returns what it holds.
+  // Not WaitFor(0, size): a chunk's bytes are all in before its worker counts it done.
+  Status WaitAll();
   // Whether [offset, offset + length) is in the file now (no waiting).
   bool Has(int64_t offset, int64_t length);
   // Finished: every byte is in (OK) or it failed (its error). Unfinished: nullopt.
@@ -97,6 +99,8 @@ class BackgroundDownload {
   int64_t ChunkLength(int64_t index) const;
   // Requires mu_. The first offset of [offset, offset + length) not in the file yet, or -1.
   int64_t FirstMissingLocked(int64_t offset, int64_t length) const;
+  // Requires mu_. What Finished() returns.
+  std::optional<Status> FinishedLocked() const;
   void Fail(const Status& status);
 
   // Constant after construction.

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -41,6 +42,15 @@ class GatedStore final : public ForwardingStore {
     }
     return inner()->GetRange(name, offset, length, condition);
   }
+  // ObjectStore's default (through GetRange above), then a pause before returning when
+  // asked: the bytes are delivered but the read has not returned yet.
+  Result<int64_t> ReadRange(const std::string& name, int64_t offset, int64_t length,
+                            const Condition& condition, const RangeSink& sink) override {
+    Result<int64_t> read = ObjectStore::ReadRange(name, offset, length, condition, sink);
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_after_read_ms_.load()));
+    return read;
+  }
+  void PauseAfterEachRead(int64_t milliseconds) { pause_after_read_ms_ = milliseconds; }
 
   void Release(int64_t offset) {
     std::lock_guard lock(mu_);
@@ -70,6 +80,7 @@ class GatedStore final : public ForwardingStore {
   std::set<int64_t> released_;
   std::vector<int64_t> requested_;
   bool open_ = false;
+  std::atomic<int64_t> pause_after_read_ms_{0};
 };
 
 std::string RandomBytes(size_t size, unsigned seed) {
@@ -123,10 +134,15 @@ TEST_F(BackgroundDownloadTest, FillsTheFileInParallelChunks) {
   const ObjectInfo info = PutObject(data);
   ASSERT_EQ(::ftruncate(fd_, info.size), 0);
   gated_->Open();
+  // Each read returns a while after its last bytes are in: WaitAll must still wait for it
+  // (it once returned when the bytes were in, before the download counted itself finished).
+  gated_->PauseAfterEachRead(50);
   auto download = BackgroundDownload::Start(gated_.get(), info, fd_, {kChunk, 4});
   ASSERT_TRUE(download.ok()) << download.status();
   ASSERT_TRUE((*download)->WaitAll().ok());
-  EXPECT_TRUE((*download)->Finished().has_value() && (*download)->Finished()->ok());
+  std::optional<Status> finished = (*download)->Finished();
+  ASSERT_TRUE(finished.has_value()) << "WaitAll returned before the download finished";
+  EXPECT_TRUE(finished->ok()) << *finished;
   EXPECT_TRUE(Copy(0, info.size) == data) << "the copy differs from the object";
   EXPECT_EQ(gated_->requested().size(), 21u);  // one ranged read per chunk
 }

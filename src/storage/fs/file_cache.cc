@@ -24,10 +24,6 @@ constexpr char kMetaHeader[] = "meridian-cache 1";
 constexpr int64_t kMaxMetaBytes = 8 << 10;
 constexpr size_t kIdleBlockBuffers = 1;
 
-Status ErrnoStatus(int error_number, const std::string& what) {
-  return FsError(error_number, fmt::format("{}: {}", what, std::strerror(error_number)));
-}
-
 }  // namespace
 
 // Buffers for blocks on their way to the store, reused: a fresh block-sized buffer costs a
@@ -77,7 +73,7 @@ Result<std::shared_ptr<const std::string>> ReadCopy(int fd, int64_t offset, int6
   while (done < length) {
     ssize_t n = ::pread(fd, buffer->data() + done, length - done, offset + done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "reading the cached copy");
+    if (n < 0) return FsErrnoError(errno, "reading the cached copy");
     if (n == 0) break;
     done += n;
   }
@@ -126,7 +122,7 @@ int64_t FileCache::NowMs() const {
 // Reuses clean copies from an earlier run; removes everything else in the directory.
 Status FileCache::AdoptExisting() {
   DIR* dir = ::opendir(options_.dir.c_str());
-  if (dir == nullptr) return ErrnoStatus(errno, "opening cache directory " + options_.dir);
+  if (dir == nullptr) return FsErrnoError(errno, "opening cache directory " + options_.dir);
   std::vector<std::string> names;
   while (dirent* entry = ::readdir(dir)) {
     std::string name = entry->d_name;
@@ -184,11 +180,11 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote, bool trun
   }
   std::string path = PathFor(key, ".data");
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "creating " + path);
+  if (fd < 0) return FsErrnoError(errno, "creating " + path);
   const int64_t size = truncating ? 0 : remote.size;
   // Sparse until the bytes arrive; a reader past what has arrived waits (WaitToRead).
   if (::ftruncate(fd, size) != 0) {
-    Status error = ErrnoStatus(errno, "sizing " + path);
+    Status error = FsErrnoError(errno, "sizing " + path);
     ::close(fd);
     ::unlink(path.c_str());
     return error;
@@ -205,7 +201,7 @@ Status FileCache::Download(CachedFile& file, const ObjectInfo& remote, bool trun
   ::unlink(PathFor(file.key, ".data").c_str());
   ::unlink(PathFor(file.key, ".meta").c_str());
   if (::rename(path.c_str(), PathFor(file.key, ".data").c_str()) != 0) {
-    Status error = ErrnoStatus(errno, "renaming " + path);
+    Status error = FsErrnoError(errno, "renaming " + path);
     ::close(fd);
     ::unlink(path.c_str());
     file.fd = -1;

@@ -8,51 +8,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <unordered_set>
 
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 #include "storage/fs/directory_rename.h"
 #include "storage/fs/fs_core_internal.h"
 #include "storage/fs/fs_errors.h"
+#include "storage/fs/fs_paths.h"
 
 namespace meridian::storage::fs {
-namespace {
-
-constexpr size_t kMaxDirectoryEntries = 1'000'000;
-
-bool IsTrue(const Metadata& metadata, const char* key) {
-  auto it = metadata.find(key);
-  return it != metadata.end() && (it->second == "true" || it->second == "True");
-}
-
-FileKind KindOf(const Metadata& metadata) {
-  if (IsTrue(metadata, kFolderKey)) return FileKind::kDirectory;
-  if (IsTrue(metadata, kSymlinkKey)) return FileKind::kSymlink;
-  return FileKind::kFile;
-}
-
-// A stable inode number for a directory entry the kernel has not looked up yet.
-InodeId NumberForPath(const std::string& path) {
-  uint64_t hash = 1469598103934665603ull;
-  for (unsigned char c : path) hash = (hash ^ c) * 1099511628211ull;
-  return hash | (uint64_t{1} << 63);
-}
-
-// "a/b/c" -> {"a/b", "c"}, "c" -> {"", "c"}.
-std::pair<std::string, std::string> SplitPath(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {"", path};
-  return {path.substr(0, slash), path.substr(slash + 1)};
-}
-
-// "a/b" -> "a/b/", "" -> "": the List prefix of a directory's children.
-std::string ChildPrefix(const std::string& path) {
-  std::string prefix = path;
-  if (!prefix.empty()) prefix.push_back('/');
-  return prefix;
-}
-
-}  // namespace
 
 FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool> pool,
                std::unique_ptr<BoundedExecutor> uploads, std::unique_ptr<BoundedExecutor> downloads,
@@ -68,15 +33,11 @@ FsCore::FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool>
                        downloads_.get(),
                        uploads_.get(),
                        options_.prefetch_blocks,
-                       options_.wait_for_memory_ms} {
-  auto root = std::make_unique<Inode>();
-  root->id = kRootInode;
-  root->kind = FileKind::kDirectory;
-  root->nlookup = 1;
-  root->attr = AttrFor(kRootInode, Found{FileKind::kDirectory, {}, true});
-  root->attr.mtime_ms = root->attr.ctime_ms = NowMs();  // the root has no marker: mount time
-  inode_by_path_[""] = kRootInode;
-  inodes_[kRootInode] = std::move(root);
+                       options_.wait_for_memory_ms},
+      known_(options_.max_known_names, options_.attr_cache_timeout_s * 1000) {
+  Inode& root = *inodes_.Find(kRootInode);
+  root.attr = AttrFor(kRootInode, Found{FileKind::kDirectory, {}, true});
+  root.attr.mtime_ms = root.attr.ctime_ms = NowMs();  // the root has no marker: mount time
 }
 
 FsCore::~FsCore() = default;
@@ -137,9 +98,9 @@ Status FsCore::RequireWritable() const {
 
 Result<std::string> FsCore::PathOf(InodeId inode) {
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-  return it->second->path;
+  const Inode* node = inodes_.Find(inode);
+  if (node == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+  return node->path;
 }
 
 Result<std::string> FsCore::ChildPath(InodeId parent, const std::string& name) {
@@ -151,10 +112,10 @@ Result<std::string> FsCore::ChildPath(InodeId parent, const std::string& name) {
     return FsError(ENAMETOOLONG, "a file name is longer than 255 bytes");
   }
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(parent);
-  if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", parent));
-  if (it->second->kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
-  std::string path = it->second->path.empty() ? name : it->second->path + "/" + name;
+  const Inode* directory = inodes_.Find(parent);
+  if (directory == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", parent));
+  if (directory->kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
+  std::string path = directory->path.empty() ? name : directory->path + "/" + name;
   if (Utf16Length(path) > kMaxNameCharacters) {
     return FsError(ENAMETOOLONG,
                    "a path is longer than Azure's blob-name limit of 1024 characters "
@@ -201,27 +162,10 @@ Attr FsCore::AttrFor(InodeId inode, const Found& found) const {
 }
 
 Attr FsCore::RememberLocked(const std::string& path, const Found& found, bool add_lookup) {
-  Inode* inode = nullptr;
-  if (auto it = inode_by_path_.find(path); it != inode_by_path_.end()) {
-    inode = inodes_.at(it->second).get();
-    if (inode->kind != found.kind) {
-      // Replaced by another kind of entry elsewhere: the old inode lives on, detached.
-      inode_by_path_.erase(it);
-      inode = nullptr;
-    }
-  }
-  if (inode == nullptr) {
-    auto created = std::make_unique<Inode>();
-    created->id = next_inode_++;
-    created->path = path;
-    created->kind = found.kind;
-    inode = created.get();
-    inode_by_path_[path] = inode->id;
-    inodes_[inode->id] = std::move(created);
-  }
+  Inode* inode = &inodes_.Remember(path, found.kind);
   if (add_lookup) ++inode->nlookup;
   if (path.empty()) return inode->attr;
-  KnowChildLocked(path);
+  if (options_.use_attr_cache) known_.KnowChild(path, NowMs());
   if (inode->changed_here) return inode->attr;  // open with this mount's unsaved changes
   inode->etag = found.info.etag;
   inode->attr = AttrFor(inode->id, found);
@@ -231,25 +175,22 @@ Attr FsCore::RememberLocked(const std::string& path, const Found& found, bool ad
 
 void FsCore::ForgetPathLocked(const std::string& path) {
   attr_cache_.erase(path);  // the lookups made on the way here cached it
-  auto it = inode_by_path_.find(path);
-  if (it == inode_by_path_.end() || path.empty()) return;
-  Inode& inode = *inodes_.at(it->second);
-  inode_by_path_.erase(it);
-  if (inode.open_handles > 0) {
+  Inode* inode = inodes_.Detach(path);
+  if (inode == nullptr) return;
+  if (inode->open_handles > 0) {
     // Still open: the handles keep using it (unlink(2) semantics) until the last close.
-    inode.unlinked = true;
-    inode.attr.nlink = 0;
-    inode.attr.ctime_ms = NowMs();
+    inode->unlinked = true;
+    inode->attr.nlink = 0;
+    inode->attr.ctime_ms = NowMs();
   }
-  if (inode.nlookup == 0 && inode.open_handles == 0) inodes_.erase(inode.id);
+  inodes_.FreeIfUnused(inode->id);
 }
 
 void FsCore::TouchParentLocked(const std::string& child_path) {
-  auto it = inode_by_path_.find(SplitPath(child_path).first);
-  if (it == inode_by_path_.end()) return;  // not known to the kernel: nothing to keep
-  Inode& parent = *inodes_.at(it->second);
-  parent.entries_changed_ms = std::max(parent.entries_changed_ms, NowMs());
-  KeepDirectoryTimes(parent);
+  Inode* parent = inodes_.AtPath(SplitPath(child_path).first);
+  if (parent == nullptr) return;  // not known to the kernel: nothing to keep
+  parent->entries_changed_ms = std::max(parent->entries_changed_ms, NowMs());
+  KeepDirectoryTimes(*parent);
 }
 
 void FsCore::KeepDirectoryTimes(Inode& inode) {
@@ -285,7 +226,7 @@ Result<FsCore::Found> FsCore::FindPath(const std::string& path) {
       if (it->second.first > NowMs()) return *it->second.second;
       attr_cache_.erase(it);
     }
-    if (KnownAbsentLocked(path)) {
+    if (known_.KnownAbsent(path, NowMs())) {
       return FsError(ENOENT,
                      fmt::format("'{}' does not exist (this mount knows its directory)", path));
     }
@@ -321,12 +262,7 @@ Result<bool> FsCore::DirectoryIsEmpty(const std::string& path) {
   return page.objects.empty() && page.common_prefixes.empty();
 }
 
-// ---- Directories known completely ---------------------------------------------------------
-//
-// The kernel looks up every name before it creates it, and a lookup of a missing name costs
-// a Head and a List. With use_attr_cache, a directory this mount has listed to the end or
-// made answers those lookups itself until attr_cache_timeout_s after the listing began. Lock
-// order: all of it under mu_.
+// ---- Directories known completely (known_directories.h), all under mu_ --------------------
 
 void FsCore::NoteChildAdded(const std::string& path) {
   std::lock_guard lock(mu_);
@@ -340,83 +276,18 @@ void FsCore::NoteChildRemoved(const std::string& path) {
 
 void FsCore::NoteChildAddedLocked(const std::string& path) {
   if (!options_.use_attr_cache || path.empty()) return;
-  if (auto listing = listings_in_progress_.find(SplitPath(path).first);
-      listing != listings_in_progress_.end()) {
-    listing->second.changed = true;
-  }
-  KnowChildLocked(path);
+  known_.NoteChildAdded(path, NowMs());
 }
 
 void FsCore::NoteChildRemovedLocked(const std::string& path) {
   if (!options_.use_attr_cache || path.empty()) return;
-  auto [parent, name] = SplitPath(path);
-  if (auto listing = listings_in_progress_.find(parent); listing != listings_in_progress_.end()) {
-    listing->second.changed = true;
-  }
-  ForgetKnownDirectoryLocked(path);  // when it was a directory, it is gone
-  auto it = known_directories_.find(parent);
-  if (it != known_directories_.end() && it->second.names.erase(name) > 0) --known_names_;
-}
-
-void FsCore::KnowChildLocked(const std::string& path) {
-  if (!options_.use_attr_cache || path.empty()) return;
-  auto [parent, name] = SplitPath(path);
-  auto it = known_directories_.find(parent);
-  if (it == known_directories_.end() || !it->second.names.insert(std::move(name)).second) return;
-  ++known_names_;
-  TrimKnownLocked();
-}
-
-bool FsCore::KnownAbsentLocked(const std::string& path) {
-  auto [parent, name] = SplitPath(path);
-  auto it = known_directories_.find(parent);
-  if (it == known_directories_.end()) return false;
-  if (it->second.expires_ms <= NowMs()) {
-    ForgetKnownDirectoryLocked(parent);
-    return false;
-  }
-  return !it->second.names.contains(name);
-}
-
-void FsCore::RememberChildrenLocked(const std::string& path, std::unordered_set<std::string> names,
-                                    int64_t known_since_ms) {
-  if (!options_.use_attr_cache) return;
-  ForgetKnownDirectoryLocked(path);
-  const int64_t cost = static_cast<int64_t>(names.size()) + 1;
-  if (cost > options_.max_known_names) return;  // too large to keep: its lookups ask the store
-  known_by_age_.push_back(path);
-  KnownDirectory& known = known_directories_[path];
-  known.expires_ms = known_since_ms + options_.attr_cache_timeout_s * 1000;
-  known.names = std::move(names);
-  known.age = std::prev(known_by_age_.end());
-  known_names_ += cost;
-  TrimKnownLocked();
-}
-
-void FsCore::ForgetKnownDirectoryLocked(const std::string& path) {
-  auto it = known_directories_.find(path);
-  if (it == known_directories_.end()) return;
-  known_names_ -= static_cast<int64_t>(it->second.names.size()) + 1;
-  known_by_age_.erase(it->second.age);
-  known_directories_.erase(it);
-}
-
-void FsCore::TrimKnownLocked() {
-  const int64_t now_ms = NowMs();
-  while (!known_by_age_.empty()) {
-    std::string oldest = known_by_age_.front();  // a copy: forgetting frees the list's string
-    if (known_names_ <= options_.max_known_names &&
-        known_directories_.at(oldest).expires_ms > now_ms) {
-      return;
-    }
-    ForgetKnownDirectoryLocked(oldest);
-  }
+  known_.NoteChildRemoved(path);
 }
 
 void FsCore::BeginListing(const std::string& path) {
   if (!options_.use_attr_cache) return;
   std::lock_guard lock(mu_);
-  ++listings_in_progress_[path].listings;
+  known_.BeginListing(path);
 }
 
 void FsCore::EndListing(const std::string& path, const std::map<std::string, DirEntry>* entries,
@@ -431,35 +302,16 @@ void FsCore::EndListing(const std::string& path, const std::map<std::string, Dir
     for (const auto& [name, entry] : *entries) names.insert(name);
   }
   std::lock_guard lock(mu_);
-  auto listing = listings_in_progress_.find(path);
-  const bool changed = listing->second.changed;
-  if (--listing->second.listings == 0) listings_in_progress_.erase(listing);
-  if (changed) return;  // this mount changed the directory meanwhile: the pages may miss it
-  if (keep) RememberChildrenLocked(path, std::move(names), started_ms);
+  // False when this mount changed the directory meanwhile: the pages may miss it.
+  const bool unchanged = known_.EndListing(path);
+  if (unchanged && keep) known_.Remember(path, std::move(names), started_ms, NowMs());
 }
 
-// ---- Metadata operations ------------------------------------------------------------------
-
-Result<Attr> FsCore::Lookup(InodeId parent, const std::string& name) {
-  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
-  ASSIGN_OR_RETURN(Found found, FindPath(path));
-  if (std::optional<int64_t> size = OpenSize(path)) found.info.size = *size;
-  std::lock_guard lock(mu_);
-  return RememberLocked(path, found, true);
-}
+// ---- Attributes (the namespace operations are in fs_namespace.cc) ------------------------
 
 void FsCore::Forget(InodeId inode, uint64_t count) {
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it == inodes_.end() || inode == kRootInode) return;
-  Inode& node = *it->second;
-  node.nlookup -= std::min(count, node.nlookup);
-  if (node.nlookup > 0 || node.open_handles > 0) return;
-  if (auto by_path = inode_by_path_.find(node.path);
-      by_path != inode_by_path_.end() && by_path->second == inode) {
-    inode_by_path_.erase(by_path);
-  }
-  inodes_.erase(it);
+  inodes_.Forget(inode, count);
 }
 
 Result<Attr> FsCore::GetAttr(InodeId inode) {
@@ -467,250 +319,41 @@ Result<Attr> FsCore::GetAttr(InodeId inode) {
   std::optional<Handle> unlinked_handle;
   {
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-    if (it->second->id == kRootInode) return it->second->attr;
-    if (it->second->unlinked) {
+    const Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    if (node->id == kRootInode) return node->attr;
+    if (node->unlinked) {
       // No path leads here any more (a new file may have its name): ask its open handles.
       unlinked_handle = AnyHandleLocked(inode);
-      if (!unlinked_handle) return it->second->attr;
+      if (!unlinked_handle) return node->attr;
     }
-    path = it->second->path;
+    path = node->path;
   }
   if (unlinked_handle) {
     const int64_t size = HandleSize(*unlinked_handle);
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
-    it->second->attr.size = size;
-    return it->second->attr;
+    Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, "the inode was forgotten");
+    node->attr.size = size;
+    return node->attr;
   }
   if (std::optional<int64_t> size = OpenSize(path)) {
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
-    it->second->attr.size = *size;
-    return it->second->attr;
+    Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, "the inode was forgotten");
+    node->attr.size = *size;
+    return node->attr;
   }
   ASSIGN_OR_RETURN(Found found, FindPath(path));
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it == inodes_.end()) return FsError(ESTALE, "the inode was forgotten");
-  if (it->second->kind != found.kind) return FsError(ENOENT, "replaced by another kind of entry");
-  if (it->second->changed_here || it->second->unlinked) return it->second->attr;
-  it->second->attr = AttrFor(inode, found);
-  it->second->etag = found.info.etag;
-  KeepDirectoryTimes(*it->second);
-  return it->second->attr;
-}
-
-Result<std::vector<DirEntry>> FsCore::ReadDir(InodeId inode) {
-  ASSIGN_OR_RETURN(std::string path, PathOf(inode));
-  const int64_t started_ms = NowMs();
-  BeginListing(path);
-  Result<std::map<std::string, DirEntry>> entries = ListChildren(path);
-  EndListing(path, entries.ok() ? &*entries : nullptr, started_ms);
-  RETURN_IF_ERROR(entries.status());
-  std::string prefix = ChildPrefix(path);
-  std::vector<DirEntry> result;
-  result.reserve(entries->size());
-  int64_t newest_ms = 0;
-  std::lock_guard lock(mu_);
-  for (auto& [name, entry] : *entries) {
-    std::string child = prefix + name;
-    auto it = inode_by_path_.find(child);
-    entry.inode = it != inode_by_path_.end() ? it->second : NumberForPath(child);
-    if (entry.object != nullptr) {
-      newest_ms = std::max(newest_ms, entry.object->last_modified_unix_ms);
-    }
-    result.push_back(std::move(entry));
-  }
-  // Entries other nodes added since show in the directory's times from now on.
-  if (auto it = inodes_.find(inode); it != inodes_.end()) {
-    it->second->entries_changed_ms = std::max(it->second->entries_changed_ms, newest_ms);
-    KeepDirectoryTimes(*it->second);
-  }
-  return result;
-}
-
-Result<std::map<std::string, DirEntry>> FsCore::ListChildren(const std::string& path) {
-  std::string prefix = ChildPrefix(path);
-  std::map<std::string, DirEntry> entries;
-  ListOptions list;
-  list.prefix = prefix;
-  list.delimiter.push_back('/');
-  list.max_results = options_.list_page_size;
-  do {
-    ASSIGN_OR_RETURN(ListPage page, store_->List(list));
-    for (ObjectInfo& object : page.objects) {
-      std::string name = object.name.substr(prefix.size());
-      if (name.empty() || (prefix.empty() && IsRenameJournalPath(name))) continue;
-      FileKind kind = KindOf(object.metadata);
-      auto listed = std::make_shared<const ObjectInfo>(std::move(object));
-      CacheAttr(listed->name, Found{kind, *listed, false});
-      entries[name] = DirEntry{name, kind, 0, std::move(listed)};
-    }
-    for (const std::string& common : page.common_prefixes) {
-      std::string name = common.substr(prefix.size(), common.size() - prefix.size() - 1);
-      if (name.empty() || entries.contains(name)) continue;  // a marker object came first
-      if (prefix.empty() && IsRenameJournalPath(name)) continue;
-      entries[name] = DirEntry{name, FileKind::kDirectory, 0, nullptr};
-      Found implicit{FileKind::kDirectory, {}, true};
-      implicit.info.name = prefix + name;
-      CacheAttr(implicit.info.name, implicit);
-    }
-    if (entries.size() > kMaxDirectoryEntries) {
-      return FsError(EFBIG, fmt::format("directory '{}' has more than {} entries", path,
-                                        kMaxDirectoryEntries));
-    }
-    list.marker = page.next_marker;
-  } while (!list.marker.empty());
-  // Files created here and not uploaded yet are not in the store's listing.
-  for (ObjectInfo& pending : cache_->PendingCreates(prefix)) {
-    std::string name = pending.name.substr(prefix.size());
-    if (entries.contains(name)) continue;
-    entries[name] =
-        DirEntry{name, FileKind::kFile, 0, std::make_shared<const ObjectInfo>(std::move(pending))};
-  }
-  return entries;
-}
-
-Result<Attr> FsCore::LookupListed(InodeId parent, const DirEntry& entry) {
-  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, entry.name));
-  Found found{entry.kind, {}, entry.object == nullptr};
-  if (entry.object != nullptr) {
-    found.info = *entry.object;
-  } else {
-    found.info.name = path;
-  }
-  if (std::optional<int64_t> size = OpenSize(path)) found.info.size = *size;
-  std::lock_guard lock(mu_);
-  return RememberLocked(path, found, true);
-}
-
-Result<Attr> FsCore::MakeDirectory(InodeId parent, const std::string& name, uint32_t mode) {
-  RETURN_IF_ERROR(RequireWritable());
-  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
-  DropCachedAttr(path);
-  Result<Found> existing = FindPath(path);
-  if (existing.ok()) return FsError(EEXIST, fmt::format("'{}' already exists", path));
-  if (ErrnoFor(existing.status()) != ENOENT) return existing.status();
-  Metadata metadata{{kFolderKey, "true"}};
-  if ((mode & 07777) != options_.directory_mode) {
-    metadata[kModeKey] = fmt::format("{:o}", mode & 07777);
-  }
-  const int64_t made_ms = NowMs();
-  Result<std::string> etag = store_->Put(path, "", metadata, Condition::IfNotExists());
-  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
-    NoteChildAdded(path);  // made elsewhere since this mount's knowledge of the parent
-    return FsError(EEXIST, fmt::format("'{}' already exists", path));
-  }
-  RETURN_IF_ERROR(etag.status());
-  Found found{FileKind::kDirectory, {}, false};
-  found.info.name = path;
-  found.info.etag = *etag;
-  found.info.metadata = metadata;
-  found.info.last_modified_unix_ms = made_ms;
-  std::lock_guard lock(mu_);
-  NoteChildAddedLocked(path);
-  TouchParentLocked(path);
-  RememberChildrenLocked(path, {}, made_ms);  // new and empty: lookups in it need no request
-  return RememberLocked(path, found, true);
-}
-
-Status FsCore::RemoveDirectory(InodeId parent, const std::string& name) {
-  RETURN_IF_ERROR(RequireWritable());
-  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
-  DropCachedAttr(path);
-  ASSIGN_OR_RETURN(Found found, FindPath(path));
-  if (found.kind != FileKind::kDirectory) return FsError(ENOTDIR, "not a directory");
-  ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(path));
-  if (!empty) return FsError(ENOTEMPTY, fmt::format("directory '{}' is not empty", path));
-  if (!found.implicit_directory) {
-    Status deleted = store_->Delete(path, Condition::None());
-    if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) return deleted;
-  }
-  {
-    std::lock_guard lock(mu_);
-    ForgetPathLocked(path);
-    NoteChildRemovedLocked(path);
-    TouchParentLocked(path);
-  }
-  KeepParentDirectory(path);
-  return OkStatus();
-}
-
-Status FsCore::Unlink(InodeId parent, const std::string& name) {
-  RETURN_IF_ERROR(RequireWritable());
-  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
-  DropCachedAttr(path);
-  ASSIGN_OR_RETURN(Found found, FindPath(path));
-  if (found.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-  // An open copy keeps serving its handles once the object is gone, so it must hold every
-  // byte before the object goes.
-  if (std::shared_ptr<CachedFile> open = cache_->FindOpen(path)) {
-    std::lock_guard file_lock(open->mu);
-    Status downloaded = cache_->FinishDownload(*open);
-    if (!downloaded.ok()) {
-      spdlog::warn("unlink: '{}' is open but its copy is incomplete: {}", path,
-                   downloaded.message());
-    }
-  }
-  Status deleted = store_->Delete(path, Condition::None());
-  // A file created here and not uploaded yet is not in the store: removing the copy is all.
-  const bool only_here = found.kind == FileKind::kFile && found.info.etag.empty();
-  if (!deleted.ok() && !(only_here && absl::IsNotFound(deleted))) return deleted;
-  cache_->Remove(path);
-  std::shared_ptr<StreamFile> stream;
-  {
-    std::lock_guard lock(mu_);
-    ForgetPathLocked(path);
-    NoteChildRemovedLocked(path);
-    TouchParentLocked(path);
-    if (auto it = streams_.find(path); it != streams_.end()) {
-      stream = std::move(it->second);
-      streams_.erase(it);
-    }
-  }
-  if (stream != nullptr) stream->MarkUnlinked();
-  KeepParentDirectory(path);
-  return OkStatus();
-}
-
-Result<Attr> FsCore::Symlink(const std::string& target, InodeId parent, const std::string& name) {
-  RETURN_IF_ERROR(RequireWritable());
-  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
-  if (target.empty() || static_cast<int64_t>(target.size()) > kMaxSymlinkBytes) {
-    return FsError(ENAMETOOLONG, "a symlink target must be 1..4096 bytes");
-  }
-  DropCachedAttr(path);
-  Metadata metadata{{kSymlinkKey, "true"}};
-  Result<std::string> etag = store_->Put(path, target, metadata, Condition::IfNotExists());
-  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
-    NoteChildAdded(path);  // made elsewhere since this mount's knowledge of the parent
-    return FsError(EEXIST, fmt::format("'{}' already exists", path));
-  }
-  RETURN_IF_ERROR(etag.status());
-  Found found{FileKind::kSymlink, {}, false};
-  found.info.name = path;
-  found.info.etag = *etag;
-  found.info.size = static_cast<int64_t>(target.size());
-  found.info.metadata = metadata;
-  found.info.last_modified_unix_ms = NowMs();
-  std::lock_guard lock(mu_);
-  NoteChildAddedLocked(path);
-  TouchParentLocked(path);
-  return RememberLocked(path, found, true);
-}
-
-Result<std::string> FsCore::ReadLink(InodeId inode) {
-  ASSIGN_OR_RETURN(std::string path, PathOf(inode));
-  ASSIGN_OR_RETURN(std::string target,
-                   store_->GetRange(path, 0, kMaxSymlinkBytes + 1, Condition::None()));
-  if (static_cast<int64_t>(target.size()) > kMaxSymlinkBytes) {
-    return FsError(EIO, fmt::format("symlink '{}' has a target longer than 4096 bytes", path));
-  }
-  return target;
+  Inode* node = inodes_.Find(inode);
+  if (node == nullptr) return FsError(ESTALE, "the inode was forgotten");
+  if (node->kind != found.kind) return FsError(ENOENT, "replaced by another kind of entry");
+  if (node->changed_here || node->unlinked) return node->attr;
+  node->attr = AttrFor(inode, found);
+  node->etag = found.info.etag;
+  KeepDirectoryTimes(*node);
+  return node->attr;
 }
 
 Result<FsStat> FsCore::StatFs() {
@@ -721,124 +364,6 @@ Result<FsStat> FsCore::StatFs() {
   stat.files = uint64_t{1} << 32;
   stat.files_free = stat.files;
   return stat;
-}
-
-// ---- Rename -------------------------------------------------------------------------------
-
-Status FsCore::Rename(InodeId parent, const std::string& name, InodeId new_parent,
-                      const std::string& new_name, unsigned flags) {
-  RETURN_IF_ERROR(RequireWritable());
-  if (flags & RENAME_EXCHANGE) {
-    return FsError(ENOTSUP, "exchanging two names atomically is not possible on object storage");
-  }
-  if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE)) return FsError(EINVAL, "rename flags");
-  ASSIGN_OR_RETURN(std::string from, ChildPath(parent, name));
-  ASSIGN_OR_RETURN(std::string to, ChildPath(new_parent, new_name));
-  if (from == to) return OkStatus();
-  DropCachedAttr(from);
-  DropCachedAttr(to);
-  ASSIGN_OR_RETURN(Found source, FindPath(from));
-  Result<Found> target = FindPath(to);
-  if (!target.ok() && ErrnoFor(target.status()) != ENOENT) return target.status();
-  if (target.ok()) {
-    if (flags & RENAME_NOREPLACE) return FsError(EEXIST, fmt::format("'{}' exists", to));
-    bool source_dir = source.kind == FileKind::kDirectory;
-    bool target_dir = target->kind == FileKind::kDirectory;
-    if (target_dir && !source_dir) return FsError(EISDIR, fmt::format("'{}' is a directory", to));
-    if (!target_dir && source_dir)
-      return FsError(ENOTDIR, fmt::format("'{}' is not a directory", to));
-    if (target_dir) {
-      ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(to));
-      if (!empty) return FsError(ENOTEMPTY, fmt::format("directory '{}' is not empty", to));
-    }
-  }
-  if (source.kind == FileKind::kDirectory) {
-    RETURN_IF_ERROR(RenameDirectory(from, to));
-  } else {
-    RETURN_IF_ERROR(RenameFile(from, to));
-  }
-  {
-    std::lock_guard lock(mu_);
-    ForgetPathLocked(to);
-    attr_cache_.erase(from);
-    NoteChildRemovedLocked(from);
-    NoteChildRemovedLocked(to);  // what `to` was is gone (as a directory it was empty) ...
-    NoteChildAddedLocked(to);    // ... and the moved entry took its name
-    TouchParentLocked(from);
-    TouchParentLocked(to);
-    auto it = inode_by_path_.find(from);
-    if (it != inode_by_path_.end()) {
-      InodeId moved = it->second;
-      inode_by_path_.erase(it);
-      Inode& node = *inodes_.at(moved);
-      node.path = to;
-      node.attr.ctime_ms = NowMs();  // as Linux filesystems do
-      inode_by_path_[to] = moved;
-    }
-    if (source.kind == FileKind::kDirectory) RepathDescendantsLocked(from, to);
-  }
-  KeepParentDirectory(from);
-  return OkStatus();
-}
-
-Status FsCore::RenameFile(const std::string& from, const std::string& to) {
-  // A file open at `to` keeps serving its handles once it is replaced, so its copy must
-  // hold every byte before the blob is overwritten.
-  if (std::shared_ptr<CachedFile> replaced = cache_->FindOpen(to)) {
-    std::lock_guard replaced_lock(replaced->mu);
-    Status downloaded = cache_->FinishDownload(*replaced);
-    if (!downloaded.ok()) {
-      spdlog::warn("rename: '{}' is open but its copy is incomplete: {}", to, downloaded.message());
-    }
-  }
-  // An open file with unsaved bytes goes up first, so the copy below carries them.
-  std::shared_ptr<CachedFile> open = cache_->FindOpen(from);
-  std::unique_lock<std::mutex> file_lock;
-  if (open != nullptr) {
-    file_lock = std::unique_lock(open->mu);
-    // The download reads the old name, which is about to go.
-    RETURN_IF_ERROR(cache_->FinishDownload(*open));
-    RETURN_IF_ERROR(cache_->Upload(*open));
-  }
-  std::shared_ptr<StreamFile> stream = FindStream(from);
-  if (stream != nullptr) RETURN_IF_ERROR(stream->Commit());
-  ASSIGN_OR_RETURN(std::string etag, store_->Copy(from, to));
-  Status deleted = store_->Delete(from, Condition::None());
-  if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) {
-    spdlog::error("rename: '{}' was copied to '{}' but could not be removed: {}", from, to,
-                  deleted.message());
-    return deleted;
-  }
-  cache_->Rename(from, to, etag);
-  std::shared_ptr<StreamFile> replaced;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = streams_.find(to); it != streams_.end()) {
-      replaced = std::move(it->second);
-      streams_.erase(it);
-    }
-    if (stream != nullptr && streams_.contains(from) && streams_.at(from) == stream) {
-      streams_.erase(from);
-      streams_[to] = stream;
-    }
-  }
-  if (replaced != nullptr) replaced->MarkUnlinked();
-  if (stream != nullptr) stream->Renamed(to, etag);
-  return OkStatus();
-}
-
-Status FsCore::RenameDirectory(const std::string& from, const std::string& to) {
-  ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(from));
-  if (!empty) return MoveNonEmptyDirectory(from, to);
-  Result<ObjectInfo> marker = store_->Head(from);
-  Metadata metadata{{kFolderKey, "true"}};
-  if (marker.ok()) metadata = marker->metadata;
-  RETURN_IF_ERROR(store_->Put(to, "", metadata, Condition::None()).status());
-  if (marker.ok()) {
-    Status deleted = store_->Delete(from, Condition::None());
-    if (!deleted.ok() && deleted.code() != absl::StatusCode::kNotFound) return deleted;
-  }
-  return OkStatus();
 }
 
 }  // namespace meridian::storage::fs

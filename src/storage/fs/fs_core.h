@@ -63,8 +63,16 @@
 // Errors: every method returns a Status; ErrnoFor (fs_errors.h) gives its errno.
 // Thread safety: all methods may be called from many threads at once. Lock order:
 // directory_rename_mu_, then CachedFile::mu (several: in name order), then the FileCache's
-// lock, then mu_; a StreamFile's lock is never taken
-// with mu_ held; the store is never called with mu_ held.
+// lock, then mu_; a StreamFile's lock is never taken with mu_ held; the store is never
+// called with mu_ held. The inode table and the known directories have no lock of their
+// own: they are mu_'s.
+//
+// Layout: this class is the facade the FUSE adapter calls. Its parts: InodeTable
+// (inode_table.h: inodes, nlookup/forget, path <-> inode), KnownDirectories
+// (known_directories.h: negative lookups), FileCache and StreamFile (the two modes of an
+// open file). Its methods live in fs_core.cc (paths, attributes, the attribute cache),
+// fs_namespace.cc (lookup, readdir, create, mkdir, symlink, unlink, rmdir, rename),
+// fs_files.cc (open files, setattr) and fs_rename_directory.cc (non-empty directories).
 #pragma once
 
 #include <sys/types.h>
@@ -84,29 +92,13 @@
 #include "base/clock.h"
 #include "storage/fs/bounded_executor.h"
 #include "storage/fs/file_cache.h"
+#include "storage/fs/fs_types.h"
+#include "storage/fs/inode_table.h"
+#include "storage/fs/known_directories.h"
 #include "storage/fs/stream_file.h"
 #include "storage/object_store.h"
 
 namespace meridian::storage::fs {
-
-using InodeId = uint64_t;
-inline constexpr InodeId kRootInode = 1;
-inline constexpr int kMaxNameComponentBytes = 255;
-inline constexpr int64_t kMaxSymlinkBytes = 4096;
-
-enum class FileKind { kFile, kDirectory, kSymlink };
-
-struct Attr {
-  InodeId inode = 0;
-  FileKind kind = FileKind::kFile;
-  int64_t size = 0;
-  uint32_t mode = 0;  // including the S_IFMT bits
-  uint32_t nlink = 1;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  int64_t mtime_ms = 0;
-  int64_t ctime_ms = 0;
-};
 
 struct DirEntry {
   std::string name;
@@ -239,23 +231,8 @@ class FsCore {
   Result<bool> IsStreaming(uint64_t handle);
 
  private:
-  struct Inode;
   struct Handle;
   struct Found;  // what a store lookup found at a path
-  // The names of one directory's children as the store had them at some time T (a
-  // complete listing, or mkdir), kept true by this mount's own changes since.
-  struct KnownDirectory {
-    int64_t expires_ms = 0;  // T + attr_cache_timeout_s
-    std::unordered_set<std::string> names;
-    std::list<std::string>::iterator age;  // its place in known_by_age_
-  };
-  // A ReadDir of a directory in progress, and whether this mount changed the directory's
-  // names meanwhile (then the listing may have missed the change and is not remembered).
-  struct ListingInProgress {
-    int listings = 0;
-    bool changed = false;
-  };
-
   FsCore(ObjectStore* store, FsOptions options, std::unique_ptr<BlockPool> pool,
          std::unique_ptr<BoundedExecutor> uploads, std::unique_ptr<BoundedExecutor> downloads,
          std::unique_ptr<FileCache> cache);
@@ -277,15 +254,6 @@ class FsCore {
   void NoteChildRemoved(const std::string& path);
   void NoteChildAddedLocked(const std::string& path);
   void NoteChildRemovedLocked(const std::string& path);
-  // `path` exists in the store: its parent's known names include it.
-  void KnowChildLocked(const std::string& path);
-  // Whether `path` is absent according to its parent's known names (false: ask the store).
-  bool KnownAbsentLocked(const std::string& path);
-  void RememberChildrenLocked(const std::string& path, std::unordered_set<std::string> names,
-                              int64_t known_since_ms);
-  void ForgetKnownDirectoryLocked(const std::string& path);
-  // Drops expired knowledge, then the oldest, until at most max_known_names are kept.
-  void TrimKnownLocked();
   void BeginListing(const std::string& path);
   // `entries`: the complete listing, or nullptr when it failed.
   void EndListing(const std::string& path, const std::map<std::string, DirEntry>* entries,
@@ -351,16 +319,11 @@ class FsCore {
   std::mutex directory_rename_mu_;
   std::mutex mu_;
   // Guarded by mu_.
-  std::unordered_map<InodeId, std::unique_ptr<Inode>> inodes_;
-  std::unordered_map<std::string, InodeId> inode_by_path_;
+  InodeTable inodes_;
   std::unordered_map<uint64_t, std::unique_ptr<Handle>> handles_;
   std::map<std::string, std::pair<int64_t, std::shared_ptr<Found>>> attr_cache_;  // expiry
   std::map<std::string, std::shared_ptr<StreamFile>> streams_;         // open in streaming mode
-  std::unordered_map<std::string, KnownDirectory> known_directories_;  // by directory path
-  std::list<std::string> known_by_age_;  // paths in known_directories_, oldest first
-  int64_t known_names_ = 0;              // names in known_directories_, plus one per directory
-  std::unordered_map<std::string, ListingInProgress> listings_in_progress_;
-  InodeId next_inode_ = kRootInode + 1;
+  KnownDirectories known_;  // used only with use_attr_cache
   uint64_t next_handle_ = 1;
 };
 

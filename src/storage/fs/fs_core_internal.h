@@ -1,5 +1,6 @@
-// What fs_core.cc (names, directories, rename) and fs_files.cc (open files) share. Not for
-// use outside FsCore.
+// What FsCore's files share: fs_core.cc (paths, attributes, the caches), fs_namespace.cc
+// (lookup, create, remove, rename), fs_files.cc (open files) and fs_rename_directory.cc.
+// Not for use outside FsCore.
 #pragma once
 
 #include <cstring>
@@ -18,32 +19,22 @@ inline constexpr char kSymlinkKey[] = "is_symlink";
 inline constexpr char kModeKey[] = "meridian_mode";
 inline constexpr char kMtimeKey[] = "meridian_mtime_ms";
 
-inline Status ErrnoStatus(int error_number, const std::string& what) {
-  return FsError(error_number, fmt::format("{}: {}", what, std::strerror(error_number)));
+inline bool IsTrue(const Metadata& metadata, const char* key) {
+  auto it = metadata.find(key);
+  return it != metadata.end() && (it->second == "true" || it->second == "True");
+}
+
+// The kind of entry an object is, by its metadata (hdi_isfolder, is_symlink).
+inline FileKind KindOf(const Metadata& metadata) {
+  if (IsTrue(metadata, kFolderKey)) return FileKind::kDirectory;
+  if (IsTrue(metadata, kSymlinkKey)) return FileKind::kSymlink;
+  return FileKind::kFile;
 }
 
 struct FsCore::Found {
   FileKind kind = FileKind::kFile;
   ObjectInfo info;  // empty for a directory that is only a prefix
   bool implicit_directory = false;
-};
-
-struct FsCore::Inode {
-  InodeId id = 0;
-  std::string path;  // "" for the root
-  FileKind kind = FileKind::kFile;
-  std::string etag;  // of the version the kernel's attributes describe
-  uint64_t nlookup = 0;
-  int open_handles = 0;
-  Attr attr;
-  // Open here with changes not in the store yet: `attr` is this mount's, not the store's.
-  bool changed_here = false;
-  // Removed (unlink, or replaced by a rename) while open: no path leads here any more, and
-  // `attr` (nlink 0) is all there is to show.
-  bool unlinked = false;
-  // A directory: when this mount last added, removed or renamed an entry in it, or the
-  // newest entry a listing showed (Unix ms); its mtime and ctime are at least this.
-  int64_t entries_changed_ms = 0;
 };
 
 // An open file: exactly one of `file` (file cache mode) and `stream` (streaming mode).

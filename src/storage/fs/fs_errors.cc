@@ -2,9 +2,11 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 
 #include "absl/strings/cord.h"
+#include "fmt/format.h"
 
 namespace meridian::storage::fs {
 namespace {
@@ -45,6 +47,10 @@ Status FsError(int error_number, std::string message) {
   Status status(CodeFor(error_number), message);
   status.SetPayload(kErrnoPayload, absl::Cord(std::to_string(error_number)));
   return status;
+}
+
+Status FsErrnoError(int error_number, std::string_view what) {
+  return FsError(error_number, fmt::format("{}: {}", what, std::strerror(error_number)));
 }
 
 int ErrnoFor(const Status& status) {

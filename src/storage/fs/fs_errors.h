@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 
@@ -15,6 +16,10 @@ namespace meridian::storage::fs {
 
 // A Status whose canonical code suits `error_number` and which carries it exactly.
 Status FsError(int error_number, std::string message);
+
+// FsError for a failed system call: "<what>: <strerror(error_number)>". The one errno ->
+// Status helper of the filesystem (base::ErrnoStatus maps to a code and drops the errno).
+Status FsErrnoError(int error_number, std::string_view what);
 
 // The errno for `status` (0 for OK). Canonical codes without a payload:
 //   kNotFound ENOENT, kAlreadyExists EEXIST, kInvalidArgument EINVAL,

@@ -24,7 +24,7 @@ uint64_t FsCore::AddHandle(InodeId inode, std::shared_ptr<CachedFile> file,
   uint64_t id = next_handle_++;
   if (stream != nullptr) ++stream->open_count;
   handles_[id] = std::make_unique<Handle>(Handle{inode, std::move(file), std::move(stream), flags});
-  if (auto it = inodes_.find(inode); it != inodes_.end()) ++it->second->open_handles;
+  if (Inode* node = inodes_.Find(inode); node != nullptr) ++node->open_handles;
   return id;
 }
 
@@ -93,9 +93,9 @@ int64_t FsCore::HandleSize(const Handle& handle) {
 void FsCore::NoteOpenChange(InodeId inode, const SetAttrRequest& change, bool data_changed) {
   const int64_t now_ms = NowMs();
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it == inodes_.end()) return;
-  Inode& node = *it->second;
+  Inode* found = inodes_.Find(inode);
+  if (found == nullptr) return;
+  Inode& node = *found;
   node.changed_here = true;
   if (change.size) node.attr.size = *change.size;
   if (change.mode) node.attr.mode = (node.attr.mode & S_IFMT) | (*change.mode & 07777);
@@ -108,16 +108,16 @@ void FsCore::RememberOwnVersion(InodeId inode, const ObjectInfo& info) {
   Found found{FileKind::kFile, info, false};
   const int64_t now_ms = NowMs();
   std::lock_guard lock(mu_);
-  auto it = inodes_.find(inode);
-  if (it != inodes_.end() && it->second->unlinked) return;
+  Inode* node = inodes_.Find(inode);
+  if (node != nullptr && node->unlinked) return;
   if (options_.use_attr_cache) {
     attr_cache_[info.name] = {now_ms + options_.attr_cache_timeout_s * 1000,
                               std::make_shared<Found>(found)};
   }
-  if (it == inodes_.end() || it->second->kind != FileKind::kFile) return;
-  it->second->etag = info.etag;
-  it->second->attr = AttrFor(inode, found);
-  it->second->changed_here = false;
+  if (node == nullptr || node->kind != FileKind::kFile) return;
+  node->etag = info.etag;
+  node->attr = AttrFor(inode, found);
+  node->changed_here = false;
 }
 
 std::optional<int64_t> FsCore::OpenSize(const std::string& path) {
@@ -131,78 +131,6 @@ std::optional<int64_t> FsCore::OpenSize(const std::string& path) {
 
 // ---- Create and open ----------------------------------------------------------------------
 
-Result<CreateResult> FsCore::CreateFile(InodeId parent, const std::string& name, uint32_t mode,
-                                        int flags) {
-  RETURN_IF_ERROR(RequireWritable());
-  ASSIGN_OR_RETURN(std::string path, ChildPath(parent, name));
-  DropCachedAttr(path);
-  Metadata metadata;
-  if ((mode & 07777) != options_.file_mode) metadata[kModeKey] = fmt::format("{:o}", mode & 07777);
-  const bool streams = ShouldStream(path, 0);
-  if ((flags & O_TRUNC) && !(flags & O_EXCL) && !streams) {
-    // O_CREAT|O_TRUNC (shell redirection, cp, most writers) replaces whatever is at the
-    // name, so the object can wait for the first upload (flush, fsync or close): one request
-    // per small file instead of an empty Put now and the real one at close. If another node
-    // creates the name meanwhile, the upload replaces it, as O_TRUNC would have. Lookups and
-    // listings here show the file meanwhile; other nodes see it once it is closed, as they
-    // see its bytes. Without O_TRUNC an existing object's bytes matter, so it is looked for
-    // below.
-    ASSIGN_OR_RETURN(std::shared_ptr<CachedFile> file,
-                     cache_->AcquireCreated(path, metadata));
-    Found found{FileKind::kFile, {}, false};
-    found.info.name = path;
-    found.info.metadata = metadata;
-    found.info.last_modified_unix_ms = NowMs();
-    Attr attr;
-    {
-      std::lock_guard lock(mu_);
-      attr = RememberLocked(path, found, true);
-      NoteChildAddedLocked(path);
-      TouchParentLocked(path);
-    }
-    return CreateResult{attr, AddHandle(attr.inode, std::move(file), nullptr, flags)};
-  }
-  // Otherwise the empty object is made at once, as BlobFuse2 does, so the name is taken in
-  // the store (O_EXCL is exclusive across nodes) and the first upload can be conditional on
-  // this version.
-  Result<std::string> etag = store_->Put(path, "", metadata, Condition::IfNotExists());
-  if (!etag.ok() && etag.status().code() == absl::StatusCode::kFailedPrecondition) {
-    NoteChildAdded(path);  // made elsewhere since this mount learned its directory
-    if (flags & O_EXCL) return FsError(EEXIST, fmt::format("'{}' already exists", path));
-    // Created elsewhere after the kernel's lookup: open what is there.
-    ASSIGN_OR_RETURN(Attr attr, Lookup(parent, name));
-    if (attr.kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-    Result<OpenResult> opened = Open(attr.inode, flags);
-    if (!opened.ok()) {
-      Forget(attr.inode, 1);
-      return opened.status();
-    }
-    return CreateResult{attr, opened->handle};
-  }
-  RETURN_IF_ERROR(etag.status());
-  NoteChildAdded(path);
-  Found found{FileKind::kFile, {}, false};
-  found.info.name = path;
-  found.info.etag = *etag;
-  found.info.metadata = metadata;
-  found.info.last_modified_unix_ms = NowMs();
-  std::shared_ptr<CachedFile> file;
-  std::shared_ptr<StreamFile> stream;
-  if (streams) {
-    cache_->Remove(path);  // a copy of an earlier object of this name is stale now
-    stream = StreamFor(found.info);
-  } else {
-    ASSIGN_OR_RETURN(file, cache_->AcquireNew(path, *etag, metadata));
-  }
-  Attr attr;
-  {
-    std::lock_guard lock(mu_);
-    attr = RememberLocked(path, found, true);
-    TouchParentLocked(path);
-  }
-  return CreateResult{attr, AddHandle(attr.inode, std::move(file), std::move(stream), flags)};
-}
-
 Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
   bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
   if (writes) RETURN_IF_ERROR(RequireWritable());
@@ -210,11 +138,11 @@ Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
   std::string known_etag;
   {
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-    if (it->second->kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
-    path = it->second->path;
-    known_etag = it->second->etag;
+    const Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    if (node->kind == FileKind::kDirectory) return FsError(EISDIR, "is a directory");
+    path = node->path;
+    known_etag = node->etag;
   }
   std::shared_ptr<CachedFile> file;
   std::shared_ptr<StreamFile> stream = FindStream(path);
@@ -248,9 +176,9 @@ Result<OpenResult> FsCore::Open(InodeId inode, int flags) {
     }
     changed = changed || found.info.etag != known_etag;
     std::lock_guard lock(mu_);
-    if (auto it = inodes_.find(inode); it != inodes_.end() && it->second->kind == found.kind) {
-      it->second->etag = found.info.etag;
-      it->second->attr = AttrFor(inode, found);
+    if (Inode* node = inodes_.Find(inode); node != nullptr && node->kind == found.kind) {
+      node->etag = found.info.etag;
+      node->attr = AttrFor(inode, found);
     }
   }
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
@@ -286,7 +214,8 @@ Result<std::string> FsCore::Read(uint64_t handle, int64_t offset, int64_t length
                       ssize_t n = ::pread(fd, buffer.data() + done, count - done, at + done);
                       if (n < 0 && errno == EINTR) continue;
                       if (n < 0) {
-                        copied = ErrnoStatus(errno, "reading the cached copy of " + open.file->name);
+                        copied =
+                            FsErrnoError(errno, "reading the cached copy of " + open.file->name);
                         return;
                       }
                       if (n == 0) break;  // past the copy's end: zeros (a sparse tail)
@@ -333,7 +262,7 @@ Result<int64_t> FsCore::Write(uint64_t handle, int64_t offset, std::string_view 
   while (done < static_cast<int64_t>(data.size())) {
     ssize_t n = ::pwrite(file.fd, data.data() + done, data.size() - done, offset + done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "writing the cached copy of " + file.name);
+    if (n < 0) return FsErrnoError(errno, "writing the cached copy of " + file.name);
     done += n;
   }
   file.size = std::max(file.size, offset + done);
@@ -354,8 +283,9 @@ Result<bool> FsCore::FlushChanges(uint64_t handle) {
     // The inode is keyed by path; a stream renamed meanwhile is found by its new name.
     {
       std::lock_guard lock(mu_);
-      if (auto it = inodes_.find(open.inode); it != inodes_.end())
-        committed.name = it->second->path;
+      if (const Inode* node = inodes_.Find(open.inode); node != nullptr) {
+        committed.name = node->path;
+      }
     }
     committed.etag = open.stream->etag();
     committed.size = open.stream->size();
@@ -387,18 +317,12 @@ Status FsCore::Release(uint64_t handle) {
     if (it == handles_.end()) return FsError(EBADF, "unknown file handle");
     released = std::move(it->second);
     handles_.erase(it);
-    if (auto node = inodes_.find(released->inode); node != inodes_.end()) {
-      unlinked = node->second->unlinked;
-      --node->second->open_handles;
+    if (Inode* node = inodes_.Find(released->inode); node != nullptr) {
+      unlinked = node->unlinked;
+      --node->open_handles;
       // Closed: what the store has is what there is (unsaved bytes were dropped above).
-      if (node->second->open_handles == 0) node->second->changed_here = false;
-      if (node->second->open_handles == 0 && node->second->nlookup == 0) {
-        if (auto by_path = inode_by_path_.find(node->second->path);
-            by_path != inode_by_path_.end() && by_path->second == released->inode) {
-          inode_by_path_.erase(by_path);
-        }
-        inodes_.erase(node);
-      }
+      if (node->open_handles == 0) node->changed_here = false;
+      inodes_.FreeIfUnused(released->inode);
     }
     if (released->stream != nullptr && --released->stream->open_count == 0) {
       closed_stream = released->stream;
@@ -442,7 +366,7 @@ Status FsCore::ApplyFileAttr(CachedFile& file, const SetAttrRequest& request) {
   if (request.size) {
     if (*request.size < 0) return FsError(EINVAL, "negative size");
     if (::ftruncate(file.fd, *request.size) != 0) {
-      return ErrnoStatus(errno, "truncating the cached copy of " + file.name);
+      return FsErrnoError(errno, "truncating the cached copy of " + file.name);
     }
     file.size = *request.size;
     cache_->Resized(file, file.size);
@@ -522,7 +446,7 @@ Status FsCore::SetFileMetadata(InodeId inode, const std::string& path,
     int64_t mtime_ms = 0;
     {
       std::lock_guard lock(mu_);
-      if (auto it = inodes_.find(inode); it != inodes_.end()) mtime_ms = it->second->attr.mtime_ms;
+      if (const Inode* node = inodes_.Find(inode); node != nullptr) mtime_ms = node->attr.mtime_ms;
     }
     ASSIGN_OR_RETURN(std::string etag, stream->ChangeMetadata([&](Metadata& metadata) {
       ApplyAttrToMetadata(request, mtime_ms, metadata);
@@ -594,11 +518,11 @@ Result<Attr> FsCore::SetAttr(InodeId inode, const SetAttrRequest& request, uint6
   bool unlinked = false;
   {
     std::lock_guard lock(mu_);
-    auto it = inodes_.find(inode);
-    if (it == inodes_.end()) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
-    kind = it->second->kind;
-    path = it->second->path;
-    unlinked = it->second->unlinked;
+    const Inode* node = inodes_.Find(inode);
+    if (node == nullptr) return FsError(ESTALE, fmt::format("unknown inode {}", inode));
+    kind = node->kind;
+    path = node->path;
+    unlinked = node->unlinked;
   }
   if (unlinked) return SetUnlinkedAttr(inode, request, handle);
   if (kind == FileKind::kDirectory) {

@@ -58,8 +58,8 @@ Status FsCore::MoveNonEmptyDirectory(const std::string& from, const std::string&
                       attr_cache_.lower_bound(from + static_cast<char>('/' + 1)));
     attr_cache_.erase(attr_cache_.lower_bound(to + "/"),
                       attr_cache_.lower_bound(to + static_cast<char>('/' + 1)));
-    ForgetKnownDirectoryLocked(from);
-    ForgetKnownDirectoryLocked(to);
+    known_.Forget(from);
+    known_.Forget(to);
     return etags.status();
   }
 
@@ -92,37 +92,15 @@ void FsCore::RepathDescendantsLocked(const std::string& from, const std::string&
   const std::string from_prefix = from + "/";
   const std::string to_prefix = to + "/";
   // Inodes the kernel holds below the directory keep their numbers under the new paths.
-  std::vector<std::pair<std::string, InodeId>> moved;
-  for (auto it = inode_by_path_.begin(); it != inode_by_path_.end();) {
-    if (it->first.starts_with(from_prefix)) {
-      moved.emplace_back(it->first, it->second);
-    } else if (it->first.starts_with(to_prefix)) {
-      // Below the empty directory that was replaced: detached, freed once unused.
-      const InodeId id = it->second;
-      const Inode& inode = *inodes_.at(id);
-      if (inode.nlookup == 0 && inode.open_handles == 0) inodes_.erase(id);
-    } else {
-      ++it;
-      continue;
-    }
-    it = inode_by_path_.erase(it);
-  }
-  for (auto& [path, inode] : moved) {
-    std::string new_path = to_prefix + path.substr(from_prefix.size());
-    inodes_.at(inode)->path = new_path;
-    inode_by_path_[new_path] = inode;
-  }
+  inodes_.MoveBelow(from, to);
   // Attributes and known names below either name describe the tree before the move.
   for (const std::string* prefix : {&from_prefix, &to_prefix}) {
     const std::string end = prefix->substr(0, prefix->size() - 1) + static_cast<char>('/' + 1);
     attr_cache_.erase(attr_cache_.lower_bound(*prefix), attr_cache_.lower_bound(end));
   }
-  std::vector<std::string> known;
-  for (const auto& [path, directory] : known_directories_) {
-    if (path.starts_with(from_prefix) || path.starts_with(to_prefix)) known.push_back(path);
-  }
-  for (const std::string& path : known) ForgetKnownDirectoryLocked(path);
-  ForgetKnownDirectoryLocked(to);
+  known_.ForgetBelow(from_prefix);
+  known_.ForgetBelow(to_prefix);
+  known_.Forget(to);
 }
 
 void FsCore::KeepParentDirectory(const std::string& removed) {
@@ -133,8 +111,7 @@ void FsCore::KeepParentDirectory(const std::string& removed) {
     // What this mount knows answers without a request: a marker seen (the directory's inode
     // has the marker's ETag, or its cached attributes say so), or children left.
     std::lock_guard lock(mu_);
-    if (auto inode = inode_by_path_.find(parent);
-        inode != inode_by_path_.end() && !inodes_.at(inode->second)->etag.empty()) {
+    if (const Inode* inode = inodes_.AtPath(parent); inode != nullptr && !inode->etag.empty()) {
       return;
     }
     const int64_t now_ms = NowMs();
@@ -143,11 +120,7 @@ void FsCore::KeepParentDirectory(const std::string& removed) {
                                                 !cached->second.second->implicit_directory) {
       return;
     }
-    if (auto known = known_directories_.find(parent); known != known_directories_.end() &&
-                                                      known->second.expires_ms > now_ms &&
-                                                      !known->second.names.empty()) {
-      return;
-    }
+    if (known_.HasChildren(parent, now_ms)) return;
   }
   Result<ObjectInfo> marker = store_->Head(parent);
   if (!absl::IsNotFound(marker.status())) return;  // a marker (or the store cannot say)
