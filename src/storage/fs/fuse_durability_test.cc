@@ -104,12 +104,6 @@ int64_t ProcStatusKiB(pid_t pid, const std::string& field) {
   return -1;
 }
 
-AzuriteServer* SharedAzurite() {
-  static Result<std::unique_ptr<AzuriteServer>>* azurite =
-      new Result<std::unique_ptr<AzuriteServer>>(AzuriteServer::Start());
-  EXPECT_TRUE(azurite->ok()) << azurite->status();
-  return azurite->ok() ? azurite->value().get() : nullptr;
-}
 
 class FuseDurabilityTest : public ::testing::Test {
  protected:
@@ -129,24 +123,17 @@ class KillDuringWriteTest : public FuseDurabilityTest,
                             public ::testing::WithParamInterface<bool> {};
 
 TEST_P(KillDuringWriteTest, LeavesTheOldOrTheNewVersionByteForByte) {
-  AzuriteServer* azurite = SharedAzurite();
-  ASSERT_NE(azurite, nullptr);
-  static int counter = 0;
-  std::string container = fmt::format("kill{}x{}", ::getpid(), ++counter);
-  Result<std::unique_ptr<AzureBlobStore>> store =
-      AzureBlobStore::Create(azurite->ConfigFor(container), {});
-  ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE((*store)->CreateContainer().ok());
-  ::setenv("AZURE_STORAGE_ACCOUNT", kDevelopmentAccount, 1);
-  ::setenv("AZURE_STORAGE_ACCESS_KEY", kDevelopmentAccountKey, 1);
+  Result<AzuriteContainer> container = NewAzuriteContainer("kill");
+  ASSERT_TRUE(container.ok()) << container.status();
+  AzureBlobStore* store = container->store.get();
   const std::string old_version = Pattern(200 * kMiB, 1);
   const std::string new_version = Pattern(200 * kMiB, 2);
-  ASSERT_TRUE(UploadObject(**store, "checkpoint.bin", DataSourceFromBytes(old_version), {}).ok());
+  ASSERT_TRUE(UploadObject(*store, "checkpoint.bin", DataSourceFromBytes(old_version), {}).ok());
 
   std::vector<std::string> args = {"--block-cache-block-size=4"};
   if (GetParam()) args.push_back("--block-cache");
   std::unique_ptr<Mount> mount =
-      Mount::Start(azurite->endpoint() + "/" + container, dir_ + "/a", args);
+      Mount::Start(container->url, dir_ + "/a", args);
   ASSERT_NE(mount, nullptr);
   int fd = ::open(mount->Path("checkpoint.bin").c_str(), O_WRONLY | O_TRUNC);
   ASSERT_GE(fd, 0) << std::strerror(errno);
@@ -157,13 +144,13 @@ TEST_P(KillDuringWriteTest, LeavesTheOldOrTheNewVersionByteForByte) {
   writer.join();
   ::close(fd);
 
-  Result<std::string> stored = DownloadRange(**store, "checkpoint.bin", 0, -1, {});
+  Result<std::string> stored = DownloadRange(*store, "checkpoint.bin", 0, -1, {});
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_TRUE(*stored == old_version || *stored == new_version)
       << "the blob is neither version: " << stored->size() << " bytes";
   // The crashed mount's dirty copy is never uploaded later: a new mount reads the store's.
   std::unique_ptr<Mount> again =
-      Mount::Start(azurite->endpoint() + "/" + container, dir_ + "/a", args);
+      Mount::Start(container->url, dir_ + "/a", args);
   ASSERT_NE(again, nullptr);
   EXPECT_TRUE(ReadWhole(again->Path("checkpoint.bin")) == *stored);
 }

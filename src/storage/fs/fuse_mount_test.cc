@@ -63,41 +63,16 @@ std::map<std::string, struct stat> ListLong(const std::string& dir) {
   return entries;
 }
 
-enum class Backend { kLocal, kAzurite };
-
-// Shared across tests: starting Azurite takes seconds.
-AzuriteServer* SharedAzurite() {
-  static Result<std::unique_ptr<AzuriteServer>>* azurite =
-      new Result<std::unique_ptr<AzuriteServer>>(AzuriteServer::Start());
-  EXPECT_TRUE(azurite->ok()) << azurite->status();
-  return azurite->ok() ? azurite->value().get() : nullptr;
-}
 
 class FuseMountTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("fuse-mount");
     ASSERT_FALSE(dir_.empty());
-    if (GetParam() == Backend::kLocal) {
-      url_ = "file://" + dir_ + "/store";
-      Result<std::unique_ptr<LocalStore>> store = LocalStore::Open(dir_ + "/store");
-      ASSERT_TRUE(store.ok()) << store.status();
-      store_ = std::move(*store);
-    } else {
-      AzuriteServer* azurite = SharedAzurite();
-      ASSERT_NE(azurite, nullptr);
-      static int counter = 0;
-      std::string container = fmt::format("mount{}x{}", ::getpid(), ++counter);
-      Result<std::unique_ptr<AzureBlobStore>> store =
-          AzureBlobStore::Create(azurite->ConfigFor(container), {});
-      ASSERT_TRUE(store.ok()) << store.status();
-      ASSERT_TRUE((*store)->CreateContainer().ok());
-      store_ = std::move(*store);
-      url_ = azurite->endpoint() + "/" + container;
-      // The mount process reads the key the way BlobFuse2 does.
-      ::setenv("AZURE_STORAGE_ACCOUNT", kDevelopmentAccount, 1);
-      ::setenv("AZURE_STORAGE_ACCESS_KEY", kDevelopmentAccountKey, 1);
-    }
+    Result<TestBackend> backend = OpenTestBackend(GetParam(), dir_, "mount");
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    url_ = backend->url;
+    store_ = std::move(backend->store);
     mount_ = Mount::Start(url_, dir_ + "/a");
     ASSERT_NE(mount_, nullptr);
   }

@@ -59,40 +59,16 @@ int ErrnoOf(int result) { return result == 0 ? 0 : errno; }
 // seconds), for tests that compare a time before a change with the time after it.
 void LetTimePass() { std::this_thread::sleep_for(std::chrono::milliseconds(1'100)); }
 
-enum class Backend { kLocal, kAzurite };
-
-// Shared across tests: starting Azurite takes seconds.
-AzuriteServer* SharedAzurite() {
-  static Result<std::unique_ptr<AzuriteServer>>* azurite =
-      new Result<std::unique_ptr<AzuriteServer>>(AzuriteServer::Start());
-  EXPECT_TRUE(azurite->ok()) << azurite->status();
-  return azurite->ok() ? azurite->value().get() : nullptr;
-}
 
 class FusePosixTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("fuse-posix");
     ASSERT_FALSE(dir_.empty());
-    if (GetParam() == Backend::kLocal) {
-      url_ = "file://" + dir_ + "/store";
-      Result<std::unique_ptr<LocalStore>> local = LocalStore::Open(dir_ + "/store", {});
-      ASSERT_TRUE(local.ok()) << local.status();
-      store_ = *std::move(local);
-    } else {
-      AzuriteServer* azurite = SharedAzurite();
-      ASSERT_NE(azurite, nullptr);
-      static int counter = 0;
-      std::string container = fmt::format("posix{}x{}", ::getpid(), ++counter);
-      Result<std::unique_ptr<AzureBlobStore>> azure =
-          AzureBlobStore::Create(azurite->ConfigFor(container), {});
-      ASSERT_TRUE(azure.ok()) << azure.status();
-      ASSERT_TRUE((*azure)->CreateContainer().ok());
-      store_ = *std::move(azure);
-      url_ = azurite->endpoint() + "/" + container;
-      ::setenv("AZURE_STORAGE_ACCOUNT", kDevelopmentAccount, 1);
-      ::setenv("AZURE_STORAGE_ACCESS_KEY", kDevelopmentAccountKey, 1);
-    }
+    Result<TestBackend> backend = OpenTestBackend(GetParam(), dir_, "posix");
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    url_ = backend->url;
+    store_ = std::move(backend->store);
     mount_ = Mount::Start(url_, dir_ + "/a");
     ASSERT_NE(mount_, nullptr);
   }

@@ -70,30 +70,17 @@ std::set<std::string> ListDirectory(const std::string& path) {
   return names;
 }
 
-// Shared across tests: starting Azurite takes seconds.
-AzuriteServer* SharedAzurite() {
-  static auto* azurite = new Result<std::unique_ptr<AzuriteServer>>(AzuriteServer::Start());
-  EXPECT_TRUE(azurite->ok()) << azurite->status();
-  return azurite->ok() ? azurite->value().get() : nullptr;
-}
 
 class BlobInteropTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("blob-interop");
     ASSERT_FALSE(dir_.empty());
-    AzuriteServer* azurite = SharedAzurite();
-    ASSERT_NE(azurite, nullptr);
-    static int counter = 0;
-    container_ = fmt::format("interop{}x{}", ::getpid(), ++counter);
-    Result<std::unique_ptr<AzureBlobStore>> store =
-        AzureBlobStore::Create(azurite->ConfigFor(container_), {});
-    ASSERT_TRUE(store.ok()) << store.status();
-    ASSERT_TRUE((*store)->CreateContainer().ok());
-    endpoint_ = azurite->endpoint();
-    // Both the mount and the SDK script read the key from here, as BlobFuse2 does.
-    ::setenv("AZURE_STORAGE_ACCOUNT", kDevelopmentAccount, 1);
-    ::setenv("AZURE_STORAGE_ACCESS_KEY", kDevelopmentAccountKey, 1);
+    // Both the mount and the SDK script read the key from the variables this sets.
+    Result<AzuriteContainer> container = NewAzuriteContainer("interop");
+    ASSERT_TRUE(container.ok()) << container.status();
+    container_ = container->name;
+    endpoint_ = SharedAzurite()->endpoint();
   }
   void TearDown() override { (void)base::RemoveAll(dir_); }
 

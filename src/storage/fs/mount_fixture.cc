@@ -12,8 +12,43 @@
 
 #include "base/files.h"
 #include "fmt/format.h"
+#include "storage/local_store.h"
 
 namespace meridian::storage::fs {
+
+AzuriteServer* SharedAzurite() {
+  static auto* azurite = new Result<std::unique_ptr<AzuriteServer>>(AzuriteServer::Start());
+  EXPECT_TRUE(azurite->ok()) << azurite->status();
+  return azurite->ok() ? azurite->value().get() : nullptr;
+}
+
+Result<AzuriteContainer> NewAzuriteContainer(const std::string& label) {
+  AzuriteServer* azurite = SharedAzurite();
+  if (azurite == nullptr) return absl::UnavailableError("Azurite did not start");
+  static int counter = 0;
+  AzuriteContainer container;
+  container.name = fmt::format("{}{}x{}", label, ::getpid(), ++counter);
+  ASSIGN_OR_RETURN(container.store, AzureBlobStore::Create(azurite->ConfigFor(container.name), {}));
+  RETURN_IF_ERROR(container.store->CreateContainer());
+  container.url = azurite->endpoint() + "/" + container.name;
+  ::setenv("AZURE_STORAGE_ACCOUNT", kDevelopmentAccount, 1);
+  ::setenv("AZURE_STORAGE_ACCESS_KEY", kDevelopmentAccountKey, 1);
+  return container;
+}
+
+Result<TestBackend> OpenTestBackend(Backend backend, const std::string& dir,
+                                    const std::string& label) {
+  TestBackend out;
+  if (backend == Backend::kLocal) {
+    out.url = "file://" + dir + "/store";
+    ASSIGN_OR_RETURN(out.store, LocalStore::Open(dir + "/store"));
+    return out;
+  }
+  ASSIGN_OR_RETURN(AzuriteContainer container, NewAzuriteContainer(label));
+  out.url = container.url;
+  out.store = std::move(container.store);
+  return out;
+}
 
 std::string MakeTempDir(const std::string& label) {
   const char* tmp = std::getenv("TMPDIR");

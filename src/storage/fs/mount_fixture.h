@@ -10,6 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/status.h"
+#include "storage/azure_blob_store.h"
+#include "storage/azurite_fixture.h"
 #include "storage/fs/fs_core.h"
 #include "storage/fs/fuse_adapter.h"
 #include "storage/object_store.h"
@@ -18,6 +21,29 @@ namespace meridian::storage::fs {
 
 // A fresh directory under $TMPDIR (or /tmp) named `label`-XXXXXX; "" on failure.
 std::string MakeTempDir(const std::string& label);
+
+// Shared by a test binary's tests: starting Azurite takes seconds. nullptr, with a test
+// failure, when it cannot start.
+AzuriteServer* SharedAzurite();
+
+// A fresh container on the shared Azurite, named `label`<pid>x<n>, reached directly by
+// `store`; sets the AZURE_STORAGE_* variables a mount process reads its key from (as BlobFuse2
+// does).
+struct AzuriteContainer {
+  std::string name;
+  std::string url;  // to mount it by
+  std::unique_ptr<AzureBlobStore> store;
+};
+Result<AzuriteContainer> NewAzuriteContainer(const std::string& label);
+
+// What a test mounts: a local directory `dir`/store, or a fresh Azurite container.
+enum class Backend { kLocal, kAzurite };
+struct TestBackend {
+  std::string url;                     // to mount it by
+  std::unique_ptr<ObjectStore> store;  // the same objects, reached directly
+};
+Result<TestBackend> OpenTestBackend(Backend backend, const std::string& dir,
+                                    const std::string& label);
 
 // One `meridian storage mount` process. The destructor sends SIGTERM (flush and unmount)
 // and waits up to 30 s, then SIGKILLs; a mount left behind is lazily unmounted.
