@@ -541,9 +541,10 @@ TEST_F(IdentityTest, OperatorAndJobTokensRotateWhileRunning) {
 
 TEST_F(IdentityTest, MicrosoftsWorkloadIdentityCredentialGetsATokenTheApiAccepts) {
   const std::string script = SourceDir() + "/tests/node/identity_compat.mjs";
-  if (!base::PathExists(SourceDir() + "/tests/node/node_modules/@azure/identity/package.json")) {
-    GTEST_SKIP() << "@azure/identity is not installed in tests/node (make test installs it)";
-  }
+  ASSERT_TRUE(
+      base::PathExists(SourceDir() + "/tests/node/node_modules/@azure/identity/package.json"))
+      << "@azure/identity is not installed in tests/node: run ./scripts/test-peers.sh (`make test` "
+         "runs it), which installs the npm test peers pinned in tests/node/package.json";
   StartServer();
   ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
   std::string token_file = p_.WriteFile("workload.jwt", WorkloadToken("east"));
