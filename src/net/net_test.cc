@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "base/testing/eventually.h"
 #include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "net/http_client.h"
@@ -51,17 +52,6 @@ mode_t ModeOf(const std::string& path) {
   struct stat info {};
   EXPECT_EQ(stat(path.c_str(), &info), 0) << path;
   return info.st_mode & 0777;
-}
-
-// Polls `condition` until it holds; the deadline only keeps a broken test from hanging.
-template <typename Condition>
-bool WaitFor(Condition condition) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return condition();
 }
 
 // A port on 127.0.0.1 that nothing listens on (bound, then released).
@@ -373,7 +363,7 @@ TEST_F(NetTest, IdleConnectionsAreClosedAndClientsReconnect) {
   Result<HttpResponse> first = client.Send({.url = url});
   ASSERT_TRUE(first.ok()) << first.status();
   // Once the server has dropped the idle connection, the client transparently uses a new one.
-  EXPECT_TRUE(WaitFor([&] {
+  EXPECT_TRUE(Eventually([&] {
     std::this_thread::sleep_for(milliseconds(100));
     Result<HttpResponse> again = client.Send({.url = url});
     return again.ok() && again->status == 200 && again->body != first->body;
@@ -391,7 +381,7 @@ TEST_F(NetTest, ShutdownWithPendingRequestReturns) {
     }
     finished = true;
   });
-  ASSERT_TRUE(WaitFor([&] { return HeldCount() == 1; }));
+  ASSERT_TRUE(Eventually([&] { return HeldCount() == 1; }));
   server_->Shutdown(200);
   client_thread.join();
   EXPECT_TRUE(finished);
@@ -407,7 +397,7 @@ TEST_F(NetTest, ShutdownWaitsForRequestsAnsweredWithinGrace) {
     HttpClient client(ClientOptions());
     response = client.Send({.url = Url("/late")});
   });
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     std::lock_guard lock(mu_);
     return !threads_.empty();
   }));

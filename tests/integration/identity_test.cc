@@ -77,7 +77,8 @@ class IdentityTest : public ::testing::Test {
                                        "127.0.0.1:0", "--ready-file", ready};
       args.insert(args.end(), flags.begin(), flags.end());
       ASSERT_TRUE(p_.StartBackground("flagged-server", args).ok());
-      ASSERT_TRUE(WaitFor([&] { return !ReadText(ready).empty(); }, kStartDeadlineMs))
+      ASSERT_TRUE(Eventually([&] { return !ReadText(ready).empty(); },
+                             std::chrono::milliseconds(kStartDeadlineMs)))
           << p_.LogTail("flagged-server");
       ASSERT_TRUE(p_.AdoptServerFromConfig().ok());
     }
@@ -484,7 +485,7 @@ TEST_F(IdentityTest, KeyRotationKeepsOldTokensValidUntilTheyExpire) {
                                         token_endpoint_.substr(p_.url().size() + 1, 36)));
   EXPECT_GE(jwks["keys"].size(), 3u) << jwks.dump();
   std::string after;
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     after = p_.AccessToken(/*refresh=*/true);
     return !after.empty() && Header(after).value("kid", "") != old_kid;
   })) << "tokens are signed by the new key once it is active";
