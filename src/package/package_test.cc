@@ -164,26 +164,6 @@ TEST_F(ArchiveTest, RoundTripKeepsTreeModesLinksAndLongPaths) {
   (void)RemoveAll(archive);
 }
 
-TEST_F(ArchiveTest, SystemTarReadsOurArchives) {
-  if (::system("tar --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no tar on this machine";
-  std::string long_name = std::string(80, 'a') + "/" + std::string(80, 'b') + ".txt";
-  Write(long_name, "pax\n");
-  Write("bin/tool", "#!/bin/sh\n", 0750);
-  Result<std::string> packed = PackDirectory(root_, PackOptions{});
-  ASSERT_TRUE(packed.ok()) << packed.status();
-  std::string archive = root_ + "_sys.tar.gz";
-  std::string out = root_ + "_sys";
-  ASSERT_TRUE(WriteFileAtomic(archive, *packed).ok());
-  ASSERT_TRUE(MakeDirs(out).ok());
-  ASSERT_EQ(::system(fmt::format("tar -xzf '{}' -C '{}'", archive, out).c_str()), 0);
-  EXPECT_EQ(*ReadFile(out + "/" + long_name), "pax\n");
-  struct stat info;
-  ASSERT_EQ(::stat((out + "/bin/tool").c_str(), &info), 0);
-  EXPECT_EQ(info.st_mode & 0777, 0750u);
-  (void)RemoveAll(out);
-  (void)RemoveAll(archive);
-}
-
 TEST_F(ArchiveTest, ExcludesFollowGitignoreRules) {
   for (const char* file :
        {"main.py", "main.pyc", "pkg/util.pyc", "pkg/util.py", "data/big.bin", "pkg/data/x.csv",

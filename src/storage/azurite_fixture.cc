@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "base/testing/eventually.h"
 #include "fmt/format.h"
 
 #ifndef MERIDIAN_SOURCE_DIR
@@ -149,16 +150,11 @@ Result<std::unique_ptr<AzuriteServer>> AzuriteServer::StartOnce(const std::strin
 AzuriteServer::~AzuriteServer() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(kStopTimeoutMs);
     int wait_status = 0;
-    while (::waitpid(pid_, &wait_status, WNOHANG) != pid_) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &wait_status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!Eventually([&] { return ::waitpid(pid_, &wait_status, WNOHANG) == pid_; },
+                    std::chrono::milliseconds(kStopTimeoutMs))) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &wait_status, 0);
     }
   }
   (void)base::RemoveAll(data_dir_);

@@ -41,7 +41,7 @@ TEST(Up, ControlPlaneRestartedAfterACrashIsReachedByItsOperators) {
   Platform platform;
   Status started = platform.StartBackground("up", {"--home", platform.home(), "up"});
   ASSERT_TRUE(started.ok()) << started;
-  ASSERT_TRUE(WaitFor([&] { return platform.AdoptServerFromConfig().ok(); }));
+  ASSERT_TRUE(Eventually([&] { return platform.AdoptServerFromConfig().ok(); }));
   ASSERT_TRUE(platform.WaitHealth("local-eastus", "HEALTHY")) << platform.LogTail("up");
   ASSERT_TRUE(platform.WaitHealth("local-westus", "HEALTHY")) << platform.LogTail("up");
 
@@ -49,11 +49,11 @@ TEST(Up, ControlPlaneRestartedAfterACrashIsReachedByItsOperators) {
   ASSERT_EQ(servers.size(), 1u);
   ::kill(servers[0], SIGKILL);
   // `up` starts it again; its operators must find it.
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     std::vector<pid_t> now = platform.ProcessesOfHome("server");
     return now.size() == 1 && now[0] != servers[0];
   })) << platform.LogTail("up");
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     return platform.AdoptServerFromConfig().ok() && platform.Request("GET", "/healthz").ok();
   }));
   ASSERT_TRUE(platform.WaitHealth("local-eastus", "HEALTHY")) << platform.LogTail("up");

@@ -60,7 +60,7 @@ class ClusterStorageTest : public ::testing::Test {
   // SIGTERM to every operator, as at shutdown; returns whether their mounts went away.
   bool StopOperatorsAndWaitUnmounted() {
     for (pid_t pid : platform_.ProcessesOfHome("operator")) ::kill(pid, SIGTERM);
-    return WaitFor([&] {
+    return Eventually([&] {
       return !IsMountPoint(MountDir("local-eastus")) && !IsMountPoint(MountDir("local-westus"));
     });
   }

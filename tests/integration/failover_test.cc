@@ -143,7 +143,7 @@ TEST_F(FailoverTest, GpuJobsGoWhereGpusAreFreeAndWaitWhenNoneAre) {
   // Freeing one T4 lets the waiting job start there.
   CommandResult terminated = platform_.Cli({"job", "terminate", ids[0], "--wait"});
   EXPECT_EQ(terminated.exit_code, 0) << terminated.Describe();
-  EXPECT_TRUE(WaitFor([&] { return platform_.Job(waiting)["attempts"].size() == 1; }))
+  EXPECT_TRUE(Eventually([&] { return platform_.Job(waiting)["attempts"].size() == 1; }))
       << platform_.Job(waiting).dump(2);
 }
 
@@ -186,7 +186,7 @@ TEST_F(FailoverTest, InputOrderWaitsForTheFirstConfigUntilItsStartingTimeoutThen
   // has room right now.
   json job = platform_.Job(id);
   EXPECT_EQ(job["attempts"].size(), 0u) << job.dump(2);
-  ASSERT_TRUE(WaitFor([&] { return platform_.Job(id)["attempts"].size() == 1; }))
+  ASSERT_TRUE(Eventually([&] { return platform_.Job(id)["attempts"].size() == 1; }))
       << platform_.Job(id).dump(2);
   job = platform_.WaitJobFinal(id);
   EXPECT_EQ(job["state"], "SUCCEEDED") << job.dump(2);
@@ -225,14 +225,14 @@ TEST_F(FailoverTest, CutRegionsJobResumesElsewhereAndTheStaleAttemptIsStoppedOnR
                                       "  CHECKPOINT_NAME: failover\n",
                                       train));
   ASSERT_FALSE(id.empty());
-  ASSERT_TRUE(WaitFor([&] { return platform_.Job(id)["state"] == "RUNNING"; }))
+  ASSERT_TRUE(Eventually([&] { return platform_.Job(id)["state"] == "RUNNING"; }))
       << platform_.Job(id).dump(2);
   std::string first = platform_.Job(id)["attempts"][0]["cloud_resource"].get<std::string>();
   int cut = IndexOf(first);
   ASSERT_GE(cut, 0);
   // Let it make progress, then cut its region off.
   std::string checkpoint = platform_.home() + "/cluster-storage/checkpoints/failover/latest.json";
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     std::ifstream in(checkpoint);
     json state = json::parse(in, nullptr, false);
     return !state.is_discarded() && state.value("step", 0) >= 10;
@@ -240,7 +240,7 @@ TEST_F(FailoverTest, CutRegionsJobResumesElsewhereAndTheStaleAttemptIsStoppedOnR
   ASSERT_TRUE(lab_.SetLink(cut, false));
 
   // The attempt is LOST and the job runs again in another region, resuming its checkpoint.
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     json job = platform_.Job(id);
     return job["attempts"].size() == 2 && job["attempts"][1]["state"] == "RUNNING";
   })) << platform_.Job(id).dump(2);
@@ -258,8 +258,8 @@ TEST_F(FailoverTest, CutRegionsJobResumesElsewhereAndTheStaleAttemptIsStoppedOnR
   ASSERT_NE(at, std::string::npos) << resumed;
   EXPECT_GE(std::atoi(resumed.c_str() + at + 18), 10) << resumed;
 
-  EXPECT_TRUE(WaitFor([&] { return platform_.Resource(first)["health"] == "HEALTHY"; }));
-  EXPECT_TRUE(WaitFor([&] { return ProcessesMentioning("train.py").empty(); }))
+  EXPECT_TRUE(Eventually([&] { return platform_.Resource(first)["health"] == "HEALTHY"; }));
+  EXPECT_TRUE(Eventually([&] { return ProcessesMentioning("train.py").empty(); }))
       << "the stale attempt still runs after its region came back";
   // No duplicate completion: the lost attempt stays LOST, one attempt succeeded.
   job = platform_.Job(id);

@@ -165,15 +165,6 @@ CommandResult RunProcess(const std::vector<std::string>& argv_in,
   return result;
 }
 
-bool WaitFor(const std::function<bool()>& condition, int64_t deadline_ms) {
-  int64_t deadline = NowMs() + deadline_ms;
-  while (true) {
-    if (condition()) return true;
-    if (NowMs() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
 std::string SubmittedJobId(const std::string& out) {
   const std::string marker = "Submitted job ";
   size_t at = out.find(marker);
@@ -269,13 +260,13 @@ Status Platform::StartServer(int64_t heartbeat_timeout_ms, int port,
   }
   RETURN_IF_ERROR(Spawn(server_));
   std::string url;
-  bool ready = WaitFor(
+  bool ready = Eventually(
       [&] {
         url = ReadWhole(ready_file);
         while (!url.empty() && url.back() == '\n') url.pop_back();
         return !url.empty() || !ServerAlive();
       },
-      kStartDeadlineMs);
+      std::chrono::milliseconds(kStartDeadlineMs));
   if (!ready || url.empty()) {
     return absl::UnavailableError(
         fmt::format("the server did not start; its log ends with:\n{}", LogTail("server")));
@@ -473,19 +464,19 @@ json Platform::Resource(const std::string& name) const {
 
 json Platform::WaitJobFinal(const std::string& job_id, int64_t deadline_ms) {
   json job;
-  bool done = WaitFor(
+  bool done = Eventually(
       [&] {
         job = Job(job_id);
         std::string state = job.value("state", "");
         return state == "SUCCEEDED" || state == "FAILED" || state == "TERMINATED";
       },
-      deadline_ms);
+      std::chrono::milliseconds(deadline_ms));
   EXPECT_TRUE(done) << "job " << job_id << " did not end: " << job.dump(2);
   return job;
 }
 
 bool Platform::WaitHealth(const std::string& name, const std::string& health) {
-  return WaitFor([&] { return Resource(name).value("health", "") == health; });
+  return Eventually([&] { return Resource(name).value("health", "") == health; });
 }
 
 std::vector<pid_t> Platform::ProcessesOfHome(const std::string& argument) const {
@@ -530,13 +521,13 @@ void Platform::KillEverything() {
   Kill(server_, SIGKILL);
   // Attempt shims run detached in their own sessions: find them (and what they started) by
   // the home directory they carry, until none is left.
-  WaitFor(
+  Eventually(
       [&] {
         std::vector<pid_t> left = ProcessesOfHome();
         for (pid_t pid : left) ::kill(pid, SIGKILL);
         return left.empty();
       },
-      10'000);
+      std::chrono::seconds(10));
   std::vector<pid_t> left = ProcessesOfHome();
   EXPECT_TRUE(left.empty()) << left.size() << " processes of " << home_ << " survived SIGKILL";
   // Storage mount processes killed above could not unmount: detach their mounts, or they

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/testing/eventually.h"
 #include "net/http_client.h"
 
 namespace meridian::itest {
@@ -51,10 +52,6 @@ inline constexpr char kUnsetEnv[] = "\x01unset";
 CommandResult RunProcess(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env = {},
                          int64_t deadline_ms = kCliDeadlineMs);
-
-// Polls `condition` every 50 ms until it holds or `deadline_ms` passes; returns whether it
-// held.
-bool WaitFor(const std::function<bool()>& condition, int64_t deadline_ms = kWaitDeadlineMs);
 
 // The job id from `job submit`'s "Submitted job <id>" line, or "".
 std::string SubmittedJobId(const std::string& out);

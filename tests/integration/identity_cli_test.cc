@@ -26,10 +26,10 @@ class IdentityCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(platform_.StartServer().ok()) << platform_.LogTail("server");
-    // These tests need the token service; a server without one has nothing to test here.
-    if (platform_.AccessToken().empty()) {
-      GTEST_SKIP() << "the server has no token service (no admin identity in its home)";
-    }
+    // Every server has a token service and bootstraps its admin: one without is broken.
+    ASSERT_FALSE(platform_.AccessToken().empty())
+        << "the server issued no admin access token (no admin identity in its home): "
+        << platform_.LogTail("server");
     user_home_ = platform_.home() + "/user-home";
     std::filesystem::create_directories(user_home_);
   }

@@ -84,7 +84,8 @@ class IdentityTest : public ::testing::Test {
                                        "127.0.0.1:0", "--ready-file", ready};
       args.insert(args.end(), flags.begin(), flags.end());
       ASSERT_TRUE(p_.StartBackground("flagged-server", args).ok());
-      ASSERT_TRUE(WaitFor([&] { return !ReadText(ready).empty(); }, kStartDeadlineMs))
+      ASSERT_TRUE(Eventually([&] { return !ReadText(ready).empty(); },
+                             std::chrono::milliseconds(kStartDeadlineMs)))
           << p_.LogTail("flagged-server");
       ASSERT_TRUE(p_.AdoptServerFromConfig().ok());
     }
@@ -707,7 +708,7 @@ TEST_F(IdentityTest, KeyRotationKeepsOldTokensValidUntilTheyExpire) {
                                         token_endpoint_.substr(p_.url().size() + 1, 36)));
   EXPECT_GE(jwks["keys"].size(), 3u) << jwks.dump();
   std::string after;
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     after = p_.AccessToken(/*refresh=*/true);
     return !after.empty() && Header(after).value("kid", "") != old_kid;
   })) << "tokens are signed by the new key once it is active";
@@ -764,9 +765,10 @@ TEST_F(IdentityTest, OperatorAndJobTokensRotateWhileRunning) {
 
 TEST_F(IdentityTest, MicrosoftsWorkloadIdentityCredentialGetsATokenTheApiAccepts) {
   const std::string script = SourceDir() + "/tests/node/identity_compat.mjs";
-  if (!base::PathExists(SourceDir() + "/tests/node/node_modules/@azure/identity/package.json")) {
-    GTEST_SKIP() << "@azure/identity is not installed in tests/node (make test installs it)";
-  }
+  ASSERT_TRUE(
+      base::PathExists(SourceDir() + "/tests/node/node_modules/@azure/identity/package.json"))
+      << "@azure/identity is not installed in tests/node: run ./scripts/test-peers.sh (`make test` "
+         "runs it), which installs the npm test peers pinned in tests/node/package.json";
   StartServer();
   ASSERT_TRUE(p_.CreateLocalResource("east", "eastus").ok());
   ASSERT_TRUE(p_.StartOperator({"east"}).ok());

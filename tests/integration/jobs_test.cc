@@ -170,7 +170,7 @@ TEST_F(JobsTest, OutputBeyondTheKeptLimitShowsTheNewestPartAndSaysTheRestWasDrop
   for (int i = 1; i <= kLines; ++i) expected += std::to_string(i) + "\n";
 
   // The control plane drops older output in the background: wait until it has.
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     Result<net::HttpResponse> head =
         platform_.Request("GET", "/api/v1/jobs/" + id + "/logs?attempt=1&max_bytes=1");
     return head.ok() && head->Header("x-meridian-start-offset") != "0";
@@ -247,7 +247,7 @@ TEST_F(JobsTest, TerminateWaitStopsTheJobAndItsProcesses) {
   ASSERT_FALSE(id.empty());
   std::string pid_file = platform_.home() + "/cluster-storage/sleep-" + id;
   pid_t sleep_pid = 0;
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     std::ifstream in(pid_file);
     return static_cast<bool>(in >> sleep_pid) && sleep_pid > 0 &&
            platform_.Job(id).value("state", "") == "RUNNING";
@@ -270,7 +270,7 @@ TEST_F(JobsTest, TerminateWaitStopsTheJobAndItsProcesses) {
     }
     return true;
   };
-  EXPECT_TRUE(WaitFor(gone)) << "a process of the terminated job is still running";
+  EXPECT_TRUE(Eventually(gone)) << "a process of the terminated job is still running";
 }
 
 TEST_F(JobsTest, TerminateKillsAnEntrypointThatIgnoresSigtermAndWhatItDetached) {
@@ -284,7 +284,7 @@ TEST_F(JobsTest, TerminateKillsAnEntrypointThatIgnoresSigtermAndWhatItDetached) 
   std::string id = Submit(file);
   ASSERT_FALSE(id.empty());
   pid_t detached = 0;
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     std::ifstream in(platform_.home() + "/cluster-storage/detached-" + id);
     return static_cast<bool>(in >> detached) && detached > 0 &&
            platform_.Job(id).value("state", "") == "RUNNING";
@@ -293,7 +293,7 @@ TEST_F(JobsTest, TerminateKillsAnEntrypointThatIgnoresSigtermAndWhatItDetached) 
   CommandResult terminated = platform_.Cli({"job", "terminate", id, "--wait"});
   EXPECT_EQ(terminated.exit_code, 0) << terminated.Describe();
   EXPECT_EQ(platform_.Job(id).value("state", ""), "TERMINATED");
-  EXPECT_TRUE(WaitFor([&] { return !Running(detached); }))
+  EXPECT_TRUE(Eventually([&] { return !Running(detached); }))
       << "the detached sleep of a terminated job is still running";
 }
 
@@ -306,7 +306,7 @@ TEST_F(JobsTest, OperatorKilledAndRestartedKeepsOneAttemptAndTheWholeOutput) {
   ASSERT_FALSE(a.empty());
   ASSERT_FALSE(b.empty());
   for (const std::string& id : {a, b}) {
-    ASSERT_TRUE(WaitFor([&] {
+    ASSERT_TRUE(Eventually([&] {
       return platform_.Job(id).value("state", "") == "RUNNING" &&
              ApiLogs(id).find("before") != std::string::npos;
     })) << platform_.Job(id).dump(2);
@@ -314,7 +314,7 @@ TEST_F(JobsTest, OperatorKilledAndRestartedKeepsOneAttemptAndTheWholeOutput) {
 
   platform_.KillOperator("local-a");
   Release(b);
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     std::vector<std::string> dirs = AttemptDirs(b);
     return dirs.size() == 1 && std::filesystem::exists(dirs[0] + "/exit_code");
   })) << "job B's entrypoint should end by itself while the operator is down";
@@ -333,7 +333,7 @@ TEST_F(JobsTest, ServerKill9WhileAJobRunsLosesNeitherTheJobNorItsOutput) {
   std::string id = Submit(
       JobFile("survivor", std::string("entrypoint: ") + kGatedEntrypoint + "\nmax_retries: 0\n"));
   ASSERT_FALSE(id.empty());
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     return platform_.Job(id).value("state", "") == "RUNNING" &&
            ApiLogs(id).find("before") != std::string::npos;
   })) << platform_.Job(id).dump(2);

@@ -122,15 +122,15 @@ TEST(Health, UnknownThenHealthyThenUnhealthyWhenTheOperatorDies) {
   };
   EXPECT_EQ(health(), "UNKNOWN");
   ASSERT_TRUE(platform.StartOperator({"local-h", "", {}}).ok());
-  EXPECT_TRUE(WaitFor([&] { return health() == "HEALTHY"; })) << platform.LogTail("local-h");
+  EXPECT_TRUE(Eventually([&] { return health() == "HEALTHY"; })) << platform.LogTail("local-h");
   platform.KillOperator("local-h");
-  EXPECT_TRUE(WaitFor([&] { return health() == "UNHEALTHY"; })) << health();
+  EXPECT_TRUE(Eventually([&] { return health() == "UNHEALTHY"; })) << health();
   // The table says it too.
   CommandResult table = platform.Cli({"cloud", "resource", "list"});
   EXPECT_NE(table.out.find("UNHEALTHY"), std::string::npos) << table.Describe();
   // An operator that comes back makes it healthy again.
   ASSERT_TRUE(platform.StartOperator({"local-h", "", {}}).ok());
-  EXPECT_TRUE(WaitFor([&] { return health() == "HEALTHY"; })) << platform.LogTail("local-h");
+  EXPECT_TRUE(Eventually([&] { return health() == "HEALTHY"; })) << platform.LogTail("local-h");
 }
 
 TEST(Operators, OperatorOfAResourceThatDoesNotExistExitsWithAClearError) {
@@ -202,7 +202,7 @@ TEST_F(PlacementTest, JobPinnedToAFullResourceWaitsThenRuns) {
       "max_retries: 0\n";
   std::string first = Submit("first", gated);
   ASSERT_FALSE(first.empty());
-  ASSERT_TRUE(WaitFor([&] { return platform_.Job(first).value("state", "") == "RUNNING"; }))
+  ASSERT_TRUE(Eventually([&] { return platform_.Job(first).value("state", "") == "RUNNING"; }))
       << platform_.Job(first).dump(2);
   std::string second = Submit("second", gated);
   ASSERT_FALSE(second.empty());

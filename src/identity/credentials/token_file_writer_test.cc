@@ -10,21 +10,12 @@
 #include <thread>
 
 #include "base/files.h"
+#include "base/testing/eventually.h"
 #include "gtest/gtest.h"
 #include "identity/credentials/fake_token_endpoint.h"
 
 namespace meridian::identity::credentials {
 namespace {
-
-template <typename Condition>
-bool WaitFor(Condition condition) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
-}
 
 std::string Contents(const std::string& path) {
   Result<std::string> contents = base::ReadFile(path);
@@ -49,7 +40,7 @@ TEST_F(TokenFileWriterTest, WritesAtStartAndRewritesBeforeExpiry) {
   ASSERT_EQ(stat(Path().c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 0777, 0600u);
   // Rewritten at 80 % of the 2 s lifetime, i.e. while the first token is still valid.
-  EXPECT_TRUE(WaitFor([&] { return Contents(Path()) == "token-2"; }));
+  EXPECT_TRUE(Eventually([&] { return Contents(Path()) == "token-2"; }));
   (*writer)->Stop();
   const int64_t writes = (*writer)->writes();
   EXPECT_GE(writes, 2);
@@ -69,8 +60,8 @@ TEST_F(TokenFileWriterTest, MintFailureKeepsTheOldFileAndRetries) {
                               .token_lifetime_ms = 500,
                               .initial_retry_ms = 10});
   ASSERT_TRUE(writer.ok()) << writer.status();
-  EXPECT_TRUE(WaitFor([&] { return (*writer)->failures() >= 1; }));
-  EXPECT_TRUE(WaitFor([&] { return Contents(Path()) == "recovered"; }));
+  EXPECT_TRUE(Eventually([&] { return (*writer)->failures() >= 1; }));
+  EXPECT_TRUE(Eventually([&] { return Contents(Path()) == "recovered"; }));
   EXPECT_EQ((*writer)->failures(), 2);
 }
 

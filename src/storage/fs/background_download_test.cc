@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "base/files.h"
+#include "base/testing/eventually.h"
 #include "fmt/format.h"
 #include "storage/forwarding_store.h"
 #include "storage/local_store.h"
@@ -160,9 +161,7 @@ TEST_F(BackgroundDownloadTest, AReaderWaitsOnlyForItsBytesWhichAreFetchedNext) {
   // A reader of the last chunk (a seek to the end) waits...
   std::future<Status> reader =
       std::async(std::launch::async, [&] { return download->WaitFor(7 * kChunk + 10, 100); });
-  for (int i = 0; i < 3000 && download->waiting_readers() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ASSERT_TRUE(Eventually([&] { return download->waiting_readers() > 0; }));
   ASSERT_EQ(download->waiting_readers(), 1);
   // ...and the first worker to be free fetches its chunk before chunks 2..6.
   gated_->Release(0);
@@ -224,9 +223,7 @@ TEST_F(BackgroundDownloadTest, DownloadsShareAThreadBudgetButEachGetsOne) {
   ASSERT_TRUE(third.ok()) << third.status();
   // 2 + 1 from the budget of 3, and the third download still gets its one thread.
   EXPECT_EQ(budget->available(), -1);
-  for (int i = 0; i < 3000 && gated_->requested().size() < 4; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  Eventually([&] { return gated_->requested().size() >= 4; });
   EXPECT_EQ(gated_->requested().size(), 4u) << "one ranged read per running thread";
   gated_->Open();
   ASSERT_TRUE((*first)->WaitAll().ok());

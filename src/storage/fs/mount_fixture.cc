@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "base/files.h"
+#include "base/testing/eventually.h"
 #include "fmt/format.h"
 #include "storage/local_store.h"
 
@@ -124,15 +125,11 @@ void Mount::Kill() {
 Mount::~Mount() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);  // the clean path: flush and unmount
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   int status = 0;
-  while (::waitpid(pid_, &status, WNOHANG) != pid_) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!Eventually([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; },
+                  std::chrono::seconds(30))) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
   }
   if (base::IsMounted(mountpoint_)) {
     ADD_FAILURE() << "SIGTERM did not unmount " << mountpoint_;

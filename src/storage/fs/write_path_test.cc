@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/files.h"
+#include "base/testing/eventually.h"
 #include "fmt/format.h"
 #include "storage/fs/fs_core.h"
 #include "storage/fs/fs_errors.h"
@@ -59,17 +60,6 @@ std::string RandomBytes(size_t size, unsigned seed) {
   std::string bytes(size, '\0');
   for (char& c : bytes) c = static_cast<char>(random());
   return bytes;
-}
-
-// Polls `condition` for up to 30 s (only so that a broken build cannot hang).
-template <typename Condition>
-bool Eventually(Condition condition) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
 }
 
 class WritePathTest : public ::testing::TestWithParam<bool> {

@@ -20,13 +20,12 @@
 
 #include "package/tar_writer.h"
 #include "base/files.h"
+#include "base/testing/eventually.h"
 #include "gtest/gtest.h"
 #include "operator/stacks/local/attempt_dir.h"
 
 namespace meridian::op {
 namespace {
-
-constexpr auto kPatience = std::chrono::seconds(30);  // only so a broken test cannot hang
 
 std::string SelfPath() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
 
@@ -53,12 +52,12 @@ std::optional<AttemptStatus> Find(ComputeStack& stack, const std::string& key) {
 
 AttemptStatus WaitFor(ComputeStack& stack, const std::string& key,
                       const std::function<bool(const AttemptStatus&)>& done) {
-  auto give_up = std::chrono::steady_clock::now() + kPatience;
   std::optional<AttemptStatus> status;
-  while (std::chrono::steady_clock::now() < give_up) {
-    status = Find(stack, key);
-    if (status && done(*status)) return *status;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (Eventually([&] {
+        status = Find(stack, key);
+        return status && done(*status);
+      })) {
+    return *status;
   }
   ADD_FAILURE() << "attempt " << key << " never reached the expected state; last phase "
                 << (status ? AttemptPhaseName(status->phase) : "(absent)");
@@ -90,15 +89,6 @@ void WaitForLog(ComputeStack& stack, const std::string& key, const std::string& 
   WaitFor(stack, key, [&](const AttemptStatus&) {
     return ReadWholeLog(stack, key).find(text) != std::string::npos;
   });
-}
-
-bool WaitUntil(const std::function<bool()>& condition) {
-  auto give_up = std::chrono::steady_clock::now() + kPatience;
-  while (std::chrono::steady_clock::now() < give_up) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
 }
 
 // Gone, or a zombie nobody has reaped yet: either way it no longer runs.
@@ -278,7 +268,7 @@ TEST_F(LocalStackTest, TerminateStopsTheWholeProcessGroup) {
   ASSERT_TRUE(stack_->Terminate("job_g.1", 500).ok());
   EXPECT_EQ(WaitFinal(*stack_, "job_g.1").phase, AttemptPhase::kTerminated);
   for (pid_t pid : grandchildren) {
-    EXPECT_TRUE(WaitUntil([pid] { return !ProcessRuns(pid); })) << "pid " << pid << " survived";
+    EXPECT_TRUE(Eventually([pid] { return !ProcessRuns(pid); })) << "pid " << pid << " survived";
   }
 }
 
@@ -294,7 +284,7 @@ TEST_F(LocalStackTest, TerminateAlsoStopsDescendantsThatLeftTheGroup) {
   ASSERT_GT(escaped, 0);
   ASSERT_TRUE(stack_->Terminate("job_g.2", 500).ok());
   EXPECT_EQ(WaitFinal(*stack_, "job_g.2").phase, AttemptPhase::kTerminated);
-  EXPECT_TRUE(WaitUntil([escaped] { return !ProcessRuns(escaped); }));
+  EXPECT_TRUE(Eventually([escaped] { return !ProcessRuns(escaped); }));
 }
 
 TEST_F(LocalStackTest, ProcessesLeftBehindByTheEntrypointAreStopped) {
@@ -311,7 +301,7 @@ TEST_F(LocalStackTest, ProcessesLeftBehindByTheEntrypointAreStopped) {
   for (pid_t pid; pid_file >> pid;) left_behind.push_back(pid);
   ASSERT_EQ(left_behind.size(), 2u);
   for (pid_t pid : left_behind) {
-    EXPECT_TRUE(WaitUntil([pid] { return !ProcessRuns(pid); })) << "pid " << pid << " survived";
+    EXPECT_TRUE(Eventually([pid] { return !ProcessRuns(pid); })) << "pid " << pid << " survived";
   }
 }
 
@@ -386,7 +376,7 @@ TEST_F(LocalStackTest, ExitWhileNoOperatorRunsIsReportedByTheNextOne) {
   WaitForLog(*stack_, "job_r.2", "waiting");
   stack_.reset();
   Touch(gate_);
-  ASSERT_TRUE(WaitUntil([&] { return base::PathExists(AttemptFile("job_r.2", "exit_code")); }));
+  ASSERT_TRUE(Eventually([&] { return base::PathExists(AttemptFile("job_r.2", "exit_code")); }));
 
   stack_ = Open();
   std::optional<AttemptStatus> status = Find(*stack_, "job_r.2");
