@@ -232,7 +232,7 @@ class IdentityTest : public ::testing::Test {
   std::string SubmitRunning(const json& config) {
     json submitted = ApiJson("POST", "/api/v1/jobs", {{"config", config}});
     std::string id = submitted.value("id", "");
-    EXPECT_TRUE(WaitFor([&] { return p_.Job(id).value("state", "") == "RUNNING"; }))
+    EXPECT_TRUE(Eventually([&] { return p_.Job(id).value("state", "") == "RUNNING"; }))
         << p_.Job(id).dump();
     return id;
   }
