@@ -8,7 +8,7 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
   libabsl-dev nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libfmt-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libpugixml-dev
-  libfuse3-dev fuse3 fio iproute2 procps openssl ca-certificates
+  libfuse3-dev fuse3 fio iproute2 procps openssl ca-certificates python3
 )
 
 # `deps.sh --bench` adds the peers the benchmarks measure against.
