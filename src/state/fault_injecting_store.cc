@@ -13,40 +13,40 @@ FaultInjectingStore::FaultInjectingStore(std::unique_ptr<StateStore> inner)
 
 FaultInjectingStore::~FaultInjectingStore() {
   {
-    std::lock_guard lock(mu_);
+    base::MutexLock lock(mu_);
     closing_ = true;
     paused_ = false;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   writer_.join();
 }
 
 void FaultInjectingStore::Arm(Fault fault, int64_t skip) {
-  std::lock_guard lock(mu_);
+  base::MutexLock lock(mu_);
   armed_ = fault;
   skip_ = skip;
 }
 
 void FaultInjectingStore::Heal() {
-  std::lock_guard lock(mu_);
+  base::MutexLock lock(mu_);
   armed_.reset();
 }
 
 void FaultInjectingStore::Pause() {
-  std::lock_guard lock(mu_);
+  base::MutexLock lock(mu_);
   paused_ = true;
 }
 
 void FaultInjectingStore::Resume() {
   {
-    std::lock_guard lock(mu_);
+    base::MutexLock lock(mu_);
     paused_ = false;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 int64_t FaultInjectingStore::batches_answered() const {
-  std::lock_guard lock(mu_);
+  base::MutexLock lock(mu_);
   return answered_;
 }
 
@@ -59,10 +59,10 @@ Status FaultInjectingStore::Commit(WriteBatch batch) {
 
 void FaultInjectingStore::CommitAsync(WriteBatch batch, std::function<void(Status)> done) {
   {
-    std::lock_guard lock(mu_);
+    base::MutexLock lock(mu_);
     if (!closing_) {
       queue_.push_back({std::move(batch), std::move(done)});
-      cv_.notify_all();
+      cv_.SignalAll();
       return;
     }
   }
@@ -87,8 +87,8 @@ void FaultInjectingStore::WriterLoop() {
     std::vector<std::optional<Fault>> faults;
     bool crash_in_group = false;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return (!queue_.empty() && !paused_) || (closing_ && queue_.empty()); });
+      base::MutexLock lock(mu_);
+      while (!((!queue_.empty() && !paused_) || (closing_ && queue_.empty()))) cv_.Wait(mu_);
       if (queue_.empty()) return;  // closing, and everything was answered
       while (!queue_.empty()) {
         group.push_back(std::move(queue_.front()));
@@ -127,14 +127,14 @@ void FaultInjectingStore::WriterLoop() {
     }
     for (size_t i = 0; i < group.size(); ++i) {
       group[i].done(results[i].get());
-      std::lock_guard lock(mu_);
+      base::MutexLock lock(mu_);
       ++answered_;
     }
   }
 }
 
 Status FaultInjectingStore::CheckAlive() const {
-  std::lock_guard lock(mu_);
+  base::MutexLock lock(mu_);
   if (crashed_) return absl::UnavailableError("injected crash: the state store is down");
   return OkStatus();
 }

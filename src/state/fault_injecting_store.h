@@ -12,17 +12,16 @@
 // what was queued before, then closes the wrapped store.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
 #include "state/state_store.h"
 
 namespace meridian::state {
@@ -74,23 +73,22 @@ class FaultInjectingStore final : public StateStore {
   };
 
   void WriterLoop();
-  // The fault for the next batch, if any (advances the countdown). Requires mu_.
-  std::optional<Fault> NextFaultLocked();
+  // The fault for the next batch, if any (advances the countdown).
+  std::optional<Fault> NextFaultLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Status CheckAlive() const;
 
   // Constant after construction.
   const std::unique_ptr<StateStore> inner_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  // Protected by mu_.
-  std::deque<Pending> queue_;
-  bool closing_ = false;
-  bool paused_ = false;
-  bool crashed_ = false;
-  std::optional<Fault> armed_;
-  int64_t skip_ = 0;
-  int64_t answered_ = 0;
+  mutable base::Mutex mu_;
+  base::CondVar cv_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool crashed_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<Fault> armed_ ABSL_GUARDED_BY(mu_);
+  int64_t skip_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t answered_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::thread writer_;
 };

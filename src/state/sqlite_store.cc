@@ -20,16 +20,15 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
 #include <limits>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <variant>
 
+#include "base/mutex.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 #include "state/sqlite_connection.h"
@@ -232,27 +231,27 @@ class SqliteStore final : public StateStore {
   // Used only by the writer thread once it has started.
   const std::unique_ptr<Connection> writer_;
 
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  // Guarded by queue_mu_. Synchronous callers bound it by their number; CommitAsync callers
-  // must bound their own batches in flight.
-  std::deque<std::unique_ptr<WriteRequest>> queue_;
-  bool closing_ = false;  // guarded by queue_mu_
+  base::Mutex queue_mu_;
+  base::CondVar queue_cv_;
+  // Synchronous callers bound it by their number; CommitAsync callers must bound their own
+  // batches in flight.
+  std::deque<std::unique_ptr<WriteRequest>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool closing_ ABSL_GUARDED_BY(queue_mu_) = false;
 
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
-  std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mu_
-  int open_readers_ = 0;  // idle or lent out; guarded by readers_mu_
+  base::Mutex readers_mu_;
+  base::CondVar readers_cv_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
+  int open_readers_ ABSL_GUARDED_BY(readers_mu_) = 0;  // idle or lent out
 
   std::thread writer_thread_;
 };
 
 SqliteStore::~SqliteStore() {
   {
-    std::lock_guard lock(queue_mu_);
+    base::MutexLock lock(queue_mu_);
     closing_ = true;
   }
-  queue_cv_.notify_all();
+  queue_cv_.SignalAll();
   writer_thread_.join();
 }
 
@@ -293,13 +292,13 @@ Status SqliteStore::EnqueueAndWait(std::unique_ptr<WriteRequest> request) {
 
 void SqliteStore::Enqueue(std::unique_ptr<WriteRequest> request) {
   {
-    std::lock_guard lock(queue_mu_);
+    base::MutexLock lock(queue_mu_);
     if (!closing_) {
       queue_.push_back(std::move(request));
       // Notified under the lock: once it is released this caller never touches the store
       // again, so a destructor that closes the store meanwhile cannot pull the condition
       // variable out from under it.
-      queue_cv_.notify_one();
+      queue_cv_.Signal();
       return;
     }
   }
@@ -325,7 +324,7 @@ void SqliteStore::WriterLoop() {
   // Closing: answer whatever is still queued, outside the lock (callbacks may be slow).
   std::deque<std::unique_ptr<WriteRequest>> left;
   {
-    std::lock_guard lock(queue_mu_);
+    base::MutexLock lock(queue_mu_);
     left.swap(queue_);
   }
   const Status closed = absl::UnavailableError(fmt::format("{}: store closed", path_));
@@ -342,11 +341,14 @@ bool SqliteStore::TakeGroup(Group& group) {
   const size_t max_group = static_cast<size_t>(options_.max_batches_per_group);
   const size_t enough = std::min(std::max<size_t>(group.size(), 2), max_group);
   group.clear();
-  std::unique_lock lock(queue_mu_);
-  queue_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+  base::MutexLock lock(queue_mu_);
+  while (!closing_ && queue_.empty()) queue_cv_.Wait(queue_mu_);
   if (!closing_ && queue_.size() < enough && options_.group_commit_window_us > 0) {
-    queue_cv_.wait_for(lock, std::chrono::microseconds(options_.group_commit_window_us),
-                       [&] { return closing_ || queue_.size() >= enough; });
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::microseconds(options_.group_commit_window_us);
+    while (!closing_ && queue_.size() < enough) {
+      if (queue_cv_.WaitUntil(queue_mu_, deadline)) break;
+    }
   }
   // Closing drains first: writes queued before the store was closed are still stored.
   if (closing_ && queue_.empty()) return false;
@@ -538,9 +540,10 @@ auto SqliteStore::WithReader(Fn read) -> decltype(read(std::declval<Connection&>
 // Lends an idle read connection, or opens one while fewer than kMaxReadConnections exist.
 Result<std::unique_ptr<Connection>> SqliteStore::TakeReader() {
   {
-    std::unique_lock lock(readers_mu_);
-    readers_cv_.wait(lock,
-                     [&] { return !idle_readers_.empty() || open_readers_ < kMaxReadConnections; });
+    base::MutexLock lock(readers_mu_);
+    while (idle_readers_.empty() && open_readers_ >= kMaxReadConnections) {
+      readers_cv_.Wait(readers_mu_);
+    }
     if (!idle_readers_.empty()) {
       std::unique_ptr<Connection> reader = std::move(idle_readers_.back());
       idle_readers_.pop_back();
@@ -556,14 +559,14 @@ Result<std::unique_ptr<Connection>> SqliteStore::TakeReader() {
 // Gives a connection back to the pool; nullptr releases the slot of one that failed.
 void SqliteStore::ReturnReader(std::unique_ptr<Connection> reader) {
   {
-    std::lock_guard lock(readers_mu_);
+    base::MutexLock lock(readers_mu_);
     if (reader != nullptr) {
       idle_readers_.push_back(std::move(reader));
     } else {
       --open_readers_;
     }
   }
-  readers_cv_.notify_one();
+  readers_cv_.Signal();
 }
 
 Result<std::optional<Record>> SqliteStore::Get(std::string_view kind, std::string_view id) {

@@ -9,13 +9,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -24,6 +22,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "base/mutex.h"
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -317,30 +316,34 @@ class AsyncAnswers {
  public:
   std::function<void(Status)> Expect(int index) {
     return [this, index](Status status) {
-      std::lock_guard lock(mu_);
+      base::MutexLock lock(mu_);
       order_.push_back(index);
       statuses_[index] = std::move(status);
-      cv_.notify_all();
+      cv_.SignalAll();
     };
   }
   bool WaitFor(size_t count) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return order_.size() >= count; });
+    base::MutexLock lock(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (order_.size() < count) {
+      if (cv_.WaitUntil(mu_, deadline)) return order_.size() >= count;
+    }
+    return true;
   }
   std::vector<int> order() {
-    std::lock_guard lock(mu_);
+    base::MutexLock lock(mu_);
     return order_;
   }
   Status status(int index) {
-    std::lock_guard lock(mu_);
+    base::MutexLock lock(mu_);
     return statuses_[index];
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<int> order_;
-  std::map<int, Status> statuses_;
+  base::Mutex mu_;
+  base::CondVar cv_;
+  std::vector<int> order_ ABSL_GUARDED_BY(mu_);
+  std::map<int, Status> statuses_ ABSL_GUARDED_BY(mu_);
 };
 
 TEST_P(StateStoreContractTest, CommitAsyncAppliesAndAnswersInCallOrder) {
@@ -519,16 +522,16 @@ TEST_P(StateStoreContractTest, MalformedRequestsAreInvalidArguments) {
 // The contract a caller relies on to call CommitAsync under its own lock: the answer never
 // comes on the caller's thread, so a `done` that takes the same lock cannot deadlock.
 TEST_P(StateStoreContractTest, CommitAsyncNeverAnswersOnTheCallersThread) {
-  std::mutex caller_lock;
+  base::Mutex caller_lock;
   std::promise<bool> answered_elsewhere;
   {
-    std::lock_guard hold(caller_lock);
+    base::MutexLock hold(caller_lock);
     WriteBatch batch;
     batch.Put("job", "a", "{}");
     const std::thread::id caller = std::this_thread::get_id();
     store_->CommitAsync(std::move(batch), [&, caller](Status status) {
       EXPECT_TRUE(status.ok()) << status;
-      std::lock_guard taken(caller_lock);  // would deadlock (or fail) if run inline
+      base::MutexLock taken(caller_lock);  // would deadlock (or fail) if run inline
       answered_elsewhere.set_value(std::this_thread::get_id() != caller);
     });
   }

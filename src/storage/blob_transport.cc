@@ -1,7 +1,8 @@
 #include "storage/blob_transport.h"
 
-#include <mutex>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace meridian::storage {
 namespace {
@@ -21,7 +22,7 @@ class PooledHttpTransport final : public BlobTransport {
  private:
   std::unique_ptr<net::HttpClient> Acquire() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       if (!idle_.empty()) {
         std::unique_ptr<net::HttpClient> client = std::move(idle_.back());
         idle_.pop_back();
@@ -32,7 +33,7 @@ class PooledHttpTransport final : public BlobTransport {
   }
 
   void Release(std::unique_ptr<net::HttpClient> client) {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     if (static_cast<int>(idle_.size()) < max_idle_clients_) idle_.push_back(std::move(client));
   }
 
@@ -40,8 +41,8 @@ class PooledHttpTransport final : public BlobTransport {
   const net::HttpClientOptions options_;
   const int max_idle_clients_;
 
-  std::mutex mu_;
-  std::vector<std::unique_ptr<net::HttpClient>> idle_;  // guarded by mu_
+  base::Mutex mu_;
+  std::vector<std::unique_ptr<net::HttpClient>> idle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -12,48 +12,48 @@ BoundedExecutor::BoundedExecutor(int max_in_flight)
 
 BoundedExecutor::~BoundedExecutor() {
   {
-    std::lock_guard lock(mu_);
+    base::MutexLock lock(mu_);
     stopping_ = true;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   for (std::thread& worker : workers_) worker.join();
 }
 
 void BoundedExecutor::Submit(std::function<void()> task) {
-  std::unique_lock lock(mu_);
-  changed_.wait(lock, [&] { return in_flight_ < max_in_flight_; });
+  base::MutexLock lock(mu_);
+  while (in_flight_ >= max_in_flight_) changed_.Wait(mu_);
   ++in_flight_;
   queue_.push_back(std::move(task));
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 bool BoundedExecutor::TrySubmit(std::function<void()> task) {
-  std::lock_guard lock(mu_);
+  base::MutexLock lock(mu_);
   if (in_flight_ >= max_in_flight_) return false;
   ++in_flight_;
   queue_.push_back(std::move(task));
-  changed_.notify_all();
+  changed_.SignalAll();
   return true;
 }
 
 int BoundedExecutor::in_flight() {
-  std::lock_guard lock(mu_);
+  base::MutexLock lock(mu_);
   return in_flight_;
 }
 
 void BoundedExecutor::WorkerLoop() {
-  std::unique_lock lock(mu_);
+  base::MutexLock lock(mu_);
   while (true) {
-    changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) changed_.Wait(mu_);
     if (queue_.empty()) return;  // stopping, and nothing left to run
     std::function<void()> task = std::move(queue_.front());
     queue_.pop_front();
-    lock.unlock();
+    lock.Unlock();
     task();
     task = nullptr;  // release what the task captured before counting it done
-    lock.lock();
+    lock.Lock();
     --in_flight_;
-    changed_.notify_all();
+    changed_.SignalAll();
   }
 }
 

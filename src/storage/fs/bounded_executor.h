@@ -11,12 +11,12 @@
 // Thread safety: Submit and in_flight may be called from many threads.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace meridian::storage::fs {
 
@@ -42,12 +42,11 @@ class BoundedExecutor {
   // Constant after construction.
   const int max_in_flight_;
 
-  std::mutex mu_;
-  std::condition_variable changed_;
-  // Guarded by mu_.
-  std::deque<std::function<void()>> queue_;
-  int in_flight_ = 0;  // queued plus running
-  bool stopping_ = false;
+  base::Mutex mu_;
+  base::CondVar changed_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // queued plus running
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   std::vector<std::thread> workers_;
 };
