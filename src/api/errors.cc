@@ -141,4 +141,20 @@ Status StatusFromError(int http_status, std::string_view body) {
   return Status(code, message);
 }
 
+bool IsRefusedCredential(std::string_view message) {
+  for (std::string_view code : {"AADSTS70021", "AADSTS700016", "AADSTS700027"}) {
+    for (size_t at = message.find(code); at != std::string_view::npos;
+         at = message.find(code, at + 1)) {
+      size_t end = at + code.size();
+      // AADSTS70021 must not match AADSTS700211.
+      if (end == message.size() || message[end] < '0' || message[end] > '9') return true;
+    }
+  }
+  return false;
+}
+
+bool IsRefusedCredential(const Status& status) {
+  return !status.ok() && IsRefusedCredential(std::string(status.message()));
+}
+
 }  // namespace meridian::api

@@ -40,4 +40,11 @@ Result<ErrorBody> ErrorBodyFromJson(std::string_view text);
 // expect). 429 and 502/503 give kUnavailable, which callers retry.
 Status StatusFromError(int http_status, std::string_view body);
 
+// True when a token endpoint's error says the credential itself is refused (AADSTS70021: no
+// matching federated identity record, AADSTS700016: no such application, AADSTS700027: the
+// client assertion's signature is not valid): retrying cannot help, so a caller stops and
+// says so. Any other token failure (a 503, a timeout) is transient.
+bool IsRefusedCredential(std::string_view message);
+bool IsRefusedCredential(const Status& status);
+
 }  // namespace meridian::api

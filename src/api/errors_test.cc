@@ -59,5 +59,16 @@ TEST(ErrorsTest, AnUnknownFieldInAnErrorBodyIsIgnored) {
   EXPECT_EQ(back->code, "NOT_FOUND");
 }
 
+TEST(ErrorsTest, OnlyTheThreeRefusalsOfTheCredentialItselfAreFatal) {
+  EXPECT_TRUE(
+      IsRefusedCredential("token endpoint: HTTP 400: AADSTS700016: Application with "
+                          "identifier 'x' was not found"));
+  EXPECT_TRUE(IsRefusedCredential("AADSTS70021: No matching federated identity record found"));
+  EXPECT_TRUE(IsRefusedCredential("invalid_client: AADSTS700027: bad"));
+  EXPECT_FALSE(IsRefusedCredential("token endpoint: HTTP 503: service unavailable"));
+  EXPECT_FALSE(IsRefusedCredential("AADSTS700211: No matching federated identity record"));
+  EXPECT_FALSE(IsRefusedCredential("AADSTS50058: silent sign-in failed"));
+}
+
 }  // namespace
 }  // namespace meridian::api
