@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "api/errors.h"
 #include "base/files.h"
 #include "base/home.h"
 #include "fmt/format.h"
@@ -152,35 +153,7 @@ Status UpdateConfigFile(const std::string& home,
 }
 
 Status StatusFromResponse(const net::HttpResponse& response) {
-  json body = json::parse(response.body, nullptr, false);
-  std::string message =
-      body.is_object() && body.contains("message") && body["message"].is_string()
-          ? body["message"].get<std::string>()
-          : fmt::format("HTTP {}: {}", response.status, response.body.substr(0, 200));
-  switch (response.status) {
-    case 400:
-    case 405:
-      return absl::InvalidArgumentError(message);
-    case 401:
-      return absl::UnauthenticatedError(message);
-    case 403:
-      return absl::PermissionDeniedError(message);
-    case 404:
-      return absl::NotFoundError(message);
-    case 409: {
-      std::string code = body.is_object() ? body.value("code", std::string()) : "";
-      if (code == "ALREADY_EXISTS") return absl::AlreadyExistsError(message);
-      return absl::FailedPreconditionError(message);
-    }
-    case 413:
-      return absl::ResourceExhaustedError(message);
-    case 503:
-      return absl::UnavailableError(message);
-    case 504:
-      return absl::DeadlineExceededError(message);
-    default:
-      return absl::InternalError(message);
-  }
+  return api::StatusFromError(response.status, response.body);
 }
 
 ApiClient::ApiClient(ClientConfig config, int timeout_ms)

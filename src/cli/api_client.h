@@ -101,7 +101,7 @@ class ApiClient {
   std::shared_ptr<identity::credentials::TokenCredential> credential_;
 };
 
-// Status for a non-2xx answer, from its JSON error body {code, message}.
+// Status for a non-2xx answer (api::StatusFromError, the one mapping).
 Status StatusFromResponse(const net::HttpResponse& response);
 
 // Writes <home>/config.yaml with `updates` applied and every other key kept (0644: it holds

@@ -5,8 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_split.h"
-#include "base/hash.h"
+#include "api/errors.h"
+#include "api/operator_protocol.h"
 #include "base/files.h"
+#include "base/hash.h"
 #include "base/ids.h"
 #include "control/api_internal.h"
 #include "control/identity_plane.h"
@@ -21,97 +23,30 @@ using nlohmann::json;
 
 namespace {
 
-std::string_view CodeName(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kOk:
-      return "OK";
-    case absl::StatusCode::kInvalidArgument:
-      return "INVALID_ARGUMENT";
-    case absl::StatusCode::kNotFound:
-      return "NOT_FOUND";
-    case absl::StatusCode::kAlreadyExists:
-      return "ALREADY_EXISTS";
-    case absl::StatusCode::kFailedPrecondition:
-      return "FAILED_PRECONDITION";
-    case absl::StatusCode::kUnavailable:
-      return "UNAVAILABLE";
-    case absl::StatusCode::kDeadlineExceeded:
-      return "DEADLINE_EXCEEDED";
-    case absl::StatusCode::kAborted:
-      return "ABORTED";
-    case absl::StatusCode::kResourceExhausted:
-      return "RESOURCE_EXHAUSTED";
-    case absl::StatusCode::kUnauthenticated:
-      return "UNAUTHENTICATED";
-    case absl::StatusCode::kPermissionDenied:
-      return "PERMISSION_DENIED";
-    case absl::StatusCode::kUnimplemented:
-      return "UNIMPLEMENTED";
-    case absl::StatusCode::kOutOfRange:
-      return "OUT_OF_RANGE";
-    default:
-      return "INTERNAL";
-  }
-}
-
 bool IsPackageDigest(const std::string& digest) {
   if (digest.size() != 7 + 64 || digest.rfind("sha256:", 0) != 0) return false;
   return digest.find_first_not_of("0123456789abcdef", 7) == std::string::npos;
 }
 
-Result<OperatorReport> ParseOperatorReport(const json& body) {
+// The control plane's report from the operator's heartbeat body (api/operator_protocol.h).
+Result<OperatorReport> ToOperatorReport(api::OperatorHeartbeat body) {
   OperatorReport report;
-  try {
-    report.operator_id = body.value("operator_id", std::string());
-    report.version = body.value("version", std::string());
-    report.real_gpus = body.value("real_gpus", 0);
-    const json& types = body.value("instance_types", json::array());
-    for (size_t i = 0; i < types.size(); ++i) {
-      json type = types.at(i);
-      InstanceCapacity capacity;
-      capacity.total_nodes = type.value("total_nodes", 0);
-      std::string market = type.value("market_type", std::string("ON_DEMAND"));
-      if (market != "ON_DEMAND" && market != "SPOT") {
-        return absl::InvalidArgumentError(fmt::format(
-            "instance_types[{}].market_type: '{}' is not ON_DEMAND or SPOT", i, market));
-      }
-      capacity.spot = market == "SPOT";
-      capacity.price_per_hour = type.value("price_per_hour", 0.0);
-      if (capacity.total_nodes < 0 || capacity.price_per_hour < 0) {
-        return absl::InvalidArgumentError(fmt::format(
-            "instance_types[{}]: total_nodes and price_per_hour must not be negative", i));
-      }
-      for (const char* key : {"total_nodes", "market_type", "price_per_hour", "allocated_nodes"}) {
-        type.erase(key);
-      }
-      Result<spec::InstanceType> parsed = spec::InstanceTypeFromJson(type);
-      if (!parsed.ok()) {
-        return absl::InvalidArgumentError(
-            fmt::format("instance_types[{}]: {}", i, parsed.status().message()));
-      }
-      capacity.type = *std::move(parsed);
-      report.capacity.push_back(std::move(capacity));
+  report.operator_id = std::move(body.operator_id);
+  report.version = std::move(body.version);
+  report.real_gpus = body.real_gpus;
+  for (api::ReportedInstanceType& reported : body.instance_types) {
+    report.capacity.push_back(InstanceCapacity{std::move(reported.type), reported.total_nodes,
+                                               reported.spot, reported.price_per_hour});
+  }
+  for (size_t i = 0; i < body.attempts.size(); ++i) {
+    api::ReportedAttempt& reported = body.attempts[i];
+    std::optional<JobState> state = ParseJobState(reported.state);
+    if (!state.has_value()) {
+      return absl::InvalidArgumentError(fmt::format("attempts[{}].state: unknown state", i));
     }
-    const json& attempts = body.value("attempts", json::array());
-    for (size_t i = 0; i < attempts.size(); ++i) {
-      const json& item = attempts.at(i);
-      AttemptReport attempt;
-      attempt.job_id = item.at("job_id").get<std::string>();
-      attempt.attempt = item.at("attempt").get<int>();
-      attempt.epoch = item.at("epoch").get<int64_t>();
-      std::optional<JobState> state = ParseJobState(item.at("state").get<std::string>());
-      if (!state.has_value()) {
-        return absl::InvalidArgumentError(fmt::format("attempts[{}].state: unknown state", i));
-      }
-      attempt.state = *state;
-      attempt.exit_code = item.value("exit_code", -1);
-      attempt.message = item.value("message", std::string());
-      attempt.started_unix_ms = item.value("started_unix_ms", int64_t{0});
-      attempt.ended_unix_ms = item.value("ended_unix_ms", int64_t{0});
-      report.attempts.push_back(std::move(attempt));
-    }
-  } catch (const json::exception& error) {
-    return absl::InvalidArgumentError(fmt::format("operator report: {}", error.what()));
+    report.attempts.push_back(AttemptReport{
+        std::move(reported.job_id), reported.attempt, reported.epoch, *state, reported.exit_code,
+        std::move(reported.message), reported.started_unix_ms, reported.ended_unix_ms});
   }
   return report;
 }
@@ -126,9 +61,7 @@ net::HttpResponse JsonResponse(int status, const json& body) {
 }
 
 net::HttpResponse ErrorResponse(const Status& status) {
-  return JsonResponse(HttpStatusFor(status), {{"code", CodeName(status.code())},
-                                              {"message", std::string(status.message())},
-                                              {"details", json::object()}});
+  return JsonTextResponse(HttpStatusFor(status), api::ErrorJson(status));
 }
 
 net::HttpResponse JsonTextResponse(int status, std::string body) {
@@ -174,35 +107,7 @@ std::string QueryString(const net::HttpRequest& request, const std::string& name
   return it == request.query.end() ? std::string() : it->second;
 }
 
-int HttpStatusFor(const Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kOk:
-      return 200;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-      return 400;
-    case absl::StatusCode::kUnauthenticated:
-      return 401;
-    case absl::StatusCode::kPermissionDenied:
-      return 403;
-    case absl::StatusCode::kNotFound:
-      return 404;
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kFailedPrecondition:
-      return 409;
-    case absl::StatusCode::kResourceExhausted:
-      return 413;
-    case absl::StatusCode::kUnimplemented:
-      return 501;
-    case absl::StatusCode::kUnavailable:
-      return 503;
-    case absl::StatusCode::kDeadlineExceeded:
-      return 504;
-    default:
-      return 500;
-  }
-}
+int HttpStatusFor(const Status& status) { return api::HttpStatusFor(status); }
 
 ApiHandler::ApiHandler(ControlPlane* plane, Authenticator* auth, ApiOptions options,
                        IdentityPlane* identity)
@@ -588,38 +493,37 @@ void ApiHandler::HandleOperators(Call& call) {
   }
   if (what == "heartbeat") {
     if (method != "POST") return call.BadMethod("POST");
-    Result<json> body = ParseBody(call.request);
+    Result<api::OperatorHeartbeat> body = api::OperatorHeartbeatFromJson(call.request.body);
     if (!body.ok()) return call.Fail(body.status());
-    Result<OperatorReport> report = ParseOperatorReport(*body);
+    Result<OperatorReport> report = ToOperatorReport(*std::move(body));
     if (!report.ok()) return call.Fail(report.status());
-    return plane_->OperatorHeartbeat(resource, *std::move(report), Reply(std::move(call.respond)));
+    auto respond = std::make_shared<net::Responder>(std::move(call.respond));
+    return plane_->OperatorHeartbeat(
+        resource, *std::move(report), [respond](Result<api::HeartbeatAnswer> answer) {
+          (*respond)(answer.ok() ? JsonTextResponse(200, api::ToJson(*answer))
+                                 : ErrorResponse(answer.status()));
+        });
   }
   if (what == "assignments") {
     if (method != "GET") return call.BadMethod("GET");
     Result<int64_t> wait_ms = QueryInt(call.request, "wait_ms", 0);
     if (!wait_ms.ok()) return call.Fail(wait_ms.status());
     auto respond = std::make_shared<net::Responder>(std::move(call.respond));
-    return plane_->WatchAssignments(
-        resource, QueryString(call.request, "version"), *wait_ms,
-        [this, respond, resource](Result<json> listing) {
-          if (listing.ok()) AddWorkloadIdentity(resource, *listing);
-          Reply(std::move(*respond))(std::move(listing));
-        });
+    return plane_->WatchAssignments(resource, QueryString(call.request, "version"), *wait_ms,
+                                    [this, respond, resource](Result<api::AssignmentList> listing) {
+                                      if (!listing.ok())
+                                        return (*respond)(ErrorResponse(listing.status()));
+                                      AddWorkloadIdentity(resource, *listing);
+                                      (*respond)(JsonTextResponse(200, api::ToJson(*listing)));
+                                    });
   }
   if (what == "logs") {
     if (method != "POST") return call.BadMethod("POST");
-    Result<int64_t> attempt = QueryInt(call.request, "attempt", 0);
-    Result<int64_t> epoch = QueryInt(call.request, "epoch", 0);
-    Result<int64_t> offset = QueryInt(call.request, "offset", -1);
-    for (const auto* value : {&attempt, &epoch, &offset}) {
-      if (!value->ok()) return call.Fail(value->status());
-    }
-    if (*offset < 0) {
-      return call.Fail(absl::InvalidArgumentError("query parameter offset: required"));
-    }
-    return plane_->AppendAttemptLog(resource, QueryString(call.request, "job_id"),
-                                    static_cast<int>(*attempt), *epoch, *offset,
-                                    std::move(call.request.body), Reply(std::move(call.respond)));
+    Result<api::LogChunkRef> chunk = api::LogChunkRefFromQuery(call.request.query);
+    if (!chunk.ok()) return call.Fail(chunk.status());
+    return plane_->AppendAttemptLog(resource, chunk->job_id, chunk->attempt, chunk->epoch,
+                                    chunk->offset, std::move(call.request.body),
+                                    Reply(std::move(call.respond)));
   }
   NotFound(call);
 }

@@ -86,7 +86,7 @@ class ApiHandler {
   void HandleAudit(Call& call);
   void MintOperatorToken(Call& call, const std::string& resource);
   // Adds the workload identity of `resource` to an assignment listing.
-  void AddWorkloadIdentity(const std::string& resource, nlohmann::json& listing) const;
+  void AddWorkloadIdentity(const std::string& resource, api::AssignmentList& listing) const;
   // Register (or remove) a LOCAL resource's identities, then answer with `result`. Called
   // from commit callbacks: the directory's own commits run on a blocking worker.
   void OnResourceCreated(Result<nlohmann::json> result, net::Responder respond);

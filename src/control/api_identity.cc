@@ -377,34 +377,22 @@ void ApiHandler::HandleAudit(Call& call) {
 
 void ApiHandler::MintOperatorToken(Call& call, const std::string& resource) {
   if (identity_ == nullptr) return NotFound(call);
-  Result<json> body = ParseBody(call.request);
+  Result<api::WorkloadTokenRequest> body = api::WorkloadTokenRequestFromJson(call.request.body);
   if (!body.ok()) return call.Fail(body.status());
-  std::string account = StringField(*body, "service_account");
+  std::string account = body->service_account;
   if (account.empty()) account = kWorkloadServiceAccount;
   if (account != kWorkloadServiceAccount) {
     return call.Fail(absl::InvalidArgumentError(fmt::format(
         "service_account: an operator mints tokens for '{}' only", kWorkloadServiceAccount)));
   }
   int64_t lifetime_s = identity_->options().cluster_token_lifetime_s;
-  if (body->contains("lifetime_s")) {
-    if (!(*body)["lifetime_s"].is_number_integer()) {
-      return call.Fail(absl::InvalidArgumentError("lifetime_s: expected an integer"));
-    }
-    lifetime_s = std::min(lifetime_s, (*body)["lifetime_s"].get<int64_t>());
-  }
+  if (body->lifetime_s.has_value()) lifetime_s = std::min(lifetime_s, *body->lifetime_s);
   // A token for one job attempt names it, so that the workload may read its own job: only
   // an attempt live on this operator's resource.
   std::optional<identity::AttemptRef> attempt;
-  if (body->contains("job_id")) {
-    const json& job_id = (*body)["job_id"];
-    const json& number = body->value("attempt", json());
-    const json& epoch = body->value("epoch", json());
-    if (!job_id.is_string() || !number.is_number_integer() || !epoch.is_number_integer()) {
-      return call.Fail(absl::InvalidArgumentError(
-          "job_id, attempt, epoch: a string and two integers, given together"));
-    }
+  if (body->attempt.has_value()) {
     attempt =
-        identity::AttemptRef{job_id.get<std::string>(), number.get<int>(), epoch.get<int64_t>()};
+        identity::AttemptRef{body->attempt->job_id, body->attempt->attempt, body->attempt->epoch};
     Result<json> job = plane_->GetJob(attempt->job_id);
     if (!job.ok()) return call.Fail(job.status());
     std::optional<identity::AttemptRef> live = LiveAttempt(*job);
@@ -419,23 +407,19 @@ void ApiHandler::MintOperatorToken(Call& call, const std::string& resource) {
       identity_->MintServiceAccountToken(resource, account, lifetime_s, attempt);
   if (!token.ok()) return call.Fail(token.status());
   int64_t now_s = identity_->clock()->NowUnixMs() / 1000;
-  call.respond(NoStore(JsonResponse(
-      201,
-      {{"token", *token}, {"expires_at_unix_s", now_s + lifetime_s}, {"lifetime_s", lifetime_s}})));
+  call.respond(NoStore(JsonTextResponse(
+      201, api::ToJson(api::WorkloadToken{*token, now_s + lifetime_s, lifetime_s}))));
 }
 
-void ApiHandler::AddWorkloadIdentity(const std::string& resource, json& listing) const {
+void ApiHandler::AddWorkloadIdentity(const std::string& resource,
+                                     api::AssignmentList& listing) const {
   if (identity_ == nullptr) return;
   std::optional<WorkloadIdentity> workload = identity_->WorkloadIdentityFor(resource);
   if (!workload.has_value()) return;
-  json value = {{"client_id", workload->client_id},
-                {"tenant_id", workload->tenant_id},
-                {"authority", workload->authority},
-                {"token_lifetime_s", identity_->options().cluster_token_lifetime_s}};
-  listing["workload_identity"] = value;
-  if (listing.contains("assignments") && listing["assignments"].is_array()) {
-    for (json& item : listing["assignments"]) item["workload_identity"] = value;
-  }
+  api::WorkloadIdentity value{workload->client_id, workload->tenant_id, workload->authority,
+                              identity_->options().cluster_token_lifetime_s};
+  listing.workload_identity = value;
+  for (api::Assignment& item : listing.assignments) item.workload_identity = value;
 }
 
 void ApiHandler::OnResourceCreated(Result<json> result, net::Responder respond) {

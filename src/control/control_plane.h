@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "api/operator_protocol.h"
 #include "base/clock.h"
 #include "base/status.h"
 #include "control/compute_configs.h"
@@ -124,11 +125,12 @@ class ControlPlane {
                int64_t wait_ms, LogDone done);
 
   // ---- operators ----
-  void OperatorHeartbeat(const std::string& resource, OperatorReport report, JsonDone done);
+  using HeartbeatDone = std::function<void(Result<api::HeartbeatAnswer>)>;
+  void OperatorHeartbeat(const std::string& resource, OperatorReport report, HeartbeatDone done);
   // Answers at once when the resource's assignment version differs from `seen_version`,
   // else when it changes or after `wait_ms`.
   void WatchAssignments(const std::string& resource, const std::string& seen_version,
-                        int64_t wait_ms, JsonDone done);
+                        int64_t wait_ms, std::function<void(Result<api::AssignmentList>)> done);
   void AppendAttemptLog(const std::string& resource, const std::string& job_id, int attempt,
                         int64_t epoch, int64_t offset, std::string data, JsonDone done);
 
@@ -204,7 +206,7 @@ class ControlPlane {
   scheduler::Snapshot& SnapshotLocked();
   // Capacity, health, allocations or quotas changed in a way the cached snapshot misses.
   void InvalidateSnapshotLocked();
-  nlohmann::json AssignmentsLocked(const std::string& resource) const;
+  api::AssignmentList AssignmentsLocked(const std::string& resource) const;
   std::string AssignmentVersionLocked(const std::string& resource) const;
   CloudResource* FindResourceLocked(const std::string& name_or_id);
   Cloud* FindCloudLocked(const std::string& name_or_id);

@@ -173,7 +173,7 @@ void ControlPlane::ApplyReportLocked(const std::string& resource, const AttemptR
 }
 
 void ControlPlane::OperatorHeartbeat(const std::string& resource_name, OperatorReport report,
-                                     JsonDone done) {
+                                     HeartbeatDone done) {
   std::unique_lock lock(mu_);
   CloudResource* resource = FindResourceLocked(resource_name);
   if (resource == nullptr) {
@@ -208,9 +208,8 @@ void ControlPlane::OperatorHeartbeat(const std::string& resource_name, OperatorR
     ApplyReportLocked(resource_name, attempt, batch);
   }
   if (capacity_changed || !batch.empty()) PlacePendingLocked(batch);
-  json result = {{"heartbeat_interval_ms", options_.heartbeat_interval_ms},
-                 {"heartbeat_timeout_ms", options_.heartbeat_timeout_ms},
-                 {"assignments_version", AssignmentVersionLocked(resource_name)}};
+  api::HeartbeatAnswer result{options_.heartbeat_interval_ms, options_.heartbeat_timeout_ms,
+                              AssignmentVersionLocked(resource_name)};
   if (batch.empty()) {
     Notifications wake;
     CollectNotificationsLocked(wake);
@@ -227,49 +226,45 @@ std::string ControlPlane::AssignmentVersionLocked(const std::string& resource) c
   return fmt::format("{}.{}", start_unix_ms_, it == assignment_versions_.end() ? 0 : it->second);
 }
 
-json ControlPlane::AssignmentsLocked(const std::string& resource_name) const {
-  json assignments = json::array();
+api::AssignmentList ControlPlane::AssignmentsLocked(const std::string& resource_name) const {
+  api::AssignmentList result;
+  result.version = AssignmentVersionLocked(resource_name);
+  result.cloud_resource = resource_name;
   auto resource = resources_.find(resource_name);
   auto active = active_by_resource_.find(resource_name);
   if (active != active_by_resource_.end()) {
     for (const std::string& id : active->second) {
       const Job& job = jobs_.at(id);
       const Attempt& attempt = job.attempts.back();
-      int gpus = 0;
-      json nodes = json::array();
+      api::Assignment& assignment = result.assignments.emplace_back();
       for (const NodeAllocation& node : attempt.nodes) {
-        nodes.push_back({{"instance_type", node.instance_type}, {"count", node.count}});
+        assignment.nodes.push_back({node.instance_type, node.count});
         if (resource == resources_.end()) continue;
         for (const InstanceCapacity& type : resource->second.capacity) {
-          if (type.type.name == node.instance_type) gpus += type.type.gpu * node.count;
+          if (type.type.name == node.instance_type) assignment.gpus += type.type.gpu * node.count;
         }
       }
-      assignments.push_back({{"job_id", job.id},
-                             {"job_name", job.config.name},
-                             {"attempt", attempt.number},
-                             {"epoch", attempt.epoch},
-                             {"entrypoint", job.config.entrypoint},
-                             {"env_vars", job.config.env_vars},
-                             {"package", job.package},
-                             {"timeout_s", job.config.timeout_s},
-                             {"nodes", std::move(nodes)},
-                             {"gpus", gpus},
-                             {"terminate", attempt.terminate_requested}});
+      assignment.job_id = job.id;
+      assignment.job_name = job.config.name;
+      assignment.attempt = attempt.number;
+      assignment.epoch = attempt.epoch;
+      assignment.entrypoint = job.config.entrypoint;
+      assignment.env_vars = job.config.env_vars;
+      assignment.package = job.package;
+      assignment.timeout_s = job.config.timeout_s;
+      assignment.terminate = attempt.terminate_requested;
     }
   }
-  json result = {{"version", AssignmentVersionLocked(resource_name)},
-                 {"cloud_resource", resource_name},
-                 {"assignments", std::move(assignments)}};
   if (resource != resources_.end()) {
-    result["region"] = resource->second.spec.region;
-    result["object_storage"] = resource->second.spec.object_storage_bucket;
+    result.region = resource->second.spec.region;
+    result.object_storage = resource->second.spec.object_storage_bucket;
   }
   return result;
 }
 
 void ControlPlane::WatchAssignments(const std::string& resource_name,
                                     const std::string& seen_version, int64_t wait_ms,
-                                    JsonDone done) {
+                                    std::function<void(Result<api::AssignmentList>)> done) {
   std::unique_lock lock(mu_);
   if (FindResourceLocked(resource_name) == nullptr) {
     lock.unlock();
@@ -278,13 +273,13 @@ void ControlPlane::WatchAssignments(const std::string& resource_name,
   }
   auto answer = [this, resource_name, done] {
     std::unique_lock inner(mu_);
-    json result = AssignmentsLocked(resource_name);
+    api::AssignmentList result = AssignmentsLocked(resource_name);
     inner.unlock();
     done(result);
   };
   if (AssignmentVersionLocked(resource_name) != seen_version || wait_ms <= 0 ||
       !AddWaiterLocked(assignment_waiters_, resource_name, wait_ms, answer)) {
-    json result = AssignmentsLocked(resource_name);
+    api::AssignmentList result = AssignmentsLocked(resource_name);
     lock.unlock();
     done(result);
   }

@@ -53,10 +53,10 @@ class ControlPlaneFailoverTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  template <typename F>
-  Result<json> Call(F&& call) {
-    std::promise<Result<json>> promise;
-    call([&](Result<json> result) { promise.set_value(std::move(result)); });
+  template <typename T = json, typename F>
+  Result<T> Call(F&& call) {
+    std::promise<Result<T>> promise;
+    call([&](Result<T> result) { promise.set_value(std::move(result)); });
     return promise.get_future().get();
   }
 
@@ -71,7 +71,9 @@ class ControlPlaneFailoverTest : public ::testing::Test {
     cpu.total_nodes = 1;
     report.capacity = {cpu};
     report.attempts = std::move(reports);
-    ASSERT_TRUE(Call([&](auto done) { plane_->OperatorHeartbeat(resource, report, done); }).ok());
+    ASSERT_TRUE(Call<api::HeartbeatAnswer>([&](auto done) {
+                  plane_->OperatorHeartbeat(resource, report, done);
+                }).ok());
   }
 
   std::string Submit(int max_retries, const std::string& pin = "") {
@@ -148,10 +150,10 @@ TEST_F(ControlPlaneFailoverTest, LateReportOfALostAttemptIsIgnoredAndTheOperator
   EXPECT_EQ(job["state"], "STARTING") << "a late report must not finish the job";
 
   // eastus's assignment list no longer holds the job, which is how its operator learns to stop.
-  Result<json> assignments =
-      Call([&](auto done) { plane_->WatchAssignments("eastus", "", 0, done); });
+  Result<api::AssignmentList> assignments = Call<api::AssignmentList>(
+      [&](auto done) { plane_->WatchAssignments("eastus", "", 0, done); });
   ASSERT_TRUE(assignments.ok());
-  EXPECT_TRUE(assignments->at("assignments").empty()) << assignments->dump(2);
+  EXPECT_TRUE(assignments->assignments.empty()) << api::ToJson(*assignments);
 
   Heartbeat("westus", {Report(id, 2, JobState::kSucceeded)});
   Heartbeat("eastus", {late});  // and again: still ignored

@@ -5,24 +5,22 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
-#include "base/hash.h"
+#include "api/errors.h"
+#include "api/operator_protocol.h"
 #include "base/clock.h"
 #include "base/files.h"
+#include "base/hash.h"
 #include "base/ids.h"
 #include "fmt/format.h"
 #include "identity/credentials/token_file_writer.h"
-#include "operator/cluster_storage.h"
 #include "net/http_client.h"
+#include "operator/cluster_storage.h"
 #include "spdlog/spdlog.h"
-#include "spec/spec_json.h"
 
 namespace meridian::op {
-
-using nlohmann::json;
 
 std::string AttemptKey(const std::string& job_id, int attempt, int64_t epoch) {
   return fmt::format("{}.{}.{}", job_id, attempt, epoch);
@@ -47,38 +45,24 @@ namespace {
 
 constexpr char kControlPlaneScope[] = "api://meridian/.default";
 
-struct Assignment {
-  std::string job_id;
-  std::string job_name;
-  int attempt = 0;
-  int64_t epoch = 0;
-  std::string entrypoint;
-  std::map<std::string, std::string> env_vars;
-  std::string package;
-  int64_t timeout_s = 0;
-  int gpus = 0;
-  bool terminate = false;
-  json workload_identity;  // {client_id, tenant_id, authority, token_lifetime_s} or null
-  std::string key() const { return AttemptKey(job_id, attempt, epoch); }
-};
+std::string KeyOf(const api::Assignment& assignment) {
+  return AttemptKey(assignment.job_id, assignment.attempt, assignment.epoch);
+}
 
-// Interprets an API answer: 2xx gives the JSON body, anything else the server's message.
-Result<json> ApiResult(Result<net::HttpResponse> response, std::string_view what) {
+// Interprets an API answer: 2xx gives the body, anything else the server's error
+// (api::StatusFromError, the one mapping).
+Result<std::string> ApiResult(Result<net::HttpResponse> response, std::string_view what) {
   if (!response.ok()) return response.status();
-  json body = json::parse(response->body, nullptr, false);
-  if (response->status >= 200 && response->status < 300) {
-    if (body.is_discarded()) {
-      return absl::InternalError(
-          fmt::format("{}: the control plane answered with invalid JSON", what));
-    }
-    return body;
-  }
-  std::string message = body.is_object() ? body.value("message", response->body) : response->body;
-  std::string text = fmt::format("{}: HTTP {}: {}", what, response->status, message);
-  if (response->status == 404) return absl::NotFoundError(text);
-  if (response->status == 409) return absl::FailedPreconditionError(text);
-  if (response->status >= 500) return absl::UnavailableError(text);
-  return absl::InvalidArgumentError(text);
+  if (response->status >= 200 && response->status < 300) return std::move(response->body);
+  Status error = api::StatusFromError(response->status, response->body);
+  return Status(error.code(),
+                fmt::format("{}: HTTP {}: {}", what, response->status, error.message()));
+}
+
+// A 2xx answer the typed parser refuses: the control plane is broken, not this call.
+Status InvalidAnswer(std::string_view what, const Status& parsed) {
+  return absl::InternalError(fmt::format("{}: the control plane answered with an invalid body: {}",
+                                         what, parsed.message()));
 }
 
 class Agent {
@@ -93,10 +77,15 @@ class Agent {
     // Register: the first heartbeat. A missing resource is a configuration error: stop.
     int64_t backoff_ms = 500;
     while (!stop_) {
-      Status sent = SendHeartbeat(client, /*attempts=*/json::array());
+      Status sent = SendHeartbeat(client, /*attempts=*/{});
       if (sent.ok()) break;
+      // Configuration errors: the resource does not exist, the body (or the protocol version)
+      // is refused, or this identity may not serve the resource. A 401 is not one of them:
+      // the token may be refreshed.
       if (sent.code() == absl::StatusCode::kNotFound ||
-          sent.code() == absl::StatusCode::kInvalidArgument) {
+          sent.code() == absl::StatusCode::kInvalidArgument ||
+          sent.code() == absl::StatusCode::kPermissionDenied ||
+          api::IsRefusedCredential(sent)) {
         return sent;
       }
       spdlog::warn("cannot reach the control plane at {}: {}; retrying in {} ms",
@@ -107,14 +96,14 @@ class Agent {
     spdlog::info("operator {} connected to {} for cloud resource {}", operator_id_,
                  options_.server_url, options_.cloud_resource);
     std::thread watcher([this] { WatchLoop(); });
-    MainLoop(client);
+    Status ended = MainLoop(client);
     {
       std::lock_guard lock(mu_);
       wake_ = true;
     }
     cv_.notify_all();
     watcher.join();
-    return OkStatus();
+    return ended;
   }
 
  private:
@@ -125,16 +114,24 @@ class Agent {
     return client_options;
   }
 
-  // Adds the bearer token. A failure is logged: the request then gets the server's 401.
-  void Authorize(net::HttpClientRequest& request) {
-    if (options_.credential == nullptr) return;
+  // Adds the bearer token. A transient failure (the token endpoint overloaded, unreachable)
+  // is logged and the request goes without one (and gets the server's 401, retried later);
+  // a refused credential (api::IsRefusedCredential) is returned, since no retry can help.
+  Status Authorize(net::HttpClientRequest& request) {
+    if (options_.credential == nullptr) return OkStatus();
     Result<identity::credentials::AccessToken> token =
         options_.credential->GetToken(kControlPlaneScope);
     if (!token.ok()) {
+      if (api::IsRefusedCredential(token.status())) {
+        return absl::UnauthenticatedError(
+            fmt::format("the operator's credential is refused, fix its configuration: {}",
+                        token.status().message()));
+      }
       spdlog::warn("no access token for the control plane: {}", token.status().message());
-      return;
+      return OkStatus();
     }
     request.headers.push_back({"authorization", "Bearer " + token->token});
+    return OkStatus();
   }
 
   std::string Url(std::string_view tail) const {
@@ -144,7 +141,7 @@ class Agent {
 
   void Sleep(int64_t ms) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stop_.load(); });
+    cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stop_ || ended_; });
   }
 
   // ---- watch ----
@@ -152,14 +149,14 @@ class Agent {
     net::HttpClient client(ClientOptions(static_cast<int>(options_.watch_wait_ms + 15'000)));
     std::string version;
     int64_t backoff_ms = 250;
-    while (!stop_) {
+    while (!stop_ && !ended_) {
       // Short waits let the loop notice `stop` promptly; the server answers at once on change.
       int64_t wait_ms = std::min<int64_t>(options_.watch_wait_ms, 1'000);
       net::HttpClientRequest request;
       request.url = Url(
           fmt::format("assignments?version={}&wait_ms={}", net::PercentEncode(version), wait_ms));
-      Authorize(request);
-      Result<json> answer = ApiResult(client.Send(request), "watching assignments");
+      Authorize(request).IgnoreError();  // the heartbeat reports a refused credential
+      Result<std::string> answer = ApiResult(client.Send(request), "watching assignments");
       if (!answer.ok()) {
         spdlog::warn("{}; retrying in {} ms", answer.status().message(), backoff_ms);
         Sleep(backoff_ms);
@@ -167,35 +164,18 @@ class Agent {
         continue;
       }
       backoff_ms = 250;
-      std::string new_version = answer->value("version", std::string());
-      if (new_version == version) continue;
-      version = new_version;
-      std::vector<Assignment> assignments;
-      try {
-        for (const json& item : answer->at("assignments")) {
-          Assignment a;
-          a.job_id = item.at("job_id").get<std::string>();
-          a.job_name = item.value("job_name", std::string());
-          a.attempt = item.at("attempt").get<int>();
-          a.epoch = item.at("epoch").get<int64_t>();
-          a.entrypoint = item.at("entrypoint").get<std::string>();
-          a.env_vars = item.value("env_vars", std::map<std::string, std::string>());
-          a.package = item.value("package", std::string());
-          a.timeout_s = item.value("timeout_s", int64_t{0});
-          a.gpus = item.value("gpus", 0);
-          a.terminate = item.value("terminate", false);
-          a.workload_identity = item.value("workload_identity", json());
-          assignments.push_back(std::move(a));
-        }
-      } catch (const json::exception& error) {
-        spdlog::error("ignoring a malformed assignment list: {}", error.what());
+      Result<api::AssignmentList> listing = api::AssignmentListFromJson(*answer);
+      if (!listing.ok()) {
+        spdlog::error("ignoring a malformed assignment list: {}", listing.status().message());
         continue;
       }
+      if (listing->version == version) continue;
+      version = listing->version;
       std::lock_guard lock(mu_);
-      region_ = answer->value("region", std::string());
-      object_storage_ = answer->value("object_storage", std::string());
+      region_ = listing->region;
+      object_storage_ = listing->object_storage;
       desired_.clear();
-      for (Assignment& a : assignments) desired_[a.key()] = std::move(a);
+      for (api::Assignment& a : listing->assignments) desired_[KeyOf(a)] = std::move(a);
       have_desired_ = true;
       wake_ = true;
       cv_.notify_all();
@@ -203,7 +183,8 @@ class Agent {
   }
 
   // ---- main loop: reconcile, ship logs, report ----
-  void MainLoop(net::HttpClient& client) {
+  // Runs until `stop`, or until the credential is refused (returned).
+  Status MainLoop(net::HttpClient& client) {
     int64_t last_heartbeat_ms = 0;
     int64_t heartbeat_interval_ms = 2'000;
     while (!stop_) {
@@ -211,7 +192,7 @@ class Agent {
       std::vector<AttemptStatus> statuses = options_.stack->List();
       StopFinishedWriters(statuses);
       ShipLogs(client, statuses);
-      json attempts = json::array();
+      std::vector<api::ReportedAttempt> attempts;
       bool any_starting = false;
       std::string fingerprint;
       for (const AttemptStatus& status : statuses) {
@@ -224,14 +205,9 @@ class Agent {
         // A final state goes out only once every byte of output has been shipped.
         if (final && shipped_[status.key] < status.log_bytes && !dropped_.count(status.key))
           continue;
-        attempts.push_back({{"job_id", job_id},
-                            {"attempt", attempt},
-                            {"epoch", epoch},
-                            {"state", AttemptPhaseName(status.phase)},
-                            {"exit_code", status.exit_code},
-                            {"message", status.message},
-                            {"started_unix_ms", status.started_unix_ms},
-                            {"ended_unix_ms", status.ended_unix_ms}});
+        attempts.push_back({job_id, attempt, epoch, std::string(AttemptPhaseName(status.phase)),
+                            status.exit_code, status.message, status.started_unix_ms,
+                            status.ended_unix_ms});
         fingerprint += fmt::format("{}={};", status.key, AttemptPhaseName(status.phase));
       }
       for (auto it = failed_to_start_.begin(); it != failed_to_start_.end();) {
@@ -248,13 +224,9 @@ class Agent {
           continue;
         }
         bool terminated = it->second == "terminated before it started";
-        attempts.push_back(
-            {{"job_id", job_id},
-             {"attempt", attempt},
-             {"epoch", epoch},
-             {"state", terminated ? "TERMINATED" : "FAILED"},
-             {"exit_code", -1},
-             {"message", terminated ? it->second : "could not start: " + it->second}});
+        attempts.push_back({job_id, attempt, epoch, terminated ? "TERMINATED" : "FAILED",
+                            /*exit_code=*/-1,
+                            terminated ? it->second : "could not start: " + it->second});
         fingerprint += fmt::format("{}=NOSTART;", it->first);
         ++it;
       }
@@ -265,6 +237,9 @@ class Agent {
           last_fingerprint_ = fingerprint;
           last_heartbeat_ms = now;
           ForgetReported(statuses);
+        } else if (api::IsRefusedCredential(sent)) {
+          ended_ = true;  // the watch thread stops too
+          return sent;
         } else {
           spdlog::warn("heartbeat failed: {}", sent.message());
           last_heartbeat_ms = now;  // retry at the next interval, not in a tight loop
@@ -275,39 +250,37 @@ class Agent {
                    [this] { return wake_ || stop_; });
       wake_ = false;
     }
+    return OkStatus();
   }
 
-  Status SendHeartbeat(net::HttpClient& client, const json& attempts,
+  Status SendHeartbeat(net::HttpClient& client, std::vector<api::ReportedAttempt> attempts,
                        int64_t* interval_ms = nullptr) {
-    json types = json::array();
+    api::OperatorHeartbeat body;
+    body.operator_id = operator_id_;
+    body.version = options_.version;
+    body.protocol_version = api::OperatorProtocolVersion();
     for (const AgentOptions::NodePool& pool : options_.capacity) {
-      json entry = spec::ToJson(pool.type);
-      entry["total_nodes"] = pool.nodes;
-      entry["market_type"] = pool.spot ? "SPOT" : "ON_DEMAND";
-      if (pool.price_per_hour > 0) entry["price_per_hour"] = pool.price_per_hour;
-      types.push_back(std::move(entry));
+      body.instance_types.push_back({pool.type, pool.nodes, pool.spot, pool.price_per_hour});
     }
-    json body = {{"operator_id", operator_id_},
-                 {"version", options_.version},
-                 {"instance_types", std::move(types)},
-                 {"real_gpus", options_.gpus.size()},
-                 {"attempts", attempts}};
+    body.real_gpus = static_cast<int>(options_.gpus.size());
+    body.attempts = std::move(attempts);
     net::HttpClientRequest request;
     request.method = "POST";
     request.url = Url("heartbeat");
     request.headers = {{"content-type", "application/json"}};
-    request.body = body.dump();
-    Authorize(request);
-    Result<json> answer = ApiResult(client.Send(request), "heartbeat");
-    if (!answer.ok()) return answer.status();
+    request.body = api::ToJson(body);
+    RETURN_IF_ERROR(Authorize(request));
+    ASSIGN_OR_RETURN(std::string answer, ApiResult(client.Send(request), "heartbeat"));
+    Result<api::HeartbeatAnswer> parsed = api::HeartbeatAnswerFromJson(answer);
+    if (!parsed.ok()) return InvalidAnswer("heartbeat", parsed.status());
     if (interval_ms != nullptr) {
-      *interval_ms = std::max<int64_t>(100, answer->value("heartbeat_interval_ms", int64_t{2'000}));
+      *interval_ms = std::max<int64_t>(100, parsed->heartbeat_interval_ms);
     }
     return OkStatus();
   }
 
   void Reconcile(net::HttpClient& client) {
-    std::map<std::string, Assignment> desired;
+    std::map<std::string, api::Assignment> desired;
     std::string region;
     {
       std::lock_guard lock(mu_);
@@ -345,9 +318,10 @@ class Agent {
     }
   }
 
-  Status Start(net::HttpClient& client, const Assignment& assignment, const std::string& region) {
+  Status Start(net::HttpClient& client, const api::Assignment& assignment,
+               const std::string& region) {
     AttemptLaunch launch;
-    launch.key = assignment.key();
+    launch.key = KeyOf(assignment);
     launch.entrypoint = assignment.entrypoint;
     launch.env = assignment.env_vars;
     launch.env["MERIDIAN_JOB_ID"] = assignment.job_id;
@@ -376,13 +350,14 @@ class Agent {
   }
 
   // The attempt's federated token file and AZURE_* variables (see agent.h).
-  Status StartWorkloadIdentity(const Assignment& assignment, AttemptLaunch& launch) {
-    const json& workload = assignment.workload_identity;
-    if (!workload.is_object() || workload.value("client_id", "").empty()) return OkStatus();
+  Status StartWorkloadIdentity(const api::Assignment& assignment, AttemptLaunch& launch) {
+    if (!assignment.workload_identity.has_value()) return OkStatus();
+    const api::WorkloadIdentity& workload = *assignment.workload_identity;
+    if (workload.client_id.empty()) return OkStatus();
     RETURN_IF_ERROR(base::MakeDirs(options_.work_dir + "/tokens", 0700));
     identity::credentials::TokenFileWriterOptions writer_options;
     writer_options.path = fmt::format("{}/tokens/{}.jwt", options_.work_dir, launch.key);
-    int64_t lifetime_s = workload.value("token_lifetime_s", int64_t{3600});
+    int64_t lifetime_s = workload.token_lifetime_s;
     writer_options.token_lifetime_ms = lifetime_s * 1000;
     writer_options.mint = [this, lifetime_s, job_id = assignment.job_id,
                            attempt = assignment.attempt, epoch = assignment.epoch]() {
@@ -392,8 +367,8 @@ class Agent {
                      identity::credentials::TokenFileWriter::Start(std::move(writer_options)));
     // The address this operator reaches the control plane at, which the attempt shares.
     std::string authority = options_.server_url;
-    launch.env["AZURE_CLIENT_ID"] = workload.value("client_id", "");
-    launch.env["AZURE_TENANT_ID"] = workload.value("tenant_id", "");
+    launch.env["AZURE_CLIENT_ID"] = workload.client_id;
+    launch.env["AZURE_TENANT_ID"] = workload.tenant_id;
     launch.federated_token_file = writer->path();
     launch.env["AZURE_AUTHORITY_HOST"] = authority.empty() ? "" : authority + "/";
     token_writers_[launch.key] = std::move(writer);
@@ -437,18 +412,15 @@ class Agent {
     request.method = "POST";
     request.url = Url("tokens");
     request.headers = {{"content-type", "application/json"}};
-    const json body = {{"service_account", "workload"},
-                       {"lifetime_s", lifetime_s},
-                       {"job_id", job_id},
-                       {"attempt", attempt},
-                       {"epoch", epoch}};
-    request.body = body.dump();
-    Authorize(request);
-    ASSIGN_OR_RETURN(json answer, ApiResult(client.Send(request), "minting a workload token"));
-    if (!answer.contains("token") || !answer["token"].is_string()) {
-      return absl::InternalError("minting a workload token: the answer has no token");
-    }
-    return answer["token"].get<std::string>();
+    const api::WorkloadTokenRequest body{"workload", lifetime_s,
+                                         api::AttemptRef{job_id, attempt, epoch}};
+    request.body = api::ToJson(body);
+    Authorize(request).IgnoreError();  // the heartbeat reports a refused credential
+    constexpr std::string_view kWhat = "minting a workload token";
+    ASSIGN_OR_RETURN(std::string answer, ApiResult(client.Send(request), kWhat));
+    Result<api::WorkloadToken> token = api::WorkloadTokenFromJson(answer);
+    if (!token.ok()) return InvalidAnswer(kWhat, token.status());
+    return std::move(token->token);
   }
 
   // Stops the token writers of attempts that ended or are gone.
@@ -473,7 +445,7 @@ class Agent {
     if (base::PathExists(path)) return path;
     net::HttpClientRequest request;
     request.url = fmt::format("{}/api/v1/packages/{}", options_.server_url, package);
-    Authorize(request);
+    Authorize(request).IgnoreError();  // the heartbeat reports a refused credential
     Result<net::HttpResponse> response = client.Send(request);
     if (!response.ok()) return response.status();
     if (response->status != 200) {
@@ -502,12 +474,17 @@ class Agent {
         if (!chunk.ok() || chunk->data.empty()) break;
         net::HttpClientRequest request;
         request.method = "POST";
-        request.url = Url(fmt::format("logs?job_id={}&attempt={}&epoch={}&offset={}",
-                                      net::PercentEncode(job_id), attempt, epoch, shipped));
+        std::string query;
+        for (const auto& [name, value] :
+             api::ToQuery(api::LogChunkRef{job_id, attempt, epoch, shipped})) {
+          query +=
+              fmt::format("{}{}={}", query.empty() ? "?" : "&", name, net::PercentEncode(value));
+        }
+        request.url = Url("logs" + query);
         request.headers = {{"content-type", "application/octet-stream"}};
         request.body = std::move(chunk->data);
-        Authorize(request);
-        Result<json> answer = ApiResult(client.Send(request), "shipping output");
+        Authorize(request).IgnoreError();  // the heartbeat reports a refused credential
+        Result<std::string> answer = ApiResult(client.Send(request), "shipping output");
         if (!answer.ok()) {
           if (answer.status().code() == absl::StatusCode::kFailedPrecondition ||
               answer.status().code() == absl::StatusCode::kNotFound) {
@@ -557,11 +534,13 @@ class Agent {
   const AgentOptions& options_;
   const std::atomic<bool>& stop_;
   const std::string operator_id_;
+  // Set by the main loop when it ends on its own (a refused credential).
+  std::atomic<bool> ended_{false};
 
   std::mutex mu_;
   std::condition_variable cv_;
   // Protected by mu_ (written by the watch thread, read by the main loop).
-  std::map<std::string, Assignment> desired_;
+  std::map<std::string, api::Assignment> desired_;
   std::string region_;
   std::string object_storage_;  // the resource's object_storage.bucket_name ("": none)
   bool have_desired_ = false;

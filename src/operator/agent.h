@@ -69,8 +69,10 @@ struct AgentOptions {
 };
 
 // Runs until `stop` becomes true. Fails at once when the control plane answers that the
-// cloud resource does not exist; keeps retrying (with a logged reason) while it is
-// unreachable.
+// cloud resource does not exist, refuses the registration (an incompatible protocol version,
+// a role that may not serve the resource), or, at any time, when the token endpoint refuses
+// the credential itself (api::IsRefusedCredential); keeps retrying (with a logged reason)
+// while the control plane or the token endpoint is unreachable or overloaded, and on a 401.
 Status RunAgent(const AgentOptions& options, const std::atomic<bool>& stop);
 
 // Attempt keys: "<job id>.<attempt>.<epoch>", safe as file names.
