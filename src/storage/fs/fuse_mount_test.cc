@@ -30,20 +30,6 @@
 namespace meridian::storage::fs {
 namespace {
 
-bool WriteText(const std::string& path, const std::string& text, int flags = O_TRUNC) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | flags, 0644);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  return ::close(fd) == 0 && ok;
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // What `ls -l` sees: each entry of `dir` (but "." and "..") read with readdir, then lstat'ed
 // by name. An entry whose readdir type and lstat kind disagree fails the test.
 std::map<std::string, struct stat> ListLong(const std::string& dir) {

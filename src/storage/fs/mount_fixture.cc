@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "base/files.h"
@@ -16,6 +17,20 @@
 #include "storage/local_store.h"
 
 namespace meridian::storage::fs {
+
+bool WriteText(const std::string& path, const std::string& text, int flags) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | flags, 0644);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  return ::close(fd) == 0 && ok;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 AzuriteServer* SharedAzurite() {
   static auto* azurite = new Result<std::unique_ptr<AzuriteServer>>(AzuriteServer::Start());

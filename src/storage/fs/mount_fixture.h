@@ -3,6 +3,7 @@
 // to appear; unmounts on destruction. Requires /dev/fuse and the right to mount.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/types.h>
 
 #include <memory>
@@ -18,6 +19,12 @@
 #include "storage/object_store.h"
 
 namespace meridian::storage::fs {
+
+// Writes `text` to `path` (created 0644; `flags` adds O_TRUNC or O_APPEND); whether every byte
+// was written and the close succeeded.
+bool WriteText(const std::string& path, const std::string& text, int flags = O_TRUNC);
+// The whole file, "" when it cannot be read.
+std::string ReadText(const std::string& path);
 
 // A fresh directory under $TMPDIR (or /tmp) named `label`-XXXXXX; "" on failure.
 std::string MakeTempDir(const std::string& label);
